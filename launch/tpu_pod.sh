@@ -15,7 +15,7 @@ Usage: launch/tpu_pod.sh ACTION [options] [-- TRAINER FLAGS]
 Actions:
   up       create the slice; reuse it when READY; delete and re-create it when PREEMPTED or TERMINATED
   install  pack this checkout (git-tracked + untracked, not ignored files), copy it to every worker,
-           pip install -c requirements/constraints.txt -e . 'jax[tpu]' into ~/ffnjax-venv there
+           pip install -c requirements/constraints.txt -e '.[gcs]' 'jax[tpu]' into ~/ffnjax-venv there
   train    run python -m ffnjax.train TRAINER FLAGS on every worker (--worker=all) until it exits;
            worker i logs to ~/ffnjax-logs/<workdir base name>/worker-i.log on its VM
   run      up + install + train: the command to (re)run after a preemption

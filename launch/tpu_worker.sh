@@ -14,7 +14,7 @@ Usage (on a TPU VM worker; normally called by launch/tpu_pod.sh):
 
 install  stops a running trainer, unpacks FILE into --src (default ~/ffnjax), creates the venv
          (default ~/ffnjax-venv; needs Python >= 3.11) and runs
-         pip install -c requirements/constraints.txt -e SRC 'jax[tpu]'
+         pip install -c requirements/constraints.txt -e 'SRC[gcs]' 'jax[tpu]'
 train    stops a trainer still running from an earlier launch (it checkpoints on SIGTERM), then runs
          python -m ffnjax.train TRAINER FLAGS, its output in DIR/worker-<id>.log (default
          ~/ffnjax-logs/<workdir base name>/) and echoed with a "[worker <id>]" prefix.
@@ -96,7 +96,8 @@ fi
 
 if [[ $ACTION == install ]]; then
   [[ -n $TARBALL ]] || die "--tarball=FILE is required (the packed checkout; launch/tpu_pod.sh install makes it)"
-  pip_cmd=("$VENV/bin/pip" install -q -c "$SRC/requirements/constraints.txt" -e "$SRC" "jax[tpu]")
+  # [gcs]: gcsfs, for gs:// workdirs (config, metrics, evaluation outputs; Orbax writes arrays itself)
+  pip_cmd=("$VENV/bin/pip" install -q -c "$SRC/requirements/constraints.txt" -e "$SRC[gcs]" "jax[tpu]")
   if (( DRY_RUN )); then
     show rm -rf "$SRC"; show mkdir -p "$SRC"; show tar -xzf "$TARBALL" -C "$SRC"
     show "$PYTHON" -m venv "$VENV"; show "${pip_cmd[@]}"

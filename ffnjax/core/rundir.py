@@ -23,6 +23,20 @@ PathLike = str | os.PathLike
 _MISSING = object()
 
 
+def _no_listing_cache() -> None:
+  """gcsfs caches directory listings for the life of the process, so a long-lived reader (the babysitter, a test,
+  a study runner) would never see a checkpoint another process commits. Run directories are small: list afresh."""
+  try:
+    import fsspec.config
+  except ImportError:  # no fsspec: no gs:// either
+    return
+  for protocol in ("gcs", "gs"):
+    fsspec.config.conf.setdefault(protocol, {}).setdefault("use_listings_cache", False)
+
+
+_no_listing_cache()
+
+
 def path(p: PathLike) -> epath.Path:
   """`p` as an epath.Path: local paths made absolute (Orbax requires it), URLs kept as they are."""
   s = os.fspath(p)
