@@ -148,6 +148,7 @@ def test_every_request_matches_lm_eval(both, task):
     assert (ctx, cont) == (ctx_ref, cont_ref)
     assert abs(ll - ll_ref) < LL_TOL, (task, ctx[-40:], cont, ll, ll_ref)
     assert greedy == greedy_ref
+  print(f"{task}: {len(a)} requests, max |LL - lm-eval LL| {max(abs(x[2] - y[2]) for x, y in zip(a, b)):.2e}")
 
 
 def test_smollm2_wikitext_pages_match_lm_eval_with_the_bos_prefix(smollm2, tmp_path):
