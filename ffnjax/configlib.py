@@ -26,7 +26,8 @@ def default_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.name = ""
   config.seed = 0
-  config.placement = ml_collections.ConfigDict(dict(position=placement.BASELINE, ratio=100, size=""))
+  # budget: token-budget label of the over-training study (e.g. "2x"); "" = the paper's standard run length.
+  config.placement = ml_collections.ConfigDict(dict(position=placement.BASELINE, ratio=100, size="", budget=""))
   config.model = model.default_config()
   config.data = data.default_config()
   config.train = train.default_config()
