@@ -91,6 +91,10 @@ def validate(config) -> placement.LayerPlan:
   train.validate(config.train)
   parallel.validate(config.mesh)
   plan = placement.LayerPlan.from_config(config)
+  if config.data.source == "fineweb_edu" and config.eval.data_dir == "embedded":
+    raise ConfigError("eval.data_dir='embedded' holds Shakespeare stand-ins, but this config trains on FineWeb-Edu "
+                      "and reports the paper's benchmarks: set --config.eval.data_dir=DIR, written by "
+                      "`python -m ffnjax.data.fetch --what=eval --output=DIR`")
   if config.data.tokenizer == "gpt2" and config.model.vocab_size < 50257:
     raise ConfigError(f"model.vocab_size={config.model.vocab_size} is smaller than the gpt2 tokenizer's 50257")
   if config.train.global_batch % config.train.micro_batches:
