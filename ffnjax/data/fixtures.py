@@ -23,7 +23,9 @@ def _lines(seed: int = 0) -> list[str]:
   from ffnjax.data import shakespeare
 
   train, _ = shakespeare.split()
-  lines = [ln.strip() for text in train.values() for ln in text.splitlines() if len(ln.split()) >= 6]
+  # Stage directions ("[Exit]") would vanish in HellaSwag's preprocessing and leave empty choices.
+  lines = [ln.strip() for text in train.values() for ln in text.splitlines()
+           if len(ln.split()) >= 6 and "[" not in ln and "]" not in ln]
   random.Random(seed).shuffle(lines)
   return lines
 
