@@ -7,8 +7,6 @@ Resumable and idempotent: a finished run (final checkpoint present) is not retra
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 
@@ -16,9 +14,9 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from ffnjax import studygrid
+from ffnjax.core import rundir
 from ffnjax.train import checkpoint as ckpt
 from ffnjax.train.metrics import format_duration
-from ffnjax.train.rundir import write_json_atomic
 
 
 def run_is_trained(run_dir: str, steps: int) -> bool:
@@ -26,22 +24,15 @@ def run_is_trained(run_dir: str, steps: int) -> bool:
 
 
 def run_is_evaluated(run_dir: str, steps: int) -> bool:
-  path = os.path.join(run_dir, "eval", "results.json")
-  if not os.path.exists(path):
-    return False
-  with open(path) as f:
-    return json.load(f).get("step") == steps
+  return rundir.read_json(rundir.join(run_dir, "eval", "results.json"), default={}).get("step") == steps
 
 
 class StudyLog:
   """STUDY/study.json: the grid, and per run what was done and how long it took (read by the report)."""
 
   def __init__(self, workdir: str, study, runs):
-    self.path = os.path.join(workdir, "study.json")
-    previous = {}
-    if os.path.exists(self.path):
-      with open(self.path) as f:
-        previous = json.load(f).get("runs", {})
+    self.path = rundir.join(workdir, "study.json")
+    previous = rundir.read_json(self.path, default={}).get("runs", {})
     self.data = {"study": study.to_dict(), "runs": {r.name: previous.get(r.name, {"config": r.config_flag})
                                                     for r in runs}}
     self.save()
@@ -52,7 +43,7 @@ class StudyLog:
     self.save()
 
   def save(self) -> None:
-    write_json_atomic(self.path, self.data)
+    rundir.write_json(self.path, self.data)
 
 
 def run_study(study, workdir: str, log=print) -> str:
@@ -62,13 +53,13 @@ def run_study(study, workdir: str, log=print) -> str:
   from ffnjax.train.loop import train
 
   runs = studygrid.expand_grid(study)
-  os.makedirs(workdir, exist_ok=True)
+  rundir.mkdirs(workdir)
   record = StudyLog(workdir, study, runs)
   start = time.perf_counter()
   done_work = 0  # runs that needed work in this invocation (for the ETA)
   for i, run in enumerate(runs):
     config = studygrid.build_run_config(run)
-    run_dir = os.path.join(workdir, run.name)
+    run_dir = rundir.join(workdir, run.name)
     steps = config.train.steps
     status = []
     if not run_is_trained(run_dir, steps):
@@ -82,7 +73,7 @@ def run_study(study, workdir: str, log=print) -> str:
     if study.evaluate and not run_is_evaluated(run_dir, steps):
       log(f"[{i + 1}/{len(runs)}] {run.name}: evaluating {config.eval.tasks}")
       t = time.perf_counter()
-      evaluate.run(run_dir, step=steps, records=os.path.join(run_dir, "eval", "records.jsonl"))
+      evaluate.run(run_dir, step=steps, records=rundir.join(run_dir, "eval", "records.jsonl"))
       record.add(run.name, "eval_wall_time_s", time.perf_counter() - t)
       status.append("evaluated")
     if status:

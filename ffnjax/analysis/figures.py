@@ -6,14 +6,15 @@ Each builder returns the Figure (tests inspect axes, labels, legends); `save` wr
 
 from __future__ import annotations
 
+import io
 import math
-import os
 from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from ffnjax import placement
+from ffnjax.core import rundir
 from ffnjax.analysis.importance import ImportanceSummary
 from ffnjax.analysis.ri import ConfigRI, TaskMetric
 
@@ -24,11 +25,12 @@ AVERAGE = ("average", "RI")  # pseudo task: the average-RI panel
 
 def save(fig: Figure, path_stem: str) -> list[str]:
   """Writes PATH_STEM.png and PATH_STEM.svg; returns both paths."""
-  os.makedirs(os.path.dirname(os.path.abspath(path_stem)), exist_ok=True)
   paths = []
   for ext in ("png", "svg"):
     path = f"{path_stem}.{ext}"
-    fig.savefig(path, dpi=150, bbox_inches="tight")
+    buf = io.BytesIO()  # then one atomic write, local or gs://
+    fig.savefig(buf, format=ext, dpi=150, bbox_inches="tight")
+    rundir.write_bytes(path, buf.getvalue())
     paths.append(path)
   return paths
 

@@ -14,6 +14,7 @@ from ffnjax.analysis.importance import ImportanceSummary, importance_by_family
 from ffnjax.analysis.results import AnalysisError, load_results
 from ffnjax.analysis.ri import ConfigRI, ModelRI, TaskMetric, compute_ri, parse_task_set, summarize_seeds
 from ffnjax.analysis.table import ResultsTable, load_study, run_dirs
+from ffnjax.core import rundir
 
 
 @dataclasses.dataclass
@@ -44,16 +45,16 @@ def _slug(text: str) -> str:
 
 def write_figures(analysis: Analysis, output_dir: str, study_dir: str | None = None) -> dict[str, list[str]]:
   """figures/<kind>_<family>.png|svg; returns {title: [paths]}."""
-  fig_dir = os.path.join(output_dir, "figures")
+  fig_dir = rundir.join(output_dir, "figures")
   out = {}
   for family in analysis.table.families:
     fam = [c for c in analysis.configs if c.family == family]
     if fam:
       out[f"RI vs ratio, {family}"] = figures.save(figures.ri_vs_ratio_figure(fam, analysis.tasks, family),
-                                                   os.path.join(fig_dir, f"ri_vs_ratio_{_slug(family)}"))
+                                                   rundir.join(fig_dir, f"ri_vs_ratio_{_slug(family)}"))
   for family, summary in analysis.importance.items():
     out[f"layer importance, {family}"] = figures.save(figures.importance_figure(summary),
-                                                      os.path.join(fig_dir, f"importance_{_slug(family)}"))
+                                                      rundir.join(fig_dir, f"importance_{_slug(family)}"))
   if study_dir:
     curves = {}
     for d in run_dirs(study_dir):
@@ -61,7 +62,7 @@ def write_figures(analysis: Analysis, output_dir: str, study_dir: str | None = N
       if curve:
         curves[os.path.basename(d)] = curve
     if curves:
-      out["training loss"] = figures.save(figures.loss_curves_figure(curves), os.path.join(fig_dir, "loss_curves"))
+      out["training loss"] = figures.save(figures.loss_curves_figure(curves), rundir.join(fig_dir, "loss_curves"))
   return out
 
 
@@ -74,7 +75,7 @@ def _runs_section(study_dir: str, table: ResultsTable) -> list[str]:
     name = os.path.basename(d)
     m = by_run.get(name)
     train_s, estimated = runs.train_wall_time(d)
-    results_path = os.path.join(d, "eval", "results.json")
+    results_path = rundir.join(d, "eval", "results.json")
     eval_s = load_results(results_path).get("wall_time_s") if m is not None else None
     entry = study.get(name, {})
     row = [name, m.name if m else "", m.position if m else "", m.ratio if m else None, m.seed if m else None,
@@ -170,12 +171,11 @@ def write_report(study_dir: str | None = None, *, table: ResultsTable | None = N
     raise AnalysisError("write_report: output_dir is required when analysing a table")
   if top_k < 1:
     raise AnalysisError(f"top_k={top_k}: must be >= 1")
-  os.makedirs(output_dir, exist_ok=True)
+  rundir.mkdirs(output_dir)
   analysis = analyze(table, tasks)
   figure_paths = write_figures(analysis, output_dir, study_dir)
   text = render_report(analysis, figure_paths, output_dir, top_k=top_k, study_dir=study_dir,
                        title=f"Study report: {os.path.basename(os.path.abspath(study_dir))}" if study_dir else None)
-  path = os.path.join(output_dir, "report.md")
-  with open(path, "w") as f:
-    f.write(text + "\n")
+  path = rundir.join(output_dir, "report.md")
+  rundir.write_text(path, text + "\n")
   return path

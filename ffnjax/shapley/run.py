@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 
+from ffnjax.core import rundir
+
 METHODS = ("block", "exact", "permutation")
 
 
@@ -46,7 +48,6 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
   from ffnjax.analysis.figures import save
   from ffnjax.shapley import figures
   from ffnjax.shapley.value import ModelValue
-  from ffnjax.train.rundir import write_json_atomic
 
   if method not in METHODS:
     raise ValueError(f"--method={method!r}: must be one of {METHODS}")
@@ -95,7 +96,7 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
                  "coalitions_evaluated": value.done, "compilations": value.compilations,
                  "wall_time_s": time.perf_counter() - t0,
                  "coalitions_per_s": value.done / max(time.perf_counter() - t0, 1e-9)})
-  write_json_atomic(os.path.join(output, "shapley.json"), result)
+  rundir.write_json(rundir.join(output, "shapley.json"), result)
   save(figures.player_values_figure(phi, players, cornerstones=cornerstones, stderr=stderr),
        os.path.join(output, "shapley_values"))
   save(figures.ablation_figure(ablation.drop, players,
