@@ -12,7 +12,8 @@ from typing import Sequence
 from ffnjax.analysis import figures, runs, tables
 from ffnjax.analysis.importance import ImportanceSummary, importance_by_family
 from ffnjax.analysis.results import AnalysisError, load_results
-from ffnjax.analysis.ri import ConfigRI, ModelRI, TaskMetric, compute_ri, parse_task_set, summarize_seeds
+from ffnjax.analysis.ri import (ConfigRI, ModelRI, TaskMetric, check_chance_rule, compute_ri, family_exclusions,
+                                parse_task_set, summarize_seeds)
 from ffnjax.analysis.table import ResultsTable, load_study, run_dirs
 from ffnjax.core import rundir
 
@@ -25,18 +26,22 @@ class Analysis:
   configs: list[ConfigRI]  # one per configuration, over seeds
   importance: dict[str, ImportanceSummary]  # per family
   importance_error: str | None = None  # why importance could not be computed (e.g. unknown layer layout)
+  chance_rule: str = "family"
+  family_excluded: dict[str, dict[TaskMetric, str]] = dataclasses.field(default_factory=dict)  # family rule only
 
 
-def analyze(table: ResultsTable, tasks: str | Sequence[TaskMetric] = "table1") -> Analysis:
+def analyze(table: ResultsTable, tasks: str | Sequence[TaskMetric] = "table1", chance_rule: str = "family") -> Analysis:
   tasks = parse_task_set(tasks)
-  ris = compute_ri(table, tasks)
+  check_chance_rule(chance_rule)
+  ris = compute_ri(table, tasks, chance_rule)
   configs = summarize_seeds(ris)
   try:
     importance, error = importance_by_family(ris), None
   except AnalysisError as e:  # RI tables are still useful without it; the report says why it is missing
     importance, error = {}, str(e)
     logging.warning("layer importance not computed: %s", e)
-  return Analysis(table, tasks, ris, configs, importance, error)
+  excluded = family_exclusions(table, tasks) if chance_rule == "family" else {}
+  return Analysis(table, tasks, ris, configs, importance, error, chance_rule, excluded)
 
 
 def _slug(text: str) -> str:
@@ -50,11 +55,11 @@ def write_figures(analysis: Analysis, output_dir: str, study_dir: str | None = N
   for family in analysis.table.families:
     fam = [c for c in analysis.configs if c.family == family]
     if fam:
-      out[f"RI vs ratio, {family}"] = figures.save(figures.ri_vs_ratio_figure(fam, analysis.tasks, family),
-                                                   rundir.join(fig_dir, f"ri_vs_ratio_{_slug(family)}"))
+      out[f"Figure 4: RI vs ratio, {family}"] = figures.save(figures.ri_vs_ratio_figure(fam, analysis.tasks, family),
+                                                             rundir.join(fig_dir, f"ri_vs_ratio_{_slug(family)}"))
   for family, summary in analysis.importance.items():
-    out[f"layer importance, {family}"] = figures.save(figures.importance_figure(summary),
-                                                      rundir.join(fig_dir, f"importance_{_slug(family)}"))
+    out[f"Figure 5: layer importance, {family}"] = figures.save(figures.importance_figure(summary),
+                                                                rundir.join(fig_dir, f"importance_{_slug(family)}"))
   if study_dir:
     curves = {}
     for d in run_dirs(study_dir):
@@ -110,6 +115,34 @@ def _configs_section(configs: dict[str, dict]) -> list[str]:
   return lines
 
 
+_CHANCE_TEXT = {
+    "family": "A (task, metric) pair is left out for every model of a family (the baseline and its placements, "
+              "all seeds) when the baseline or any model of the family is not above chance on it (value <= chance; "
+              "paper App. E, §5), so every model of a family averages the same task set.",
+    "model": "A (task, metric) pair is left out of one model's comparison when that model or its baseline is not "
+             "above chance on it (value <= chance); models of a family may average different task sets.",
+}
+
+
+def _exclusions_section(analysis: Analysis) -> list[str]:
+  """Every exclusion and why: the family-wide ones, then those of single comparisons (missing values etc.)."""
+  rows = [[family, tables.task_label(t), why] for family, pairs in analysis.family_excluded.items()
+          for t, why in pairs.items()]
+  family_wide = {(f, t) for f, pairs in analysis.family_excluded.items() for t in pairs}
+  single = [[r.model.name, r.model.seed, tables.task_label(t), why] for r in analysis.ris
+            for t, why in r.excluded.items() if (r.model.family, t) not in family_wide]
+  lines = ["## Exclusions", "", f"Chance rule: `{analysis.chance_rule}`. " + _CHANCE_TEXT[analysis.chance_rule], ""]
+  if not rows and not single:
+    return lines + ["No (task, metric) pair was left out of any comparison.", ""]
+  if rows:
+    lines += ["### Left out for a whole family", "", tables.PlainTable(["family", "task", "reason"], rows)
+              .to_markdown(), ""]
+  if single:
+    lines += ["### Left out of single comparisons", "",
+              tables.PlainTable(["model", "seed", "task", "reason"], single).to_markdown(), ""]
+  return lines
+
+
 def render_report(analysis: Analysis, figure_paths: dict[str, list[str]], output_dir: str, top_k: int = 5,
                   study_dir: str | None = None, title: str | None = None) -> str:
   t = analysis.table
@@ -118,26 +151,29 @@ def render_report(analysis: Analysis, figure_paths: dict[str, list[str]], output
            f"Source: `{t.source}`. Generated {datetime.datetime.now().isoformat(timespec='seconds')}.", "",
            f"Task set for the average RI: {task_text}.", "",
            "RI(m, T) = s(T) · (metric(m, T) − metric(baseline, T)) / metric(baseline, T) · 100 %, s = +1 for "
-           "accuracy-like and −1 for perplexity-like metrics: positive is better. A task is left out of a "
-           "comparison when the baseline or the model scores below chance on it. With several seeds: mean ± "
-           "sample std (ddof=1) over seeds.", ""]
+           "accuracy-like and −1 for perplexity-like metrics: positive is better. " + _CHANCE_TEXT[analysis.chance_rule]
+           + " With several seeds: mean ± sample std (ddof=1) over seeds.", ""]
   if t.skipped:
     lines += ["Runs not included: " + "; ".join(t.skipped), ""]
   if study_dir:
     lines += _runs_section(study_dir, t)
+  lines += _exclusions_section(analysis)
+  budgets = tables.budget_table(analysis.configs)
+  if budgets is not None:
+    lines += ["## Table 7: average RI (%) per token budget", "",
+              "One column per token budget (each against the baseline trained on the same budget).", "",
+              budgets.to_markdown(), ""]
   for family in t.families:
     fam = [c for c in analysis.configs if c.family == family]
     lines += [f"## {family}", "", "### Metrics (mean over seeds)", "",
               tables.metrics_table(t, analysis.tasks, family).to_markdown(), ""]
     if fam:
-      if len(fam) > top_k:  # with few configurations the full table below is the top-k table
-        lines += [f"### Top {top_k} configurations by average RI (paper Table 1/2 style)", "",
-                  tables.ri_table(fam, analysis.tasks, k=top_k).to_markdown(), ""]
-      lines += ["### All configurations by average RI, RI (%)", "", tables.ri_table(fam, analysis.tasks).to_markdown(),
+      lines += [f"### Table 1: top {top_k} configurations by average RI (%)", "",
+                tables.paper_table(fam, analysis.tasks, k=top_k).to_markdown(), "",
+                "### Table 2: RI (%) per task and average, every configuration", "",
+                tables.paper_table(fam, analysis.tasks).to_markdown(), "",
+                "### All configurations by average RI, RI (%)", "", tables.ri_table(fam, analysis.tasks).to_markdown(),
                 ""]
-      excl = tables.exclusions_table(fam)
-      if excl.rows:
-        lines += ["### Left out of comparisons", "", excl.to_markdown(), ""]
     if family in analysis.importance:
       lines += ["### Layerwise FFN importance (paper App. H)", "",
                 "I_(p,r)(l) = −RI(p,r)/|D_(p,r)| for each configuration deactivating layer l; Raw(l) = mean; "
@@ -157,7 +193,7 @@ def render_report(analysis: Analysis, figure_paths: dict[str, list[str]], output
 
 
 def write_report(study_dir: str | None = None, *, table: ResultsTable | None = None, output_dir: str | None = None,
-                 tasks: str | Sequence[TaskMetric] = "table1", top_k: int = 5) -> str:
+                 tasks: str | Sequence[TaskMetric] = "table1", top_k: int = 5, chance_rule: str = "family") -> str:
   """Writes OUTPUT/report.md and OUTPUT/figures/; returns the report path.
 
   Give a study directory (output defaults to it) or a ResultsTable (e.g. from `load_table`) and an output_dir.
@@ -172,7 +208,7 @@ def write_report(study_dir: str | None = None, *, table: ResultsTable | None = N
   if top_k < 1:
     raise AnalysisError(f"top_k={top_k}: must be >= 1")
   rundir.mkdirs(output_dir)
-  analysis = analyze(table, tasks)
+  analysis = analyze(table, tasks, chance_rule)
   figure_paths = write_figures(analysis, output_dir, study_dir)
   text = render_report(analysis, figure_paths, output_dir, top_k=top_k, study_dir=study_dir,
                        title=f"Study report: {os.path.basename(os.path.abspath(study_dir))}" if study_dir else None)

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from ffnjax.analysis.importance import ImportanceSummary
-from ffnjax.analysis.ri import ConfigRI, TaskMetric
+from ffnjax.analysis.ri import PAPER_LABELS, ConfigRI, TaskMetric
 from ffnjax.analysis.table import ResultsTable
 
 
@@ -98,6 +98,52 @@ def ri_table(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric], k: int | 
   headers = ["rank", "model", "position", "ratio", "seeds"] + [task_label(t) for t in tasks] + ["average RI",
                                                                                                 "tasks used"]
   return PlainTable(headers, rows)
+
+
+def paper_table(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric], k: int | None = None) -> PlainTable:
+  """The paper's layout (Tables 1 and 2): model, one RI (%) column per task under the paper's name, Avg; best first.
+
+  A task left out for the configuration (chance rule, missing value) shows "excl."; Avg is over the rest.
+  """
+  ranked = sort_by_average(configs)[:k] if k is not None else sort_by_average(configs)
+  rows = []
+  for c in ranked:
+    rows.append([c.name] + [_pm(c.per_task_mean[t], c.per_task_std[t]) if t in c.per_task_mean else "excl."
+                            for t in tasks] + [_pm(c.average_mean, c.average_std)])
+  return PlainTable(["Model"] + [PAPER_LABELS.get(t, task_label(t)) for t in tasks] + ["Avg"], rows)
+
+
+BUDGET_SEPARATOR = "@"  # family "285m_12l@2x": the 285m_12l baseline's family trained on the 2x token budget
+
+
+def split_budget(family: str) -> tuple[str, str | None]:
+  base, sep, budget = family.partition(BUDGET_SEPARATOR)
+  return base, (budget if sep else None)
+
+
+def _budget_order(budget: str):
+  try:
+    return (0, float(budget.rstrip("x")), budget)
+  except ValueError:
+    return (1, 0.0, budget)
+
+
+def budget_table(configs: Sequence[ConfigRI]) -> PlainTable | None:
+  """Paper Table 7: average RI per configuration (rows) and token budget (columns); None without budgets."""
+  cells: dict[tuple[str, str], dict[str, ConfigRI]] = {}
+  budgets = set()
+  for c in configs:
+    base, budget = split_budget(c.family)
+    if budget is None:
+      continue
+    budgets.add(budget)
+    cells.setdefault((base, f"{c.position}_{c.ratio}"), {})[budget] = c
+  if not cells:
+    return None
+  order = sorted(budgets, key=_budget_order)
+  rows = [[base, placement] + [_pm(by[b].average_mean, by[b].average_std) if b in by else "" for b in order]
+          for (base, placement), by in sorted(cells.items())]
+  return PlainTable(["baseline", "placement"] + [f"{b} tokens" for b in order], rows)
 
 
 def top_k(configs: Sequence[ConfigRI], k: int) -> list[ConfigRI]:
