@@ -176,7 +176,8 @@ def run_study(study, workdir: str, log=print) -> str:
   if not study.evaluate:
     return ""
   log("analysing")
-  return write_report(workdir, tasks=study.analysis_tasks, chance_rule=study.get("chance_rule", "family"))
+  return write_report(workdir, tasks=study.analysis_tasks, chance_rule=study.get("chance_rule", "family"),
+                      summary=study.get("summary") or None)
 
 
 _STUDY = config_flags.DEFINE_config_file("config", None, "Study config, e.g. configs/study.py:tiny.")

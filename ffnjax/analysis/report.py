@@ -158,6 +158,21 @@ def _exclusions_section(analysis: Analysis) -> list[str]:
   return lines
 
 
+def _positions_lines(unc: uncertainty_lib.Uncertainty, family: str) -> list[str]:
+  """Positions ranked by their mean average RI over ratios, and whether the intervals support each step."""
+  ranking = unc.position_ranking(family)
+  rows = [[k + 1, p, iv.format() + (tables.SIGNIFICANT_MARK if iv.excludes(0.0) else "")]
+          for k, (p, iv) in enumerate(ranking)]
+  lines = ["### Ranking of positions", "", "Mean of the average RI (%) over each position's ratios, with its "
+           f"{unc.confidence:.0%} interval; each step of the ranking is tested on the paired difference.", "",
+           tables.PlainTable(["rank", "position", "mean average RI (%)"], rows).to_markdown(), ""]
+  for (p, _), (q, _) in zip(ranking, ranking[1:]):
+    d = unc.position_differences[family][(p, q)]
+    verdict = "supported (interval excludes 0)" if d.excludes(0.0) else "not supported (interval covers 0)"
+    lines.append(f"- {p} over {q}: difference {d.format()} — {verdict}.")
+  return lines + [""]
+
+
 def _uncertainty_lines(analysis: Analysis) -> list[str]:
   unc = analysis.uncertainty
   if unc is None:
@@ -171,10 +186,10 @@ def _uncertainty_lines(analysis: Analysis) -> list[str]:
 
 
 def render_report(analysis: Analysis, figure_paths: dict[str, list[str]], output_dir: str, top_k: int = 5,
-                  study_dir: str | None = None, title: str | None = None) -> str:
+                  study_dir: str | None = None, title: str | None = None, summary: str | None = None) -> str:
   t = analysis.table
   task_text = ", ".join(f"{a} {b}" for a, b in analysis.tasks)
-  lines = [f"# {title or 'FFN placement study report'}", "",
+  lines = [f"# {title or 'FFN placement study report'}", ""] + ([summary.strip(), ""] if summary else []) + [
            f"Source: `{t.source}`. Generated {datetime.datetime.now().isoformat(timespec='seconds')}.", "",
            f"Task set for the average RI: {task_text}.", "",
            "RI(m, T) = s(T) · (metric(m, T) − metric(baseline, T)) / metric(baseline, T) · 100 %, s = +1 for "
@@ -203,6 +218,8 @@ def render_report(analysis: Analysis, figure_paths: dict[str, list[str]], output
                 tables.paper_table(fam, analysis.tasks, unc=unc).to_markdown(), "",
                 "### All configurations by average RI, RI (%)", "",
                 tables.ri_table(fam, analysis.tasks, unc=unc).to_markdown(), ""]
+    if unc is not None and unc.positions.get(family):
+      lines += _positions_lines(unc, family)
     if family in analysis.importance:
       lines += ["### Layerwise FFN importance (paper App. H)", "",
                 "I_(p,r)(l) = −RI(p,r)/|D_(p,r)| for each configuration deactivating layer l; Raw(l) = mean; "
@@ -224,8 +241,9 @@ def render_report(analysis: Analysis, figure_paths: dict[str, list[str]], output
 
 def write_report(study_dir: str | None = None, *, table: ResultsTable | None = None, output_dir: str | None = None,
                  tasks: str | Sequence[TaskMetric] = "table1", top_k: int = 5, chance_rule: str = "family",
-                 resamples: int = bootstrap.RESAMPLES, seed: int = bootstrap.SEED) -> str:
-  """Writes OUTPUT/report.md and OUTPUT/figures/; returns the report path.
+                 resamples: int = bootstrap.RESAMPLES, seed: int = bootstrap.SEED, summary: str | None = None) -> str:
+  """Writes OUTPUT/report.md and OUTPUT/figures/; returns the report path. `summary`: the report's first
+  paragraph (a study config's `summary`: what its scale can and cannot show).
 
   Give a study directory (output defaults to it) or a ResultsTable (e.g. from `load_table`) and an output_dir.
   """
@@ -242,7 +260,7 @@ def write_report(study_dir: str | None = None, *, table: ResultsTable | None = N
   records = uncertainty_lib.load_study_records(study_dir, table) if study_dir else None
   analysis = analyze(table, tasks, chance_rule, records=records, resamples=resamples, seed=seed)
   figure_paths = write_figures(analysis, output_dir, study_dir)
-  text = render_report(analysis, figure_paths, output_dir, top_k=top_k, study_dir=study_dir,
+  text = render_report(analysis, figure_paths, output_dir, top_k=top_k, study_dir=study_dir, summary=summary,
                        title=f"Study report: {os.path.basename(os.path.abspath(study_dir))}" if study_dir else None)
   path = rundir.join(output_dir, "report.md")
   rundir.write_text(path, text + "\n")

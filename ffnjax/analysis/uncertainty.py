@@ -73,6 +73,13 @@ class Uncertainty:
   ri: dict[tuple[str, str], dict[TaskMetric | str, bootstrap.Interval]]  # (family, config) -> pair | "average"
   importance: dict[str, list[bootstrap.Interval | None]]  # family -> per layer (None: never deactivated)
   no_signal: dict[str, dict[TaskMetric, str]]  # family -> pair -> why
+  positions: dict[str, dict[str, bootstrap.Interval]] = dataclasses.field(default_factory=dict)
+  position_differences: dict[str, dict[tuple[str, str], bootstrap.Interval]] = dataclasses.field(
+      default_factory=dict)  # family -> (p, q) -> mean average RI of p minus that of q
+
+  def position_ranking(self, family: str) -> list[tuple[str, bootstrap.Interval]]:
+    """Positions by mean average RI over their ratios, best first."""
+    return sorted(self.positions.get(family, {}).items(), key=lambda kv: -kv[1].value)
 
   def ri_interval(self, family: str, name: str, key: TaskMetric | str) -> bootstrap.Interval | None:
     return self.ri.get((family, name), {}).get(key)
@@ -181,18 +188,41 @@ def compute(analysis, reps: Replicates, *, confidence: float = bootstrap.CONFIDE
       got["average"] = np.mean(np.stack(list(got.values())), axis=0)
     per_model[r.model.key] = got
   ri: dict[tuple[str, str], dict] = {}
+  averages: dict[tuple[str, str], np.ndarray] = {}  # (family, config) -> average-RI replicates over seeds
   for c in analysis.configs:
     out = {}
     for key, point in list(c.per_task_mean.items()) + [("average", c.average_mean)]:
+      stack = [per_model[s.model.key][key] for s in c.per_seed if key in per_model.get(s.model.key, {})]
+      combined = (bootstrap.combine_seeds(np.stack(stack), seed) if stack and len(stack) == len(c.per_seed)
+                  else None)
+      if key == "average" and combined is not None:
+        averages[(c.family, c.name)] = combined
       if len(c.per_seed) == 1 and (c.per_seed[0].model.key, key) in exact:  # one seed: the task's own resamples
         out[key] = bootstrap.interval(point, *exact[(c.per_seed[0].model.key, key)], confidence)
-        continue
-      stack = [per_model[s.model.key][key] for s in c.per_seed if key in per_model.get(s.model.key, {})]
-      if stack and len(stack) == len(c.per_seed):
-        out[key] = bootstrap.interval(point, bootstrap.combine_seeds(np.stack(stack), seed), uniform, confidence)
+      elif combined is not None:
+        out[key] = bootstrap.interval(point, combined, uniform, confidence)
     ri[(c.family, c.name)] = out
+  positions, differences = _position_intervals(analysis.configs, averages, uniform, confidence)
   return Uncertainty(resamples, seed, confidence, metric, ri,
-                     _importance_intervals(analysis, per_model, resamples, seed, confidence), dict(no_signal or {}))
+                     _importance_intervals(analysis, per_model, resamples, seed, confidence), dict(no_signal or {}),
+                     positions, differences)
+
+
+def _position_intervals(configs, averages, uniform, confidence):
+  """Per family: each position's mean average RI over its ratios, and every pairwise difference, on the same
+  replicates (so a difference's interval is paired too)."""
+  positions, differences = {}, {}
+  for family in dict.fromkeys(c.family for c in configs):
+    reps, points = {}, {}
+    for position in dict.fromkeys(c.position for c in configs if c.family == family):
+      members = [c for c in configs if c.family == family and c.position == position]
+      if members and all((family, c.name) in averages for c in members):
+        reps[position] = np.mean([averages[(family, c.name)] for c in members], axis=0)
+        points[position] = float(np.mean([c.average_mean for c in members]))
+    positions[family] = {p: bootstrap.interval(points[p], reps[p], uniform, confidence) for p in reps}
+    differences[family] = {(p, q): bootstrap.interval(points[p] - points[q], reps[p] - reps[q], uniform, confidence)
+                           for p in reps for q in reps if p != q}
+  return positions, differences
 
 
 def _as_random_draws(x: np.ndarray, weights: np.ndarray, resamples: int, seed: int) -> np.ndarray:

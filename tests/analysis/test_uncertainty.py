@@ -90,3 +90,24 @@ def test_intervals_are_stable_under_the_seed(tmp_path):
   b = report.analyze(table, "zsre:acc", records=recs, seed=3).uncertainty.ri[(table.families[0], plan.name)]
   c = report.analyze(table, "zsre:acc", records=recs, seed=4).uncertainty.ri[(table.families[0], plan.name)]
   assert a == b and a != c
+
+
+def test_positions_are_ranked_with_paired_differences(tmp_path):
+  rng = np.random.default_rng(2)
+  study = str(tmp_path / "study")
+  base = rng.random(300) * 0.4
+  _run(study, placement.LayerPlan(DIMS, size="tiny"), {"zsre": (None, "acc", base.tolist())})
+  gains = {"first": 0.2, "middle": 0.0, "final": -0.2}
+  for position, gain in gains.items():
+    for ratio in (25, 50):
+      noise = rng.normal(0, 0.02, 300)
+      _run(study, placement.LayerPlan(DIMS, position=position, ratio=ratio, size="tiny"),
+           {"zsre": (None, "acc", np.clip(base + gain + noise, 0, 1).tolist())})
+  table = load_study(study)
+  analysis = report.analyze(table, "zsre:acc", records=report.uncertainty_lib.load_study_records(study, table))
+  family = table.families[0]
+  assert [p for p, _ in analysis.uncertainty.position_ranking(family)] == ["first", "middle", "final"]
+  assert analysis.uncertainty.position_differences[family][("first", "middle")].excludes(0.0)
+  text = open(report.write_report(study, tasks="zsre:acc", summary="What this scale can show.")).read()
+  assert "## Study report" not in text.splitlines()[0] and text.splitlines()[2] == "What this scale can show."
+  assert "first over middle: difference" in text and "supported (interval excludes 0)" in text
