@@ -22,6 +22,10 @@ _CHANCE = flags.DEFINE_enum("chance_rule", "family", ["family", "model"],
                             "family: drop a task for a whole baseline family when the baseline or any model of it is "
                             "not above chance (the paper's rule); model: only from that model's comparison.")
 _TOP_K = flags.DEFINE_integer("top_k", 5, "Rows of the top-configurations tables.")
+_RESAMPLES = flags.DEFINE_integer("resamples", 1000, "Bootstrap resamples of the evaluation documents (intervals).",
+                                  lower_bound=10)
+_BOOT_SEED = flags.DEFINE_integer("bootstrap_seed", 0, "Seed of the bootstrap resamples (intervals are stable "
+                                  "for a fixed seed).")
 
 
 def main(argv):
@@ -34,7 +38,7 @@ def main(argv):
   try:
     if _STUDY.value:
       path = write_report(_STUDY.value, output_dir=_OUTPUT.value, tasks=_TASKS.value, top_k=_TOP_K.value,
-                          chance_rule=_CHANCE.value)
+                          chance_rule=_CHANCE.value, resamples=_RESAMPLES.value, seed=_BOOT_SEED.value)
     else:
       path = write_report(table=load_table(_TABLE.value), output_dir=_OUTPUT.value, tasks=_TASKS.value,
                           top_k=_TOP_K.value, chance_rule=_CHANCE.value)

@@ -8,7 +8,6 @@ config.eval (tasks, data_dir, limit, max_length = data.seq_len when 0, token_bud
 
 from __future__ import annotations
 
-import os
 import time
 
 from absl import app, flags, logging
@@ -42,6 +41,7 @@ def run(workdir: str, *, step: int | None = None, tasks: str | None = None, data
         mesh: str | None = None) -> dict:
   """Evaluates a checkpoint of `workdir`; returns the results object it wrote."""
   from ffnjax.analysis.results import make_results, write_results
+  from ffnjax.core import rundir
   from ffnjax.eval import evaluator
   from ffnjax.eval.tasks import parse_tasks
   from ffnjax.model import make_logits_fn
@@ -89,7 +89,7 @@ def run(workdir: str, *, step: int | None = None, tasks: str | None = None, data
                      {name: res.to_json() for name, res in results.items()},
                      seed=config.get("seed"), wall_time_s=time.perf_counter() - start, step=int(step),
                      data_dir=data_dir, limit=int(limit), max_length=int(max_length))
-  output = output or os.path.join(workdir, "eval", "results.json")
+  output = output or rundir.join(workdir, "eval", "results.json")
   if writer:
     write_results(output, out)
     logging.info("wrote %s", output)

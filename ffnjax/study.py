@@ -7,8 +7,6 @@ Resumable and idempotent: a finished run (final checkpoint present) is not retra
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 
@@ -16,9 +14,9 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from ffnjax import studygrid
+from ffnjax.core import rundir
 from ffnjax.train import checkpoint as ckpt
 from ffnjax.train.metrics import format_duration
-from ffnjax.train.rundir import write_json_atomic
 
 
 def run_is_trained(run_dir: str, steps: int) -> bool:
@@ -26,22 +24,15 @@ def run_is_trained(run_dir: str, steps: int) -> bool:
 
 
 def run_is_evaluated(run_dir: str, steps: int) -> bool:
-  path = os.path.join(run_dir, "eval", "results.json")
-  if not os.path.exists(path):
-    return False
-  with open(path) as f:
-    return json.load(f).get("step") == steps
+  return rundir.read_json(rundir.join(run_dir, "eval", "results.json"), default={}).get("step") == steps
 
 
 class StudyLog:
   """STUDY/study.json: the grid, and per run what was done and how long it took (read by the report)."""
 
   def __init__(self, workdir: str, study, runs):
-    self.path = os.path.join(workdir, "study.json")
-    previous = {}
-    if os.path.exists(self.path):
-      with open(self.path) as f:
-        previous = json.load(f).get("runs", {})
+    self.path = rundir.join(workdir, "study.json")
+    previous = rundir.read_json(self.path, default={}).get("runs", {})
     self.data = {"study": study.to_dict(), "runs": {r.name: previous.get(r.name, {"config": r.config_flag})
                                                     for r in runs}}
     self.save()
@@ -52,7 +43,7 @@ class StudyLog:
     self.save()
 
   def save(self) -> None:
-    write_json_atomic(self.path, self.data)
+    rundir.write_json(self.path, self.data)
 
 
 def _eval_problems(config, data_dir: str) -> list[str]:
@@ -65,13 +56,13 @@ def _eval_problems(config, data_dir: str) -> list[str]:
   if not data_dir:
     return [f"eval.data_dir is empty: give the directory of evaluation files ({fetch})"]
   out = []
-  if not os.path.isdir(data_dir):
+  if not rundir.isdir(data_dir):
     out.append(f"eval.data_dir={data_dir}: no such directory ({fetch})")
   for task in tasks_lib.parse_tasks(config.eval.tasks):
-    if os.path.isdir(data_dir) and (sources.find_file(data_dir, task.stems()) or (
+    if rundir.isdir(data_dir) and (sources.find_file(data_dir, task.stems()) or (
         task.tfds is not None and sources.tfds_dir_exists(data_dir, task.tfds))):
       continue
-    stem = os.path.join(data_dir, task.stems()[0])
+    stem = rundir.join(data_dir, task.stems()[0])
     out.append(f"eval task {task.name}: missing {stem}.jsonl (or .json, .parquet, -*.parquet shards)")
   return out
 
@@ -150,13 +141,13 @@ def run_study(study, workdir: str, log=print) -> str:
   from ffnjax.analysis.report import write_report
   from ffnjax.train.loop import train
 
-  os.makedirs(workdir, exist_ok=True)
+  rundir.mkdirs(workdir)
   record = StudyLog(workdir, study, runs)
   start = time.perf_counter()
   done_work = 0  # runs that needed work in this invocation (for the ETA)
   for i, run in enumerate(runs):
     config = studygrid.build_run_config(run)
-    run_dir = os.path.join(workdir, run.name)
+    run_dir = rundir.join(workdir, run.name)
     steps = config.train.steps
     status = []
     if not run_is_trained(run_dir, steps):
@@ -170,7 +161,7 @@ def run_study(study, workdir: str, log=print) -> str:
     if study.evaluate and not run_is_evaluated(run_dir, steps):
       log(f"[{i + 1}/{len(runs)}] {run.name}: evaluating {config.eval.tasks}")
       t = time.perf_counter()
-      evaluate.run(run_dir, step=steps, records=os.path.join(run_dir, "eval", "records.jsonl"))
+      evaluate.run(run_dir, step=steps, records=rundir.join(run_dir, "eval", "records.jsonl"))
       record.add(run.name, "eval_wall_time_s", time.perf_counter() - t)
       status.append("evaluated")
     if status:
@@ -185,7 +176,8 @@ def run_study(study, workdir: str, log=print) -> str:
   if not study.evaluate:
     return ""
   log("analysing")
-  return write_report(workdir, tasks=study.analysis_tasks, chance_rule=study.get("chance_rule", "family"))
+  return write_report(workdir, tasks=study.analysis_tasks, chance_rule=study.get("chance_rule", "family"),
+                      summary=study.get("summary") or None)
 
 
 _STUDY = config_flags.DEFINE_config_file("config", None, "Study config, e.g. configs/study.py:tiny.")

@@ -143,14 +143,18 @@ def check_task_set(table: ResultsTable, tasks: Sequence[TaskMetric]) -> None:
 
 
 def model_ri(table: ResultsTable, model: ModelInfo, tasks: Sequence[TaskMetric],
-             family_excluded: dict[TaskMetric, str] | None = None) -> ModelRI:
-  """One comparison; `family_excluded` (from `family_exclusions`) applies the family rule, None the model rule."""
+             family_excluded: dict[TaskMetric, str] | None = None,
+             also_excluded: dict[TaskMetric, str] | None = None) -> ModelRI:
+  """One comparison; `family_excluded` (from `family_exclusions`) applies the family rule, None the model rule;
+  `also_excluded` leaves out more pairs under either rule (e.g. tasks without signal, analysis/uncertainty.py)."""
   base = table.baseline_for(model)
   per_task, excluded = {}, {}
   for task, metric in tasks:
     row, base_row = table.get(model, task, metric), table.get(base, task, metric)
     if row is None or base_row is None:
       excluded[(task, metric)] = EXCLUDED_MISSING + (" for the model" if row is None else " for the baseline")
+    elif also_excluded and (task, metric) in also_excluded:
+      excluded[(task, metric)] = also_excluded[(task, metric)]
     elif family_excluded is not None and (task, metric) in family_excluded:
       excluded[(task, metric)] = family_excluded[(task, metric)]
     elif family_excluded is None and (not_above_chance(base_row) or not_above_chance(row)):
@@ -169,8 +173,10 @@ def check_chance_rule(rule: str) -> None:
 
 
 def compute_ri(table: ResultsTable, tasks: str | Sequence[TaskMetric] = TABLE1_TASKS,
-               chance_rule: str = "family") -> list[ModelRI]:
-  """RI of every experimental (non-baseline) model, in family/position/ratio/seed order."""
+               chance_rule: str = "family", also_excluded: dict[str, dict[TaskMetric, str]] | None = None
+               ) -> list[ModelRI]:
+  """RI of every experimental (non-baseline) model, in family/position/ratio/seed order. `also_excluded`:
+  family -> {pair: why} left out on top of the chance rule."""
   tasks = parse_task_set(tasks)
   check_task_set(table, tasks)
   check_chance_rule(chance_rule)
@@ -178,8 +184,8 @@ def compute_ri(table: ResultsTable, tasks: str | Sequence[TaskMetric] = TABLE1_T
   if not experimental:
     raise AnalysisError(f"{table.source}: no experimental model (every model is a baseline)")
   by_family = family_exclusions(table, tasks) if chance_rule == "family" else None
-  return [model_ri(table, m, tasks, None if by_family is None else by_family.get(m.family, {}))
-          for m in experimental]
+  return [model_ri(table, m, tasks, None if by_family is None else by_family.get(m.family, {}),
+                   (also_excluded or {}).get(m.family)) for m in experimental]
 
 
 @dataclasses.dataclass(frozen=True)
