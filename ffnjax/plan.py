@@ -67,7 +67,7 @@ def data_budget(config) -> dict:
   if config.data.path and tokenstore.is_prepared(config.data.path):
     data, available = config.data.path, tokenstore.read_manifest(config.data.path).get("num_tokens")
   elif config.data.source == "fineweb_edu":
-    subset = os.path.basename(os.path.normpath(config.data.input or ""))
+    subset = (config.data.input or "").rstrip("/").rsplit("/", 1)[-1]
     if subset in FINEWEB_EDU_SUBSETS:
       data, available = f"FineWeb-Edu {subset} (~{FINEWEB_EDU_SUBSETS[subset][1] / 1e9:g} B tokens)", \
           FINEWEB_EDU_SUBSETS[subset][1]

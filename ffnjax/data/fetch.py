@@ -9,7 +9,8 @@ each file). zsRE is the MEND/ROME `zsre_mend_eval.json` (19,086 records), kept b
 whose sha256 matches the manifest is not fetched again. `--what=fineweb_edu` downloads the parquet shards of one
 FineWeb-Edu sample into OUTPUT/<subset>/ (column `text`), the input of `python -m ffnjax.data.prepare`.
 
-Every network access goes through `_hub` (tests replace it with local fixtures in the upstream schemas).
+Every network access goes through `_hub` (tests replace it with local fixtures in the upstream schemas). Outputs
+may be any ffnjax.core.rundir path (local or gs://); every file is written atomically.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import sys
 import time
 
 from absl import app, flags
+
+from ffnjax.core import rundir
 
 MANIFEST = "manifest.json"
 
@@ -92,28 +95,17 @@ def _hub(op: str, **kw):
   raise ValueError(f"_hub: unknown op {op!r}")
 
 
-def sha256_file(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return h.hexdigest()
+def _sha256(data: bytes) -> str:
+  return hashlib.sha256(data).hexdigest()
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "wb") as f:
-    f.write(data)
-  os.replace(tmp, path)
+def _present(path: str, known: dict | None) -> bool:
+  """`path` exists and holds the bytes the manifest recorded (a changed or partial file is fetched again)."""
+  return bool(known) and rundir.exists(path) and _sha256(rundir.read_bytes(path)) == known["sha256"]
 
 
 def _read_manifest(output: str) -> dict:
-  path = os.path.join(output, MANIFEST)
-  if not os.path.exists(path):
-    return {}
-  with open(path) as f:
-    return json.load(f)
+  return rundir.read_json(rundir.join(output, MANIFEST), default={})
 
 
 def _fetch_one(source: EvalSource) -> tuple[bytes, int]:
@@ -141,23 +133,23 @@ def fetch_eval(output: str, tasks: list[str] | None = None, log=print) -> dict:
   manifest = _read_manifest(output)
   manifest.setdefault("files", {})
   for i, source in enumerate(sources, 1):
-    path = os.path.join(output, source.file)
+    path = rundir.join(output, source.file)
     known = manifest["files"].get(source.file)
-    if known and os.path.exists(path) and sha256_file(path) == known["sha256"]:
+    if _present(path, known):
       log(f"[{i}/{len(sources)}] {source.task}: {path} present ({known['records']:,} records), kept")
       continue
     origin = source.url or f"{source.repo}" + (f" ({source.config})" if source.config else "") + f" {source.split}"
     log(f"[{i}/{len(sources)}] {source.task}: fetching {origin}")
     start = time.perf_counter()
     data, count = _fetch_one(source)
-    _write_atomic(path, data)
+    rundir.write_bytes(path, data)
     warn = ""
     if source.expected_records is not None and count != source.expected_records:
       warn = f" (expected {source.expected_records:,}: a different version of the set?)"
     manifest["files"][source.file] = {
         "task": source.task, "source": origin, "records": count, "bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(), "expected_records": source.expected_records}
-    _write_atomic(os.path.join(output, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True).encode())
+        "sha256": _sha256(data), "expected_records": source.expected_records}
+    rundir.write_json(rundir.join(output, MANIFEST), manifest)
     log(f"[{i}/{len(sources)}] {source.task}: {count:,} records -> {path} "
         f"({time.perf_counter() - start:.1f} s){warn}")
   return manifest
@@ -174,32 +166,28 @@ def fetch_fineweb_edu(output: str, subset: str, max_shards: int = 0, log=print) 
     raise FetchError(f"{FINEWEB_EDU_REPO}: no parquet files under {folder}/")
   if max_shards:
     names = names[:max_shards]
-  target = os.path.join(output, subset)
-  os.makedirs(target, exist_ok=True)
+  target = rundir.join(output, subset)
+  rundir.mkdirs(target)
   manifest = _read_manifest(target)
   manifest.setdefault("files", {})
   start = time.perf_counter()
   done_bytes = 0
   for i, name in enumerate(names, 1):
     base = os.path.basename(name)
-    path = os.path.join(target, base)
-    known = manifest["files"].get(base)
-    if known and os.path.exists(path) and os.path.getsize(path) == known["bytes"]:
+    path = rundir.join(target, base)
+    if _present(path, manifest["files"].get(base)):
       continue
-    local = _hub("download", repo=FINEWEB_EDU_REPO, filename=name)
-    with open(local, "rb") as f:
-      data = f.read()
-    _write_atomic(path, data)
+    data = rundir.read_bytes(_hub("download", repo=FINEWEB_EDU_REPO, filename=name))  # huggingface_hub's cache
+    rundir.write_bytes(path, data)
     done_bytes += len(data)
-    manifest["files"][base] = {"source": f"{FINEWEB_EDU_REPO}/{name}", "bytes": len(data),
-                               "sha256": hashlib.sha256(data).hexdigest()}
-    _write_atomic(os.path.join(target, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True).encode())
+    manifest["files"][base] = {"source": f"{FINEWEB_EDU_REPO}/{name}", "bytes": len(data), "sha256": _sha256(data)}
+    rundir.write_json(rundir.join(target, MANIFEST), manifest)
     elapsed = time.perf_counter() - start
     rate = done_bytes / max(elapsed, 1e-9)
     eta = (len(names) - i) * (done_bytes / i) / max(rate, 1e-9)
     log(f"[{i}/{len(names)}] {base}: {len(data) / 1e6:,.1f} MB, {rate / 1e6:,.1f} MB/s, ETA {eta:,.0f} s")
   manifest["subset"] = subset
-  _write_atomic(os.path.join(target, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True).encode())
+  rundir.write_json(rundir.join(target, MANIFEST), manifest)
   return manifest
 
 
@@ -211,10 +199,10 @@ def main(argv):
   try:
     if f.what == "eval":
       manifest = fetch_eval(f.output, f.tasks, log=log)
-      print(os.path.join(f.output, MANIFEST), f"({len(manifest['files'])} files)")
+      print(rundir.join(f.output, MANIFEST), f"({len(manifest['files'])} files)")
     else:
       manifest = fetch_fineweb_edu(f.output, f.subset, f.max_shards, log=log)
-      print(os.path.join(f.output, f.subset), f"({len(manifest['files'])} shards)")
+      print(rundir.join(f.output, f.subset), f"({len(manifest['files'])} shards)")
   except FetchError as e:
     print(f"fetch: {e}", file=sys.stderr)
     sys.exit(2)

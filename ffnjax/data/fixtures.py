@@ -11,12 +11,14 @@ these files exercise the paper's code path (file formats, fields, tokenizer, tas
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import random
 import sys
 
 from absl import app, flags
+
+from ffnjax.core import rundir
 
 
 def _lines(seed: int = 0) -> list[str]:
@@ -81,14 +83,10 @@ def write_eval(output: str, n: int = 6, seed: int = 0) -> dict[str, str]:
 
   paths = {}
   for source in EVAL_SOURCES:
-    path = os.path.join(output, source.file)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    path = rundir.join(output, source.file)
     recs = records(source.task, n, seed)
-    with open(path, "w", encoding="utf-8") as f:
-      if path.endswith(".json"):  # zsre_mend_eval.json is one JSON array
-        json.dump(recs, f)
-      else:
-        f.writelines(json.dumps(r) + "\n" for r in recs)
+    # zsre_mend_eval.json is one JSON array; the hub sets are JSON lines.
+    rundir.write_text(path, json.dumps(recs) if path.endswith(".json") else "".join(json.dumps(r) + "\n" for r in recs))
     paths[source.task] = path
   return paths
 
@@ -100,7 +98,6 @@ def write_fineweb_edu(output: str, documents: int = 400, shards: int = 2, seed: 
 
   rng = random.Random(seed)
   lines = _lines(seed)
-  os.makedirs(output, exist_ok=True)
   per_shard = -(-documents // shards)
   for s in range(shards):
     texts = [" ".join(lines[rng.randrange(len(lines))] for _ in range(rng.randint(3, 12))) for _ in range(per_shard)]
@@ -108,7 +105,9 @@ def write_fineweb_edu(output: str, documents: int = 400, shards: int = 2, seed: 
                       "dump": ["fixture"] * per_shard, "url": [f"https://example.org/{s}/{i}" for i in range(per_shard)],
                       "score": [3.0] * per_shard, "int_score": [3] * per_shard,
                       "token_count": [len(t.split()) for t in texts]})
-    pq.write_table(table, os.path.join(output, f"{s:03d}_00000.parquet"))
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    rundir.write_bytes(rundir.join(output, f"{s:03d}_00000.parquet"), buffer.getvalue())
   return output
 
 
@@ -116,8 +115,8 @@ def main(argv):
   if len(argv) > 1:
     sys.exit(f"fixtures: unexpected arguments {argv[1:]}")
   f = flags.FLAGS
-  write_eval(os.path.join(f.output, "eval"), f.records)
-  print(write_fineweb_edu(os.path.join(f.output, "fineweb-edu", "sample-fixture"), f.documents))
+  write_eval(rundir.join(f.output, "eval"), f.records)
+  print(write_fineweb_edu(rundir.join(f.output, "fineweb-edu", "sample-fixture"), f.documents))
 
 
 if __name__ == "__main__":
