@@ -57,8 +57,6 @@ def main(argv):
 
 def data_budget(config) -> dict:
   """Tokens to train against tokens available (None when the data's size is not known here)."""
-  import os
-
   from ffnjax.data import tokenstore
   from ffnjax.data.fetch import FINEWEB_EDU_SUBSETS
 

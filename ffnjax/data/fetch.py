@@ -141,7 +141,13 @@ def fetch_eval(output: str, tasks: list[str] | None = None, log=print) -> dict:
     origin = source.url or f"{source.repo}" + (f" ({source.config})" if source.config else "") + f" {source.split}"
     log(f"[{i}/{len(sources)}] {source.task}: fetching {origin}")
     start = time.perf_counter()
-    data, count = _fetch_one(source)
+    try:
+      data, count = _fetch_one(source)
+    except FetchError:
+      raise
+    except Exception as e:  # noqa: BLE001 - network/hub errors come in many types; one line names the source
+      raise FetchError(f"{source.task}: downloading {origin} failed ({type(e).__name__}: {str(e)[:300]}); this "
+                       "command needs access to the Hugging Face Hub") from e
     rundir.write_bytes(path, data)
     warn = ""
     if source.expected_records is not None and count != source.expected_records:
@@ -160,8 +166,12 @@ def fetch_fineweb_edu(output: str, subset: str, max_shards: int = 0, log=print) 
   if subset not in FINEWEB_EDU_SUBSETS:
     raise FetchError(f"--subset={subset!r}: must be one of {sorted(FINEWEB_EDU_SUBSETS)}")
   folder, _ = FINEWEB_EDU_SUBSETS[subset]
-  names = sorted(f for f in _hub("list", repo=FINEWEB_EDU_REPO) if f.startswith(folder + "/")
-                 and f.endswith(".parquet"))
+  try:
+    listing = _hub("list", repo=FINEWEB_EDU_REPO)
+  except Exception as e:  # noqa: BLE001 - as in fetch_eval
+    raise FetchError(f"listing {FINEWEB_EDU_REPO} failed ({type(e).__name__}: {str(e)[:300]}); this command needs "
+                     "access to the Hugging Face Hub") from e
+  names = sorted(f for f in listing if f.startswith(folder + "/") and f.endswith(".parquet"))
   if not names:
     raise FetchError(f"{FINEWEB_EDU_REPO}: no parquet files under {folder}/")
   if max_shards:

@@ -68,3 +68,15 @@ def test_fetch_fineweb_edu_shards(fake_hub, tmp_path):
   assert "text" in table.column_names and table.num_rows == 7
   with pytest.raises(fetch.FetchError, match="--subset='sample-1T'"):
     fetch.fetch_fineweb_edu(out, "sample-1T")
+
+
+def test_no_network_is_one_line(monkeypatch, tmp_path):
+  def offline(op, **kw):
+    raise ConnectionError("Couldn't reach the Hub")
+
+  monkeypatch.setattr(fetch, "_hub", offline)
+  with pytest.raises(fetch.FetchError, match=r"lambada_openai: downloading EleutherAI/lambada_openai \(default\) test "
+                     r"failed \(ConnectionError: Couldn't reach the Hub\)"):
+    fetch.fetch_eval(str(tmp_path / "eval"), ["lambada_openai"])
+  with pytest.raises(fetch.FetchError, match="listing HuggingFaceFW/fineweb-edu failed"):
+    fetch.fetch_fineweb_edu(str(tmp_path / "fwe"), "sample-10BT")
