@@ -2,8 +2,9 @@
 
 Every file has the Hugging Face fields of the dataset lm-eval reads (super_glue/boolq, ai2_arc, piqa,
 winogrande_xl, openbookqa main) under DATA_DIR/<task>/<split>.jsonl. The right answer is a line of plain English in
-the style of the training corpus and the wrong ones are strings of random letters, so a small model trained on
-Shakespeare for a few steps is above chance on the choice tasks and removing its key sub-layers is visible.
+the style of the training corpus; the wrong ones are random letters, the same words shuffled or another line's
+end, in turn, so a small model trained on Shakespeare for a few steps is above chance on the choice tasks without
+being perfect, and removing sub-layers changes its scores.
 BoolQ's answers are " no"/" yes" whatever the record; its labels alternate, so any model sits at chance there.
 """
 
@@ -26,10 +27,20 @@ PHRASES = [
 ]
 
 
-def _noise(rng, like: str) -> str:
-  """Random lower-case 'words' of the lengths of `like`'s words: same characters count, no English."""
-  letters = np.array(list("bcdfghjklmnpqrstvwxz"))
-  return " ".join("".join(rng.choice(letters, len(w))) for w in like.split())
+def _wrong(rng, like: str, i: int) -> str:
+  """A wrong answer of three kinds in turn: random letters in `like`'s word lengths (easy), `like`'s words
+  shuffled (needs word order), the end of another line (needs the question)."""
+  words = like.split()
+  if i % 3 == 0:
+    letters = np.array(list("bcdfghjklmnpqrstvwxz"))
+    return " ".join("".join(rng.choice(letters, len(w))) for w in words)
+  if i % 3 == 1 and len(set(words)) > 1:
+    while True:
+      shuffled = " ".join(rng.permutation(words))
+      if shuffled != like:
+        return shuffled
+  other = PHRASES[int(rng.integers(len(PHRASES)))].split()
+  return " ".join(other[len(other) // 2:]) if " ".join(other[len(other) // 2:]) != like else "and so the night"
 
 
 def records(task: str, n: int, seed: int = 0) -> list[dict]:
@@ -44,7 +55,7 @@ def records(task: str, n: int, seed: int = 0) -> list[dict]:
     elif task in ("arc_easy", "arc_challenge", "openbookqa"):
       k = 4
       gold = int(rng.integers(k))
-      texts = [_noise(rng, tail) for _ in range(k)]
+      texts = [_wrong(rng, tail, i) for _ in range(k)]
       texts[gold] = tail
       labels = list("ABCD")
       if task == "openbookqa":
@@ -55,12 +66,12 @@ def records(task: str, n: int, seed: int = 0) -> list[dict]:
                     "answerKey": labels[gold]})
     elif task == "piqa":
       gold = int(rng.integers(2))
-      sols = [_noise(rng, tail), _noise(rng, tail)]
+      sols = [_wrong(rng, tail, i), _wrong(rng, tail, i)]
       sols[gold] = tail
       out.append({"goal": stem, "sol1": sols[0], "sol2": sols[1], "label": gold})
     elif task == "winogrande":
       j = len(words) // 2
-      options = [words[j], _noise(rng, words[j] + "x")]
+      options = [words[j], _wrong(rng, words[j] + " " + words[j - 1], i).split()[0]]
       gold = int(rng.integers(2))
       if gold:
         options.reverse()

@@ -31,8 +31,9 @@ def cli(module, *args):
 def setup(tmp_path_factory):
   root = tmp_path_factory.mktemp("rehearsal")
   config = tiny.get_config("baseline_tiny_4l")
-  config.model.update(dict(d_model=32, d_ff=64, num_heads=2, ffn_pad_multiple=32))
-  config.data.seq_len = 64
+  # vocabulary 512: the exact game scores 256 coalitions, and on CPU the output layer dominates their cost
+  config.model.update(dict(d_model=32, d_ff=64, num_heads=2, ffn_pad_multiple=32, vocab_size=512))
+  config.data.update(dict(seq_len=64, tokenizer="bpe:512"))
   config.train.update(dict(global_batch=8, steps=60, warmup_steps=6, checkpoint_every=60, log_every=30,
                            async_checkpoints=False))
   train(config, str(root / "run"), log=False)
@@ -72,8 +73,10 @@ def test_six_task_games_from_hf_model(setup, tmp_path):
   np.testing.assert_allclose(exact["task_mean"]["values"],
                              np.mean([g["values"] for g in exact["tasks"].values()], axis=0))
   assert "summary" in exact["task_mean"]["what"] and exact["cornerstone_rule"]["tolerance"] == 0.02
-  # the model learnt English: above chance on the choice tasks (so cornerstones are defined there)
+  # the model learnt English: above chance on the choice tasks (so cornerstones are defined there), and its
+  # sub-layers matter (a non-trivial game)
   assert {"arc_easy", "piqa", "openbookqa"} <= set(exact["cornerstones_defined_for"])
+  assert max(abs(x) for x in exact["tasks"]["arc_easy"]["values"]) > 0.01
   for name in exact["cornerstones_defined_for"]:
     game = exact["tasks"][name]
     want = [p for p, w in zip(exact["players"], game["v_without"]) if w <= game["chance"] + 0.02]
@@ -112,6 +115,13 @@ def test_per_task_figure_says_what_it_shows(setup, tmp_path):
   assert fig.axes[0].get_ylabel() == "Shapley value\n(Δ normalised accuracy)"
   assert "Δ accuracy" in fig.axes[1].get_ylabel()
   assert "baseline_tiny_4l" in fig._suptitle.get_text() and "level K = 2" in fig._suptitle.get_text()
+  assert "cornerstones (removal → ≤ chance + 0.02): none" in titles[0]
+  # a cornerstone is starred in its task's panel only
+  res["tasks"]["piqa"]["cornerstones"] = ["L2.ffn"]
+  fig = figures.per_task_figure(res, players, model="m")
+  stars = [c for c in fig.axes[0].collections if c.get_label().startswith("cornerstone")]
+  assert len(stars) == 1 and stars[0].get_offsets()[0][0] == 3 and "L2.ffn" in fig.axes[0].get_title()
+  assert not [c for c in fig.axes[1].collections if c.get_label().startswith("cornerstone")]
 
 
 def test_evaluate_hf_model_equals_convert_then_evaluate_and_a_moved_run(setup, tmp_path):
