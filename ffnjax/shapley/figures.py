@@ -76,12 +76,19 @@ def metric_unit(metric: str) -> str:
   return "Δ " + metric_name(metric)
 
 
-def _panel_title(task: str, entry: dict) -> str:
+def _panel_title(task: str, entry: dict, tolerance: float) -> str:
   from ffnjax.shapley.pertask import metric_name
 
   chance = "" if entry.get("chance") is None else f", chance {entry['chance']:.3g}"
+  if entry.get("chance") is None:
+    corner = "cornerstones: none defined (no chance level)"
+  elif not entry["cornerstones_defined"]:
+    corner = f"cornerstones: undefined (v(N) not above chance + {tolerance:g})"
+  else:
+    corner = (f"cornerstones (removal → ≤ chance + {tolerance:g}): "
+              f"{', '.join(entry['cornerstones']) or 'none'}")
   return (f"{task}: {metric_name(entry['metric'])} ({entry['metric']}), n = {entry['num_examples']} examples, "
-          f"v(N) = {entry['v_full']:.3g}{chance}")
+          f"v(N) = {entry['v_full']:.3g}{chance}\n{corner}")
 
 
 def per_task_figure(result: dict, players: Sequence[Player], *, model: str, ablation: bool = False) -> Figure:
@@ -91,7 +98,7 @@ def per_task_figure(result: dict, players: Sequence[Player], *, model: str, abla
   names = list(tasks)
   mean = result["task_mean"]
   rows = len(names) + 1
-  fig = Figure(figsize=(max(7.0, 0.2 * len(players) + 3.0), 2.4 * rows + 0.8), layout="constrained")
+  fig = Figure(figsize=(max(7.0, 0.2 * len(players) + 3.0), 2.6 * rows + 0.8), layout="constrained")
   axes = np.atleast_1d(fig.subplots(rows, 1, sharex=True))
   index = {p.label: p.index for p in players}
   rule = result["cornerstone_rule"]
@@ -106,9 +113,10 @@ def per_task_figure(result: dict, players: Sequence[Player], *, model: str, abla
       ax.axhline(entry["v_full"] - entry["chance"], color="tab:red", linestyle="--", linewidth=1,
                  label="drop to chance")
     ax.set_ylabel(f"{'drop when removed' if ablation else 'Shapley value'}\n({unit})", fontsize=8)
-    ax.set_title(_panel_title(name, entry), fontsize=9)
+    ax.set_title(_panel_title(name, entry, rule["tolerance"]), fontsize=9)
     ax.set_xlabel("")
-    ax.legend(fontsize=7, loc="best")
+    if name == names[0] or entry["cornerstones"]:
+      ax.legend(fontsize=7, loc="best")
   ax = axes[-1]
   values = np.asarray(mean["ablation_drop" if ablation else "values"], dtype=float)
   _player_bars(ax, values, players)
@@ -117,7 +125,8 @@ def per_task_figure(result: dict, players: Sequence[Player], *, model: str, abla
   units = sorted({metric_unit(tasks[t]["metric"]) for t in names})
   ax.set_ylabel(f"{'drop when removed' if ablation else 'Shapley value'}\n(mean of {', '.join(units)})", fontsize=8)
   ax.set_title(f"mean over the {len(names)} tasks (summary, not a game of its own)", fontsize=9)
-  ax.legend(fontsize=7, loc="best")
+  if mean.get("cornerstones"):
+    ax.legend(fontsize=7, loc="best")
   for a in axes[:-1]:
     a.tick_params(labelbottom=False)
   method = result["method"] + (f", level K = {result['level']}" if "level" in result else "")

@@ -23,7 +23,7 @@ def load_model(checkpoint: str | None, hf_model: str | None, step: int | None):
     from ffnjax.evaluate import load_tokenizer
     from ffnjax.train.checkpoint import restore_params
     params, config, plan = restore_params(checkpoint, step)
-    return params, config, plan, load_tokenizer(config)
+    return params, config, plan, load_tokenizer(config, run_dir=checkpoint)
   from ffnjax.convert import load_hf
   from ffnjax.data.tokenizers import HFTokenizer
   params, config, plan = load_hf(hf_model)
@@ -72,7 +72,7 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
                      max_length=max_length, token_budget=token_budget)
   task_names = [p.task.name for p in value.prepared]
   cache = shapley.CoalitionCache(os.path.join(output, "coalitions.jsonl"), n,
-                                 meta={"model": plan.name, "tasks": task_names, "limit": limit, "data_dir": data_dir,
+                                 meta={"model": plan.name, "source": os.path.abspath(checkpoint or hf_model), "tasks": task_names, "limit": limit, "data_dir": data_dir,
                                        "step": step, "players": labels, "record": "per_task"},
                                  fields=pertask.CACHE_FIELDS)
   total = needed_coalitions(method, n, level)
