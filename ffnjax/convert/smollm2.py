@@ -50,3 +50,20 @@ def run_dir(cache: str | None = None) -> str:
     shutil.rmtree(path, ignore_errors=True)
     import_gguf_to_run_dir(source, path)
   return path
+
+
+def hf_dir(cache: str | None = None) -> str:
+  """The imported model exported once as a float32 LlamaForCausalLM directory (with its tokenizer files), for
+  transformers and lm-evaluation-harness: $FFNJAX_CACHE/models/<CACHE_NAME>-hf."""
+  from ffnjax.convert.rundir import export_run_dir
+  from ffnjax.data.prepare import _file_lock
+
+  run = run_dir(cache)
+  path = run + "-hf"
+  with _file_lock(path):
+    if not os.path.isdir(path):
+      tmp = path + ".tmp"
+      shutil.rmtree(tmp, ignore_errors=True)
+      export_run_dir(run, tmp)
+      os.replace(tmp, path)  # complete or absent
+  return path

@@ -150,15 +150,14 @@ def test_every_request_matches_lm_eval(both, task):
     assert greedy == greedy_ref
 
 
-def test_smollm2_wikitext_pages_match_lm_eval_with_the_bos_prefix(smollm2, smollm2_run, tmp_path):
+def test_smollm2_wikitext_pages_match_lm_eval_with_the_bos_prefix(smollm2, tmp_path):
   """Per-page rolling LLs of the real model; with EOS as the prefix (the old behaviour) they would not match."""
   _require_lmeval()
-  from ffnjax.convert import export_run_dir
+  from ffnjax.convert import smollm2 as smollm2_lib
   from ffnjax.eval import evaluate
   from ffnjax.eval.lmeval_ref import run_lmeval
 
-  hf_dir = str(tmp_path / "hf")
-  export_run_dir(smollm2_run, hf_dir)
+  hf_dir = smollm2_lib.hf_dir()  # the imported run exported as float32 safetensors, once per cache
   data_dir = _write_data(tmp_path / "data")
   theirs = [r[2] for r in run_lmeval(hf_dir, data_dir, ["wikitext"], max_length=MAX_LENGTH)["wikitext"]["requests"]]
 
