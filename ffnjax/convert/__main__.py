@@ -19,7 +19,8 @@ _GGUF = flags.DEFINE_string("gguf", None, "Import: a Llama-architecture GGUF fil
 _OUTPUT = flags.DEFINE_string("output", None, "Import: the new ffnjax run directory.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Export: an ffnjax run directory.")
 _STEP = flags.DEFINE_integer("step", None, "Export: checkpoint step (default: the newest).")
-_EXPORT_HF = flags.DEFINE_string("export_hf", None, "Export: output directory for config.json + model.safetensors.")
+_EXPORT_HF = flags.DEFINE_string("export_hf", None, "Export: output directory for config.json + model.safetensors "
+                                 "+ tokenizer.json.")
 _PARAM_DTYPE = flags.DEFINE_enum("param_dtype", None, ["float32", "bfloat16", "float16"],
                                  "Import: parameter dtype (default: the checkpoint's).")
 _DTYPE = flags.DEFINE_enum("dtype", None, ["float32", "bfloat16", "float16"],
@@ -78,7 +79,10 @@ def main(argv):
       extra = (f"; {out['params_padding']:,} of them zero FFN weights/padding of deactivated or narrower layers"
                if out["params_padding"] else "")
       print(f"exported {_WORKDIR.value} to {_EXPORT_HF.value}: LlamaForCausalLM, intermediate_size="
-            f"{out['intermediate_size']}, {out['params_exported']:,} parameters ({out['dtype']}){extra}")
+            f"{out['intermediate_size']}, {out['params_exported']:,} parameters ({out['dtype']}){extra}; "
+            f"tokenizer files: {', '.join(out['tokenizer_files']) or 'none'}")
+      if out.get("tokenizer_missing"):
+        print(f"ffnjax.convert: warning: no tokenizer exported: {out['tokenizer_missing']}", file=sys.stderr)
   except (ValueError, FileNotFoundError, KeyError) as e:
     print(f"ffnjax.convert: {type(e).__name__}: {e}", file=sys.stderr)
     sys.exit(2)

@@ -328,9 +328,8 @@ def export_hf(params, config, plan: LayerPlan, output_dir: str, *, dtype: str | 
     raise
   if writer is not None:
     writer.close()
-    hf_config_path = os.path.join(output_dir, hf_config.CONFIG_FILE)
-    from ffnjax.train.rundir import write_json_atomic
-    write_json_atomic(hf_config_path, hf)
+    from ffnjax.core import rundir
+    rundir.write_json(rundir.join(output_dir, hf_config.CONFIG_FILE), hf)
   exported = hf_config.exported_param_count(plan, width)
   summary = {"output": output_dir, "dtype": dtype, "intermediate_size": width, "params_exported": exported,
              "params_plan": plan.param_count(), "params_padding": exported - plan.param_count(),

@@ -29,7 +29,7 @@ def import_to_run_dir(model_dir: str, run_dir: str, mesh=None, **load_kwargs) ->
   opt_state item).
 
   `ffnjax.train.checkpoint.restore_params(run_dir)` and the evaluator read it. The tokenizer files, if the model
-  directory has them, are copied to RUN/tokenizer and `data.tokenizer` is `hf:<that directory>`.
+  directory has them, are copied to RUN/tokenizer and `data.tokenizer` is `hf:tokenizer` (relative to the run).
   """
   from ffnjax.train import checkpoint
 
@@ -59,7 +59,8 @@ def save_import(run_dir: str, params, config, plan, mesh=None, *, source: str, w
   tokenizer_dir = os.path.join(run_dir, TOKENIZER_DIR)
   copied = write_tokenizer(tokenizer_dir) if lead else list(tokenizer_files or [])
   if copied:
-    config.data.tokenizer = hf_config.TOKENIZER_SPEC_PREFIX + os.path.abspath(tokenizer_dir)
+    # Relative to the run directory (ffnjax.evaluate.load_tokenizer resolves it), so a moved run still evaluates.
+    config.data.tokenizer = hf_config.TOKENIZER_SPEC_PREFIX + TOKENIZER_DIR
   if mesh is not None:
     config.mesh.update({a: int(mesh.shape[a]) for a in ("data", "fsdp", "tensor") if a in mesh.shape})
   if lead:
@@ -91,6 +92,29 @@ def export_run_dir(run_dir: str, output_dir: str, step: int | None = None, dtype
 
   params, config, plan = restore_params(run_dir, step, mesh=mesh)
   summary = export_hf(params, config, plan, output_dir, dtype=dtype)
-  summary["tokenizer_files"] = (copy_tokenizer(os.path.join(run_dir, TOKENIZER_DIR), output_dir)
-                                if jax.process_index() == 0 else [])
+  summary["tokenizer_files"] = []
+  if jax.process_index() == 0:
+    try:
+      summary["tokenizer_files"] = export_tokenizer(config, run_dir, output_dir)
+    except (FileNotFoundError, ValueError) as e:  # the weights are exported; say what is missing and why
+      summary["tokenizer_missing"] = str(e)
   return summary
+
+
+def export_tokenizer(config, run_dir: str, output_dir: str) -> list[str]:
+  """The run's tokenizer as Hugging Face files in output_dir (always a tokenizer.json): an imported model's files,
+  a trained bpe:N's tokenizer.json, or the GPT-2 BPE written as one."""
+  from ffnjax.data import tokenizers
+  from ffnjax.evaluate import load_tokenizer
+
+  tok = load_tokenizer(config, run_dir=run_dir)  # resolves a run-relative hf:tokenizer and bpe:N's data dir
+  kind = tokenizers.parse_spec(config.data.tokenizer)[0]
+  os.makedirs(output_dir, exist_ok=True)
+  if kind == "hf":
+    return copy_tokenizer(tok.spec[len(hf_config.TOKENIZER_SPEC_PREFIX):], output_dir)
+  target = os.path.join(output_dir, tokenizers.TOKENIZER_FILE)
+  if kind == "bpe":
+    shutil.copyfile(tok.path, target)
+  else:
+    tokenizers.save_gpt2_tokenizer_json(target)
+  return [tokenizers.TOKENIZER_FILE]
