@@ -18,7 +18,7 @@ import pytest
 from ffnjax.eval.lmeval_ref import LMEVAL_HELP, SUPPORTED
 
 MAX_LENGTH = 48
-LL_TOL = 2e-4  # nats per request, fp32 on both sides (measured differences are ~1e-5)
+LL_TOL = 5e-4  # nats per request or WikiText page (a sum of windows), fp32 both sides; measured <= 1.3e-4
 PAGE = (" = Valkyria Chronicles III = \n \n Senjō no Valkyria 3 : Unrecorded Chronicles is a tactical role @-@ "
         "playing video game developed by Sega and Media.Vision for the PlayStation Portable . Released in January "
         "2011 in Japan , it is the third game in the Valkyria series . \n")
