@@ -71,7 +71,8 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
                      max_length=max_length, token_budget=token_budget)
   task_names = [p.task.name for p in value.prepared]
   cache = shapley.CoalitionCache(os.path.join(output, "coalitions.jsonl"), n,
-                                 meta={"model": plan.name, "source": os.path.abspath(checkpoint or hf_model), "tasks": task_names, "limit": limit, "data_dir": data_dir,
+                                 meta={"model": plan.name, "source": os.path.abspath(checkpoint or hf_model),
+                                       "tasks": task_names, "limit": limit, "data_dir": data_dir,
                                        "step": step, "players": labels, "record": "per_task"},
                                  fields=pertask.CACHE_FIELDS)
   total = needed_coalitions(method, n, level)
