@@ -16,6 +16,8 @@ import time
 
 from absl import app, flags, logging
 
+from ffnjax.core import rundir
+
 HF_MESH = "data=1,fsdp=-1,tensor=1"  # --hf_model's default mesh: ffnjax.convert's, so a model too big for one
 # device loads, and `evaluate --hf_model` scores exactly what `convert` then `evaluate --workdir` scores
 
@@ -45,7 +47,7 @@ def load_tokenizer(config, tokenizer_dir: str | None = None, run_dir: str | None
   if kind == "hf" and not os.path.isabs(spec[3:]) and "://" not in spec:
     if not run_dir:
       raise ValueError(f"data.tokenizer={spec!r} is relative to its run directory; pass the run directory")
-    return tokenizers.get_tokenizer("hf:" + os.path.join(run_dir, spec[3:]))
+    return tokenizers.get_tokenizer("hf:" + rundir.join(run_dir, spec[3:]))
   if kind in ("gpt2", "hf"):  # neither lives next to the training data
     return tokenizers.get_tokenizer(spec)
   if not tokenizer_dir:
@@ -130,7 +132,7 @@ def run(workdir: str | None = None, *, hf_model: str | None = None, step: int | 
                      {name: res.to_json() for name, res in results.items()},
                      seed=config.get("seed"), wall_time_s=time.perf_counter() - start, step=int(step),
                      data_dir=data_dir, limit=int(limit), max_length=int(max_length))
-  output = output or os.path.join(workdir, "eval", "results.json")
+  output = output or rundir.join(workdir, "eval", "results.json")
   if writer:
     write_results(output, out)
     logging.info("wrote %s", output)

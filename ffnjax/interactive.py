@@ -170,7 +170,7 @@ class InteractiveModel:
       raise ValueError(f"max_new_tokens={max_new_tokens}: must be >= 0")
     if temperature < 0:
       raise ValueError(f"temperature={temperature}: must be >= 0 (0 = greedy)")
-    prompt_tokens = self.encode(prompt) if prompt else [self.tokenizer.eot_id]
+    prompt_tokens = self.encode(prompt) if prompt else [self.tokenizer.prefix_token_id]
     tokens, new = list(prompt_tokens), []
     rng = np.random.default_rng(seed)
     fn = self._logits_fn()

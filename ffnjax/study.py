@@ -7,8 +7,6 @@ Resumable and idempotent: a finished run (final checkpoint present) is not retra
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 
@@ -16,9 +14,9 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from ffnjax import studygrid
+from ffnjax.core import rundir
 from ffnjax.train import checkpoint as ckpt
 from ffnjax.train.metrics import format_duration
-from ffnjax.train.rundir import write_json_atomic
 
 
 def run_is_trained(run_dir: str, steps: int) -> bool:
@@ -26,22 +24,15 @@ def run_is_trained(run_dir: str, steps: int) -> bool:
 
 
 def run_is_evaluated(run_dir: str, steps: int) -> bool:
-  path = os.path.join(run_dir, "eval", "results.json")
-  if not os.path.exists(path):
-    return False
-  with open(path) as f:
-    return json.load(f).get("step") == steps
+  return rundir.read_json(rundir.join(run_dir, "eval", "results.json"), default={}).get("step") == steps
 
 
 class StudyLog:
   """STUDY/study.json: the grid, and per run what was done and how long it took (read by the report)."""
 
   def __init__(self, workdir: str, study, runs):
-    self.path = os.path.join(workdir, "study.json")
-    previous = {}
-    if os.path.exists(self.path):
-      with open(self.path) as f:
-        previous = json.load(f).get("runs", {})
+    self.path = rundir.join(workdir, "study.json")
+    previous = rundir.read_json(self.path, default={}).get("runs", {})
     self.data = {"study": study.to_dict(), "runs": {r.name: previous.get(r.name, {"config": r.config_flag})
                                                     for r in runs}}
     self.save()
@@ -52,23 +43,111 @@ class StudyLog:
     self.save()
 
   def save(self) -> None:
-    write_json_atomic(self.path, self.data)
+    rundir.write_json(self.path, self.data)
+
+
+def _eval_problems(config, data_dir: str) -> list[str]:
+  """Every evaluation file of config.eval.tasks that is missing under data_dir (one line each)."""
+  from ffnjax.eval import sources, tasks as tasks_lib
+
+  if data_dir == "embedded":
+    return []  # built on demand from the embedded corpus (configlib.validate refuses it for FineWeb-Edu configs)
+  fetch = "write it with `python -m ffnjax.data.fetch --what=eval --output=DIR`"
+  if not data_dir:
+    return [f"eval.data_dir is empty: give the directory of evaluation files ({fetch})"]
+  out = []
+  if not rundir.isdir(data_dir):
+    out.append(f"eval.data_dir={data_dir}: no such directory ({fetch})")
+  for task in tasks_lib.parse_tasks(config.eval.tasks):
+    if rundir.isdir(data_dir) and (sources.find_file(data_dir, task.stems()) or (
+        task.tfds is not None and sources.tfds_dir_exists(data_dir, task.tfds))):
+      continue
+    stem = rundir.join(data_dir, task.stems()[0])
+    out.append(f"eval task {task.name}: missing {stem}.jsonl (or .json, .parquet, -*.parquet shards)")
+  return out
+
+
+def _train_data_problems(config) -> list[str]:
+  from ffnjax.data import readers, tokenstore
+
+  data = config.data
+  if data.path:
+    return [] if tokenstore.is_prepared(data.path) else [
+        f"data.path={data.path}: not prepared data (no {tokenstore.MANIFEST}); write it with "
+        "`python -m ffnjax.data.prepare`"]
+  if data.source in ("fineweb_edu", "text_files"):
+    try:
+      readers.resolve_inputs(data.source, data.input)
+    except (ValueError, FileNotFoundError) as e:
+      hint = (" (download: `python -m ffnjax.data.fetch --what=fineweb_edu --subset=sample-10BT "
+              "--output=data/fineweb-edu`)" if data.source == "fineweb_edu" else "")
+      return [f"training data: data.{str(e).lstrip('-')}{hint}"]
+  return []
+
+
+def preflight(study, runs) -> list[str]:
+  """What would make the study fail after training started: bad run configs, an analysis task set that the
+  evaluation does not produce, missing evaluation files or training data. Returns one line per problem."""
+  from ffnjax import configlib
+  from ffnjax.analysis.results import AnalysisError
+  from ffnjax.analysis.ri import check_chance_rule, parse_task_set
+  from ffnjax.eval import tasks as tasks_lib
+
+  problems: list[str] = []
+  pairs = ()
+  try:
+    pairs = parse_task_set(study.analysis_tasks)
+    check_chance_rule(study.get("chance_rule", "family"))
+  except AnalysisError as e:
+    problems.append(f"study.analysis_tasks: {e}")
+  checked = set()
+  for run in runs:
+    try:
+      config = studygrid.build_run_config(run)
+      configlib.validate(config)
+    except ValueError as e:
+      problems.append(f"run {run.name}: {e}")
+      continue
+    key = (config.eval.tasks, config.eval.data_dir, config.data.source, config.data.path, config.data.input)
+    if key in checked:
+      continue
+    checked.add(key)
+    if study.evaluate:
+      try:
+        evaluated = {t.name: t for t in tasks_lib.parse_tasks(config.eval.tasks)}
+      except ValueError as e:
+        problems.append(f"eval.tasks: {e}")
+        continue
+      for task, metric in pairs:
+        if task not in evaluated:
+          problems.append(f"study.analysis_tasks needs {task}:{metric}, but eval.tasks={config.eval.tasks!r} "
+                          f"does not evaluate {task}")
+        elif metric not in evaluated[task].higher_is_better:
+          problems.append(f"study.analysis_tasks needs {task}:{metric}, but {task} reports only "
+                          f"{sorted(evaluated[task].higher_is_better)}")
+      problems += _eval_problems(config, config.eval.data_dir)
+    problems += _train_data_problems(config)
+  return list(dict.fromkeys(problems))
 
 
 def run_study(study, workdir: str, log=print) -> str:
-  """Runs (or finishes) the whole study; returns the path of report.md."""
+  """Runs (or finishes) the whole study; returns the path of report.md. Checks everything it can first."""
+  runs = studygrid.expand_grid(study)
+  problems = preflight(study, runs)
+  if problems:
+    raise studygrid.StudyError(f"the study cannot run; nothing was trained. Fix these {len(problems)} problem(s):\n"
+                               + "\n".join(f"  - {p}" for p in problems))
   from ffnjax import evaluate
   from ffnjax.analysis.report import write_report
   from ffnjax.train.loop import train
 
-  runs = studygrid.expand_grid(study)
-  os.makedirs(workdir, exist_ok=True)
+  rundir.mkdirs(workdir)
   record = StudyLog(workdir, study, runs)
   start = time.perf_counter()
   done_work = 0  # runs that needed work in this invocation (for the ETA)
   for i, run in enumerate(runs):
     config = studygrid.build_run_config(run)
-    run_dir = os.path.join(workdir, run.name)
+    run_dir = rundir.join(workdir, run.name)
     steps = config.train.steps
     status = []
     if not run_is_trained(run_dir, steps):
@@ -82,7 +161,7 @@ def run_study(study, workdir: str, log=print) -> str:
     if study.evaluate and not run_is_evaluated(run_dir, steps):
       log(f"[{i + 1}/{len(runs)}] {run.name}: evaluating {config.eval.tasks}")
       t = time.perf_counter()
-      evaluate.run(run_dir, step=steps, records=os.path.join(run_dir, "eval", "records.jsonl"))
+      evaluate.run(run_dir, step=steps, records=rundir.join(run_dir, "eval", "records.jsonl"))
       record.add(run.name, "eval_wall_time_s", time.perf_counter() - t)
       status.append("evaluated")
     if status:
@@ -97,7 +176,8 @@ def run_study(study, workdir: str, log=print) -> str:
   if not study.evaluate:
     return ""
   log("analysing")
-  return write_report(workdir, tasks=study.analysis_tasks)
+  return write_report(workdir, tasks=study.analysis_tasks, chance_rule=study.get("chance_rule", "family"),
+                      summary=study.get("summary") or None)
 
 
 _STUDY = config_flags.DEFINE_config_file("config", None, "Study config, e.g. configs/study.py:tiny.")
@@ -109,8 +189,12 @@ def main(argv):
   logging.set_verbosity(logging.ERROR)  # Orbax warns on every read-only restore; progress is printed
   try:
     report = run_study(_STUDY.value, _WORKDIR.value, log=lambda m: print(m, file=sys.stderr, flush=True))
+  except studygrid.StudyError as e:
+    print(f"ffnjax.study: {e}", file=sys.stderr)
+    sys.exit(2)
   except (ValueError, FileNotFoundError, PermissionError) as e:
-    sys.exit(f"ffnjax.study: {type(e).__name__}: {e}")
+    print(f"ffnjax.study: {type(e).__name__}: {e}", file=sys.stderr)
+    sys.exit(2)
   if report:
     print(f"report: {report}")
 

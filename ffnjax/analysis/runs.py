@@ -7,8 +7,9 @@ the last record of each step wins.
 from __future__ import annotations
 
 import json
-import os
 from typing import Mapping
+
+from ffnjax.core import rundir
 
 # Keys that, in a metrics.jsonl record, study.json entry or results.json, hold an elapsed wall time in seconds.
 ELAPSED_KEYS = ("wall_time_s", "elapsed_s", "train_wall_time_s", "time_s")
@@ -16,18 +17,15 @@ ELAPSED_KEYS = ("wall_time_s", "elapsed_s", "train_wall_time_s", "time_s")
 
 def read_metrics(run_dir: str) -> list[dict]:
   """Records of RUN/metrics.jsonl with a numeric step (malformed or partial lines are skipped)."""
-  path = os.path.join(run_dir, "metrics.jsonl")
-  if not os.path.exists(path):
-    return []
+  text = rundir.read_text(rundir.join(run_dir, "metrics.jsonl"), default="")
   by_step: dict[int, dict] = {}
-  with open(path) as f:
-    for line in f:
-      try:
-        rec = json.loads(line)
-      except json.JSONDecodeError:
-        continue  # a line cut by a crash
-      if isinstance(rec, dict) and isinstance(rec.get("step"), (int, float)):
-        by_step[int(rec["step"])] = rec
+  for line in text.splitlines():
+    try:
+      rec = json.loads(line)
+    except json.JSONDecodeError:
+      continue  # a line cut by a crash
+    if isinstance(rec, dict) and isinstance(rec.get("step"), (int, float)):
+      by_step[int(rec["step"])] = rec
   return [by_step[s] for s in sorted(by_step)]
 
 
@@ -57,12 +55,8 @@ def train_wall_time(run_dir: str) -> tuple[float | None, bool]:
 
 def read_study_json(study_dir: str) -> dict:
   """STUDY/study.json as {run name: entry}; accepts {"runs": {...}}, {"runs": [...]} or a list; {} if absent."""
-  path = os.path.join(study_dir, "study.json")
-  if not os.path.exists(path):
-    return {}
   try:
-    with open(path) as f:
-      data = json.load(f)
+    data = rundir.read_json(rundir.join(study_dir, "study.json"), default={})
   except (json.JSONDecodeError, OSError):
     return {}
   runs = data.get("runs", data) if isinstance(data, dict) else data
@@ -81,10 +75,8 @@ def times_in(entry: Mapping) -> dict[str, float]:
 
 
 def read_config(run_dir: str) -> dict:
-  path = os.path.join(run_dir, "config.json")
   try:
-    with open(path) as f:
-      return json.load(f)
+    return rundir.read_json(rundir.join(run_dir, "config.json"))
   except (OSError, json.JSONDecodeError):
     return {}
 

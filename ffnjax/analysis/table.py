@@ -8,13 +8,16 @@ Two sources build the same table:
   grammar (`final_50_570m_40l`); `seed` defaults to 0.
 
 A model's *family* is the baseline it is compared with: its name without the `POSITION_PCT_` / `baseline_`
-prefix (`final_50_570m_40l` -> `570m_40l`), or an explicit `family` column.
+prefix (`final_50_570m_40l` -> `570m_40l`), or an explicit `family` column. A run trained on a token budget of
+the over-training study (config `placement.budget`, e.g. "2x") is model `NAME@2x` in family `SIZE_NL@2x`: it is
+compared with the baseline of its own budget.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -22,6 +25,7 @@ import re
 from typing import Iterable, Mapping, Sequence
 
 from ffnjax import placement
+from ffnjax.core import rundir
 from ffnjax.analysis import results as results_lib
 from ffnjax.analysis.results import AnalysisError
 
@@ -143,11 +147,12 @@ class ResultsTable:
 
   def write_csv(self, path: str) -> None:
     records = self.records()
-    with open(path, "w", newline="") as f:
-      writer = csv.DictWriter(f, fieldnames=list(TABLE_COLUMNS + OPTIONAL_COLUMNS))
-      writer.writeheader()
-      for rec in records:
-        writer.writerow({k: "" if v is None else v for k, v in rec.items()})
+    f = io.StringIO(newline="")
+    writer = csv.DictWriter(f, fieldnames=list(TABLE_COLUMNS + OPTIONAL_COLUMNS))
+    writer.writeheader()
+    for rec in records:
+      writer.writerow({k: "" if v is None else v for k, v in rec.items()})
+    rundir.write_text(path, f.getvalue())
 
 
 def _model_order(m: ModelInfo):
@@ -217,33 +222,32 @@ def make_model(name: str, *, seed: int = 0, position: str | None = None, ratio: 
 # --- study directories -------------------------------------------------------------------------------------
 def _read_json(path: str):
   try:
-    with open(path) as f:
-      return json.load(f)
+    return json.loads(rundir.read_text(path))
   except json.JSONDecodeError as e:
     raise AnalysisError(f"{path}: not valid JSON ({e})") from None
 
 
 def run_dirs(study_dir: str) -> list[str]:
   """Subdirectories that look like runs (hold a config.json, plan.json or eval/)."""
-  if not os.path.isdir(study_dir):
+  if not rundir.isdir(study_dir):
     raise AnalysisError(f"--study={study_dir}: not a directory")
   out = []
-  for name in sorted(os.listdir(study_dir)):
-    d = os.path.join(study_dir, name)
-    if os.path.isdir(d) and any(os.path.exists(os.path.join(d, f)) for f in ("config.json", "plan.json", "eval")):
+  for name in sorted(rundir.listdir(study_dir)):
+    d = rundir.join(study_dir, name)
+    if rundir.isdir(d) and any(rundir.exists(rundir.join(d, f)) for f in ("config.json", "plan.json", "eval")):
       out.append(d)
   return out
 
 
 def load_run(run_dir: str) -> tuple[ModelInfo, list[Row], dict]:
   """One run: its model metadata, its rows and the raw results.json."""
-  results = results_lib.load_results(os.path.join(run_dir, "eval", "results.json"))
+  results = results_lib.load_results(rundir.join(run_dir, "eval", "results.json"))
   plan = dict(results.get("plan") or {})
-  plan_path = os.path.join(run_dir, "plan.json")
-  if os.path.exists(plan_path):
+  plan_path = rundir.join(run_dir, "plan.json")
+  if rundir.exists(plan_path):
     plan.update(_read_json(plan_path))
-  config_path = os.path.join(run_dir, "config.json")
-  config = _read_json(config_path) if os.path.exists(config_path) else {}
+  config_path = rundir.join(run_dir, "config.json")
+  config = _read_json(config_path) if rundir.exists(config_path) else {}
   place = config.get("placement", {}) if isinstance(config, dict) else {}
   seed = config.get("seed", results.get("seed", 0)) if isinstance(config, dict) else results.get("seed", 0)
   name = plan.get("name") or results["model"]
@@ -252,6 +256,9 @@ def load_run(run_dir: str) -> tuple[ModelInfo, list[Row], dict]:
   family = None
   if size and num_layers:
     family = f"{size}_{num_layers}l"
+  budget = place.get("budget")
+  if budget:  # over-training study: one baseline per token budget
+    name, family = f"{name}@{budget}", (f"{family}@{budget}" if family else None)
   model = make_model(name, seed=int(seed), position=place.get("position", plan.get("position")),
                      ratio=place.get("ratio", plan.get("ratio")), num_layers=num_layers,
                      layer_types=plan.get("layer_types"), family=family, run=os.path.basename(run_dir),
@@ -267,7 +274,7 @@ def load_study(study_dir: str) -> ResultsTable:
   """Every run of a study that has eval/results.json; runs without it are listed in `skipped`."""
   rows, models, skipped = [], {}, []
   for d in run_dirs(study_dir):
-    if not os.path.exists(os.path.join(d, "eval", "results.json")):
+    if not rundir.exists(rundir.join(d, "eval", "results.json")):
       skipped.append(f"{os.path.basename(d)}: no eval/results.json")
       continue
     model, run_rows, _ = load_run(d)
@@ -346,11 +353,10 @@ def table_from_records(records: Iterable[Mapping], source: str = "table") -> Res
 
 def load_table(path: str) -> ResultsTable:
   """A CSV file (header row) or a JSON file (a list of row objects, or {"rows": [...]})."""
-  if not os.path.exists(path):
+  if not rundir.exists(path):
     raise AnalysisError(f"--table={path}: no such file")
   if path.endswith(".csv"):
-    with open(path, newline="") as f:
-      records = list(csv.DictReader(f))
+    records = list(csv.DictReader(io.StringIO(rundir.read_text(path), newline="")))
   elif path.endswith(".json"):
     data = _read_json(path)
     records = data.get("rows") if isinstance(data, dict) else data

@@ -1,4 +1,5 @@
-"""`python -m ffnjax.convert --hf_model=HF_DIR --output=RUN_DIR` (import) or
+"""`python -m ffnjax.convert --hf_model=HF_DIR --output=RUN_DIR` (import), `--gguf=FILE --output=RUN_DIR` (import of
+a Llama-architecture GGUF file, dequantized to float32; see ffnjax.convert.gguf) or
 `python -m ffnjax.convert --workdir=RUN_DIR [--step=N] --export_hf=HF_DIR` (export to LlamaForCausalLM).
 
 Import writes RUN_DIR/config.json, plan.json and an Orbax checkpoint at step 0 (params, empty opt_state, meta)
@@ -14,6 +15,7 @@ import sys
 from absl import app, flags, logging
 
 _HF_MODEL = flags.DEFINE_string("hf_model", None, "Import: a local Hugging Face Llama/Mistral directory.")
+_GGUF = flags.DEFINE_string("gguf", None, "Import: a Llama-architecture GGUF file (llama.cpp's format).")
 _OUTPUT = flags.DEFINE_string("output", None, "Import: the new ffnjax run directory.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Export: an ffnjax run directory.")
 _STEP = flags.DEFINE_integer("step", None, "Export: checkpoint step (default: the newest).")
@@ -51,15 +53,23 @@ def main(argv):
   from ffnjax.convert import export_run_dir, import_to_run_dir
 
   logging.set_verbosity(logging.WARNING)
-  importing = bool(_HF_MODEL.value or _OUTPUT.value)
+  importing = bool(_HF_MODEL.value or _GGUF.value or _OUTPUT.value)
   exporting = bool(_WORKDIR.value or _EXPORT_HF.value)
-  if importing == exporting or (importing and not (_HF_MODEL.value and _OUTPUT.value)) or \
-      (exporting and not (_WORKDIR.value and _EXPORT_HF.value)):
-    sys.exit("ffnjax.convert: give either --hf_model=DIR --output=RUN_DIR (import) or --workdir=RUN_DIR "
-             "--export_hf=DIR (export)")
+  if importing == exporting or (importing and not (bool(_HF_MODEL.value) != bool(_GGUF.value) and _OUTPUT.value)) \
+      or (exporting and not (_WORKDIR.value and _EXPORT_HF.value)):
+    print("ffnjax.convert: give either --hf_model=DIR or --gguf=FILE, with --output=RUN_DIR (import), or "
+          "--workdir=RUN_DIR --export_hf=DIR (export)", file=sys.stderr)
+    sys.exit(2)
   try:
     mesh = _mesh(_MESH.value)
-    if importing:
+    if _GGUF.value:
+      from ffnjax.convert.gguf import import_gguf_to_run_dir
+
+      out = import_gguf_to_run_dir(_GGUF.value, _OUTPUT.value, mesh, param_dtype=_PARAM_DTYPE.value,
+                                   dtype=_DTYPE.value, seq_len=_SEQ_LEN.value)
+      print(f"imported {_GGUF.value} as {out['name']} ({out['plan']}, {out['params']:,} parameters, "
+            f"{_PARAM_DTYPE.value or 'float32'}) into {_OUTPUT.value} (checkpoint step {out['step']})")
+    elif importing:
       out = import_to_run_dir(_HF_MODEL.value, _OUTPUT.value, mesh, param_dtype=_PARAM_DTYPE.value,
                               dtype=_DTYPE.value, seq_len=_SEQ_LEN.value, use_metadata=not _NO_METADATA.value)
       print(f"imported {_HF_MODEL.value} as {out['name']} ({out['plan']}, {out['params']:,} parameters) into "
@@ -74,7 +84,8 @@ def main(argv):
       if out.get("tokenizer_missing"):
         print(f"ffnjax.convert: warning: no tokenizer exported: {out['tokenizer_missing']}", file=sys.stderr)
   except (ValueError, FileNotFoundError, KeyError) as e:
-    sys.exit(f"ffnjax.convert: {type(e).__name__}: {e}")
+    print(f"ffnjax.convert: {type(e).__name__}: {e}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

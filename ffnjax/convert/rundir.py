@@ -31,6 +31,21 @@ def import_to_run_dir(model_dir: str, run_dir: str, mesh=None, **load_kwargs) ->
   `ffnjax.train.checkpoint.restore_params(run_dir)` and the evaluator read it. The tokenizer files, if the model
   directory has them, are copied to RUN/tokenizer and `data.tokenizer` is `hf:tokenizer` (relative to the run).
   """
+  from ffnjax.train import checkpoint
+
+  if checkpoint.steps(run_dir):  # before loading anything
+    raise ConvertError(f"--output={run_dir} already has checkpoints {checkpoint.steps(run_dir)}; import into a new "
+                       f"run directory")
+  params, config, plan = load_hf(model_dir, mesh, **load_kwargs)
+  return save_import(run_dir, params, config, plan, mesh, source=os.path.abspath(model_dir),
+                     write_tokenizer=lambda dst: copy_tokenizer(model_dir, dst),
+                     tokenizer_files=[n for n in TOKENIZER_FILES if os.path.isfile(os.path.join(model_dir, n))])
+
+
+def save_import(run_dir: str, params, config, plan, mesh=None, *, source: str, write_tokenizer,
+                tokenizer_files: list[str] | None = None) -> dict:
+  """Writes an imported model as RUN/config.json, plan.json, checkpoint 0 and RUN/tokenizer (via
+  `write_tokenizer(dir) -> file names`, on the lead process; the others pass `tokenizer_files` or get none)."""
   import jax
   import orbax.checkpoint as ocp
 
@@ -40,11 +55,9 @@ def import_to_run_dir(model_dir: str, run_dir: str, mesh=None, **load_kwargs) ->
   if checkpoint.steps(run_dir):
     raise ConvertError(f"--output={run_dir} already has checkpoints {checkpoint.steps(run_dir)}; import into a new "
                        f"run directory")
-  params, config, plan = load_hf(model_dir, mesh, **load_kwargs)
   lead = jax.process_index() == 0  # every process loads its shards and joins the save; one writes the files
   tokenizer_dir = os.path.join(run_dir, TOKENIZER_DIR)
-  copied = copy_tokenizer(model_dir, tokenizer_dir) if lead else \
-      [n for n in TOKENIZER_FILES if os.path.isfile(os.path.join(model_dir, n))]
+  copied = write_tokenizer(tokenizer_dir) if lead else list(tokenizer_files or [])
   if copied:
     # Relative to the run directory (ffnjax.evaluate.load_tokenizer resolves it), so a moved run still evaluates.
     config.data.tokenizer = hf_config.TOKENIZER_SPEC_PREFIX + TOKENIZER_DIR
@@ -53,7 +66,7 @@ def import_to_run_dir(model_dir: str, run_dir: str, mesh=None, **load_kwargs) ->
   if lead:
     init_run_dir(run_dir, config, plan)
   meta = {"step": IMPORT_STEP, "config": config_to_dict(config), "plan": plan.to_json(),
-          "hf_import": {"source": os.path.abspath(model_dir), "tokenizer_files": copied}}
+          "hf_import": {"source": source, "tokenizer_files": copied}}
   mngr = checkpoint.manager(run_dir)
   try:
     # Orbax refuses an empty item ("Found empty item"), so an import has no opt_state item at all: params and meta

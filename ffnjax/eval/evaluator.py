@@ -149,13 +149,9 @@ def evaluate(logits_fn: engine.LogitsFn, tokenizer, tasks: str | Sequence[str], 
 
 
 def write_records(path: str, records: Sequence[dict]) -> None:
-  """JSON lines, written to a temporary file and renamed."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w", encoding="utf-8") as f:
-    for record in records:
-      f.write(json.dumps(_jsonable(record), ensure_ascii=False) + "\n")
-  os.replace(tmp, path)
+  """JSON lines, written atomically (local or gs://)."""
+  from ffnjax.core import rundir
+  rundir.write_text(path, "".join(json.dumps(_jsonable(record), ensure_ascii=False) + "\n" for record in records))
 
 
 def _jsonable(obj):

@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 
+from ffnjax.core import rundir
+
 METHODS = ("block", "exact", "permutation")
 
 
@@ -48,7 +50,6 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
   from ffnjax import shapley
   from ffnjax.shapley import figures, pertask
   from ffnjax.shapley.value import ModelValue, task_value
-  from ffnjax.train.rundir import write_json_atomic
 
   if method not in METHODS:
     raise ValueError(f"--method={method!r}: must be one of {METHODS}")
@@ -66,7 +67,7 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
     raise ValueError(f"--level={level}: must be in 1..{n} (the number of players)")
   if method == "exact" and n > shapley.MAX_EXACT_PLAYERS:
     raise ValueError(f"--method=exact: {n} players need 2^{n} coalitions; use --method=block or permutation")
-  os.makedirs(output, exist_ok=True)
+  rundir.mkdirs(output)
   value = ModelValue(config, plan, params, tokenizer, tasks=tasks, data_dir=data_dir, limit=limit,
                      max_length=max_length, token_budget=token_budget)
   task_names = [p.task.name for p in value.prepared]
@@ -124,7 +125,7 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
   result.update({"coalitions_cached": len(cache), "coalitions_evaluated": value.done,
                  "compilations": value.compilations, "wall_time_s": wall,
                  "coalitions_per_s": value.done / max(wall, 1e-9)})
-  write_json_atomic(os.path.join(output, "shapley.json"), result)
+  rundir.write_json(rundir.join(output, "shapley.json"), result)
   figures.save_run_figures(result, players, output, model=_model_label(checkpoint, hf_model, plan))
   return result
 

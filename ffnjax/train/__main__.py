@@ -28,13 +28,14 @@ def main(argv):
     jax.config.update("jax_num_cpu_devices", _DEVICES.value)
   from ffnjax.parallel.distributed import maybe_initialize
   maybe_initialize(_COORD.value, _NPROC.value, _PID.value)
-  from ffnjax.train.checkpoint import CheckpointMismatch
+  from ffnjax.train.checkpoint import CheckpointMismatch, CheckpointUnreadable
   from ffnjax.train.loop import NonFiniteLoss, train
 
   logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; progress goes to stderr
   try:
     summary = train(_CONFIG.value, _WORKDIR.value, max_steps=_MAX_STEPS.value or None)
-  except (ValueError, PermissionError, CheckpointMismatch, NonFiniteLoss, FileNotFoundError) as e:
+  except (ValueError, PermissionError, CheckpointMismatch, CheckpointUnreadable, NonFiniteLoss,
+          FileNotFoundError) as e:
     sys.exit(f"ffnjax.train: {type(e).__name__}: {e}")
   logging.info("done: %s", summary)
 

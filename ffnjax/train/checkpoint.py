@@ -8,16 +8,21 @@ re-shards onto any mesh.
 from __future__ import annotations
 
 import json
-import os
+import logging
 
 import jax
 import orbax.checkpoint as ocp
 
+from ffnjax.core import rundir
 from ffnjax.placement import LayerPlan
 
 
 class CheckpointMismatch(ValueError):
   """A checkpoint that does not fit the config (layer plan or shapes)."""
+
+
+class CheckpointUnreadable(RuntimeError):
+  """No checkpoint of a run restores."""
 
 
 def manager(run_dir: str, train_cfg=None, read_only: bool = False) -> ocp.CheckpointManager:
@@ -26,7 +31,8 @@ def manager(run_dir: str, train_cfg=None, read_only: bool = False) -> ocp.Checkp
       keep_period=(train_cfg.keep_every or None) if train_cfg else None,
       enable_async_checkpointing=bool(train_cfg.async_checkpoints) if train_cfg else False,
       create=not read_only, read_only=read_only)
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(run_dir), "checkpoints"), options=options,
+  # An epath.Path (not a joined string): Orbax then writes gs:// through tensorstore like a local directory.
+  return ocp.CheckpointManager(rundir.path(run_dir) / "checkpoints", options=options,
                                item_names=("params", "opt_state", "meta"))
 
 
@@ -48,6 +54,68 @@ def restore(mngr: ocp.CheckpointManager, step: int, abstract_state):
   return {"params": out["params"], "opt_state": out["opt_state"]}, out["meta"]
 
 
+def restore_latest(run_dir: str, abstract_state, plan: LayerPlan):
+  """The newest checkpoint that restores -> (state, meta, step); None when the run has no checkpoint.
+
+  A checkpoint that fails to restore (e.g. array files cut short by a crash or a full disk) is skipped for the next
+  older one; once one restores, the newer broken ones are set aside (renamed, never deleted) with a one-line
+  warning each, so the run goes on from there instead of crashing into the same checkpoint at every relaunch.
+  Nothing is moved when no checkpoint restores, or when a layer plan differs from `plan` (CheckpointMismatch: the
+  config is what is wrong, not the checkpoint).
+  """
+  available = sorted(steps(run_dir), reverse=True)
+  if not available:
+    return None
+  mngr = manager(run_dir, read_only=True)
+  broken: list[tuple[int, Exception]] = []
+  try:
+    for step in available:
+      try:
+        meta = read_meta(mngr, step)
+      except Exception as e:  # noqa: BLE001  (any failure to read it means: try the previous one)
+        broken.append((step, e))
+        continue
+      check_plan(meta["plan"], plan)
+      try:
+        state, meta = restore(mngr, step, abstract_state)
+      except Exception as e:  # noqa: BLE001
+        broken.append((step, e))
+        continue
+      break
+    else:
+      step, e = broken[0]
+      raise CheckpointUnreadable(f"{run_dir}: no checkpoint restores (steps {available}); the newest, step {step}: "
+                                 f"{_first_line(e)}") from e
+  finally:
+    mngr.close()
+  if broken:
+    if jax.process_index() == 0:
+      for bad, e in broken:
+        dst = set_aside(run_dir, bad)
+        logging.warning("checkpoint step %d does not restore (%s); set aside as %s; resuming from step %d", bad,
+                        _first_line(e), dst, step)
+    if jax.process_count() > 1:  # no process opens the manager before the broken steps are out of its way
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices("ffnjax:checkpoints-set-aside")
+  return state, meta, step
+
+
+def set_aside(run_dir: str, step: int) -> str:
+  """RUN/checkpoints/<step> -> RUN/set-aside-checkpoint-<step>[-N] (outside Orbax's directory, kept for a look)."""
+  dst = rundir.join(run_dir, f"set-aside-checkpoint-{step}")
+  n = 1
+  while rundir.exists(dst):
+    n += 1
+    dst = rundir.join(run_dir, f"set-aside-checkpoint-{step}-{n}")
+  rundir.rename(rundir.join(run_dir, "checkpoints", str(step)), dst)
+  return dst
+
+
+def _first_line(e: Exception) -> str:
+  text = str(e).strip().splitlines()
+  return f"{type(e).__name__}: {text[0][:200] if text else ''}"
+
+
 def check_plan(saved_plan: dict, plan: LayerPlan) -> None:
   """Names the first difference between a checkpoint's layer plan and the config's."""
   want = plan.to_json()
@@ -66,7 +134,7 @@ def _describe(layer_type: str, width: int) -> str:
 
 
 def steps(run_dir: str) -> list[int]:
-  if not os.path.isdir(os.path.join(run_dir, "checkpoints")):
+  if not rundir.isdir(rundir.join(run_dir, "checkpoints")):
     return []
   return list(manager(run_dir, read_only=True).all_steps())
 
@@ -80,7 +148,7 @@ def restore_params(run_dir: str, step: int | None = None, mesh=None):
   plan = LayerPlan.from_config(config)
   available = steps(run_dir)
   if not available:
-    raise FileNotFoundError(f"{run_dir}: no checkpoints under {os.path.join(run_dir, 'checkpoints')}")
+    raise FileNotFoundError(f"{run_dir}: no checkpoints under {rundir.join(run_dir, 'checkpoints')}")
   step = max(available) if step is None else step
   if step not in available:
     raise FileNotFoundError(f"{run_dir}: checkpoint step {step} does not exist; available steps: {available}")

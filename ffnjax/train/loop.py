@@ -7,7 +7,6 @@ nothing else carries state, so N steps == k steps + kill + resume + (N - k) step
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import time
 
@@ -18,6 +17,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from ffnjax import configlib
+from ffnjax.core import rundir
 from ffnjax import model as model_lib
 from ffnjax.parallel import logical_sharding, make_mesh
 from ffnjax.train import checkpoint as ckpt
@@ -118,8 +118,6 @@ def train(config, workdir: str, *, max_steps: int | None = None, log: bool = Tru
   mesh = make_mesh(config.mesh)
   _check_batch(config, mesh)
   is_lead = jax.process_index() == 0
-  if is_lead:
-    init_run_dir(workdir, config, plan)
   data_cfg = config.data.copy_and_resolve_references()
   data_cfg.path = ensure_prepared(data_cfg)
   data = TrainData(data_cfg, global_batch=config.train.global_batch, process_index=jax.process_index(),
@@ -131,22 +129,24 @@ def train(config, workdir: str, *, max_steps: int | None = None, log: bool = Tru
   model = model_lib.build(config.model, plan)
   optimizer = make_optimizer(config.train)
   abstract, shardings = build_state_shardings(model, optimizer, mesh)
-  mngr = ckpt.manager(workdir, config.train)
-  start = mngr.latest_step()
   data_state = None
   with jax.set_mesh(mesh):
-    if start is None:
+    # The resume checks (and the restore) come before the run directory's first change: a refused resume leaves
+    # it byte-identical.
+    resumed = ckpt.restore_latest(workdir, _with_shardings(abstract, shardings), plan)
+    if resumed is None:
       params = model_lib.init_params(model, jax.random.key(config.seed), mesh)
       opt_state = jax.jit(optimizer.init, out_shardings=shardings["opt_state"])(params)
       state = {"params": params, "opt_state": opt_state, "step": jnp.zeros((), jnp.int32)}
       start = 0
     else:
-      meta = ckpt.read_meta(mngr, start)
-      ckpt.check_plan(meta["plan"], plan)
-      restored, meta = ckpt.restore(mngr, start, _with_shardings(abstract, shardings))
+      restored, meta, start = resumed
       state = {**restored, "step": jax.device_put(jnp.asarray(start, jnp.int32), shardings["step"])}
       data_state = meta.get("data_state")
       logging.info("resumed %s from step %d", workdir, start)
+    if is_lead:
+      init_run_dir(workdir, config, plan)
+    mngr = ckpt.manager(workdir, config.train)
 
     batch_sharding = logical_sharding(("batch", "length"), (config.train.global_batch, data_cfg.seq_len + 1), mesh)
     step_fn = jax.jit(make_train_step(model, optimizer, config.train),
@@ -193,7 +193,7 @@ def train(config, workdir: str, *, max_steps: int | None = None, log: bool = Tru
     with _Preemption() as preemption:
       while step < total:
         if profiling and step == config.train.profile_start:
-          jax.profiler.start_trace(os.path.join(workdir, "profile"))
+          jax.profiler.start_trace(rundir.join(workdir, "profile"))
         local = np.asarray(next(iterator), np.int32)
         tokens = jax.make_array_from_process_local_data(batch_sharding, local)
         state, metrics = step_fn(state, tokens)

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
+
+from ffnjax.core import rundir
 
 
 class MetricsWriter:
   def __init__(self, run_dir: str, enabled: bool = True, tensorboard: bool = True):
     self.enabled = enabled
-    self._jsonl = open(os.path.join(run_dir, "metrics.jsonl"), "a") if enabled else None
+    self._jsonl = rundir.Appender(rundir.join(run_dir, "metrics.jsonl")) if enabled else None
     self._tb = None
-    if enabled and tensorboard:
+    if enabled and tensorboard and rundir.local(run_dir) is None:
+      # tensorboardX writes gs:// only through its own GCS client (not etils/gcsfs), appending to an object.
+      print(f"TensorBoard events are written for local run directories only; {run_dir}/metrics.jsonl has every "
+            f"value", file=sys.stderr)
+    elif enabled and tensorboard:
       try:
         from tensorboardX import SummaryWriter
-        self._tb = SummaryWriter(os.path.join(run_dir, "tb"))
+        self._tb = SummaryWriter(rundir.join(rundir.local(run_dir), "tb"))
       except ImportError:  # TensorBoard is optional; the JSONL is the record
         self._tb = None
 
@@ -25,7 +30,6 @@ class MetricsWriter:
       return
     row = {"step": step, **{k: float(v) for k, v in metrics.items()}}
     self._jsonl.write(json.dumps(row) + "\n")
-    self._jsonl.flush()
     if self._tb:
       for k, v in metrics.items():
         self._tb.add_scalar(k, float(v), step)

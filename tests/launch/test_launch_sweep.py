@@ -50,7 +50,7 @@ def test_finished_runs_are_skipped(stubs, tmp_path, run_dir_factory):
   assert "skip baseline_285m_12l: finished" in err and "skip final_90_285m_12l: finished" in err
 
 
-def test_backends_and_trainer_flags(stubs, tmp_path):
+def test_backends_and_trainer_flags(stubs, tmp_path, gcs_bucket):
   jobs, _ = _dry_run(stubs, tmp_path, "--backend=slurm", "--launcher-args=--nodes=2 --partition=gpu",
                      "--only=^middle_70", "--", "--config.train.steps=100")
   assert len(jobs) == 1
@@ -58,12 +58,11 @@ def test_backends_and_trainer_flags(stubs, tmp_path):
                      "--partition=gpu", "--config=configs/paper.py:middle_70_285m_12l",
                      f"--workdir={tmp_path}/middle_70_285m_12l", "--config.seed=0", "--config.train.steps=100"]
 
-  stubs.add("gcloud", "exit 1")  # gcloud storage: nothing in the bucket yet
-  jobs, _ = _dry_run(stubs, "gs://bucket/study", "--backend=tpu", "--launcher-args=--zone=z --spot",
+  jobs, _ = _dry_run(stubs, f"{gcs_bucket}/study", "--backend=tpu", "--launcher-args=--zone=z --spot",
                      "--only=baseline|final_10")
   assert len(jobs) == 2
   cmd = jobs[1]
-  assert cmd[1:5] == [os.path.join(LAUNCH, "babysit.py"), "--workdir=gs://bucket/study/final_10_285m_12l",
+  assert cmd[1:5] == [os.path.join(LAUNCH, "babysit.py"), f"--workdir={gcs_bucket}/study/final_10_285m_12l",
                       "--max-retries=20", "--"]  # TPU jobs are babysat: preempted slices get re-created
   assert cmd[5:9] == [os.path.join(LAUNCH, "tpu_pod.sh"), "run", "--name=ffnjax-final-10-285m-12l", "--zone=z"]
   assert re.fullmatch(r"[a-z][a-z0-9-]*", _flag(cmd, "name"))
