@@ -39,17 +39,23 @@ _PERPLEXITY_VALUE = flags.DEFINE_bool("perplexity_value", False, "Admit tasks wi
                                       "(wikitext) with -log(perplexity) as their value (our extension).")
 
 
+def _fail(message: str) -> None:
+  """Bad input: one line on stderr, exit status 2 (as ffnjax.evaluate), no traceback."""
+  print(f"ffnjax.shapley: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   if not _OUTPUT.value:
-    sys.exit("ffnjax.shapley: --output=DIR is required")
+    _fail("--output=DIR is required")
   try:
     result = run(_CHECKPOINT.value, _HF_MODEL.value, _STEP.value, _TASKS.value, _DATA_DIR.value, _METHOD.value,
                  _LEVEL.value, _PERMUTATIONS.value, _SEED.value, _LIMIT.value, _MAX_LENGTH.value,
                  _TOKEN_BUDGET.value, _OUTPUT.value, _CHANCE_TOL.value, _GAME.value, _PERPLEXITY_VALUE.value)
   except (ValueError, FileNotFoundError, KeyError) as e:
-    sys.exit(f"ffnjax.shapley: {type(e).__name__}: {e}")
+    _fail(f"{type(e).__name__}: {e}")
   print(f"{result['method']} Shapley values of {len(result['players'])} players on {len(result['tasks'])} task(s) "
         f"({result['coalitions_evaluated']} coalitions evaluated, {result['compilations']} compilation(s))")
   tol = result["cornerstone_rule"]["tolerance"]
