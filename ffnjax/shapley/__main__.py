@@ -60,8 +60,12 @@ def main(argv):
         f"({result['coalitions_evaluated']} coalitions evaluated, {result['compilations']} compilation(s))")
   tol = result["cornerstone_rule"]["tolerance"]
   for name, entry in result["tasks"].items():
-    corner = ", ".join(entry["cornerstones"]) or "none" if entry["cornerstones_defined"] else \
-        f"undefined (v(N) = {entry['v_full']:.3f} is not above chance {entry['chance']} + {tol})"
+    if entry["cornerstones_defined"]:
+      corner = ", ".join(entry["cornerstones"]) or "none"
+    elif entry["chance"] is None:
+      corner = "undefined (the metric has no chance level)"
+    else:
+      corner = f"undefined (v(N) = {entry['v_full']:.3f} is not above chance {entry['chance']:.3g} + {tol})"
     print(f"  {name}: {entry['metric']} v(N) = {entry['v_full']:.4f} (n = {entry['num_examples']}); "
           f"cornerstones (removal -> chance + {tol}): {corner}")
   print(f"wrote {_OUTPUT.value}/shapley.json")
