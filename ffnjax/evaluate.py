@@ -37,18 +37,25 @@ def _default_mesh():
   return ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=1))
 
 
-def load_tokenizer(config, tokenizer_dir: str | None = None, run_dir: str | None = None):
-  """The run's tokenizer. An `hf:PATH` with a relative PATH (what ffnjax.convert writes: `hf:tokenizer`) is
+def tokenizer_spec(config, run_dir: str | None = None) -> str:
+  """data.tokenizer with an `hf:PATH` made usable: a relative PATH (what ffnjax.convert writes: `hf:tokenizer`) is
   relative to the run directory, so a moved or copied run still finds its tokenizer."""
   from ffnjax.data import tokenizers
 
   spec = config.data.tokenizer
-  kind = tokenizers.parse_spec(spec)[0]
-  if kind == "hf" and not os.path.isabs(spec[3:]) and "://" not in spec:
+  if tokenizers.parse_spec(spec)[0] == "hf" and not os.path.isabs(spec[3:]) and "://" not in spec:
     if not run_dir:
       raise ValueError(f"data.tokenizer={spec!r} is relative to its run directory; pass the run directory")
-    return tokenizers.get_tokenizer("hf:" + rundir.join(run_dir, spec[3:]))
-  if kind in ("gpt2", "hf"):  # neither lives next to the training data
+    return "hf:" + rundir.join(run_dir, spec[3:])
+  return spec
+
+
+def load_tokenizer(config, tokenizer_dir: str | None = None, run_dir: str | None = None):
+  """The run's tokenizer (see tokenizer_spec for `hf:` paths; a `bpe:N` lives next to the training data)."""
+  from ffnjax.data import tokenizers
+
+  spec = tokenizer_spec(config, run_dir)
+  if tokenizers.parse_spec(spec)[0] in ("gpt2", "hf"):  # neither lives next to the training data
     return tokenizers.get_tokenizer(spec)
   if not tokenizer_dir:
     from ffnjax.data.prepare import default_dir

@@ -130,6 +130,27 @@ def preflight(study, runs) -> list[str]:
   return list(dict.fromkeys(problems))
 
 
+def extend_from_shorter_budget(workdir: str, runs, run, run_dir: str) -> str | None:
+  """Over-training study (method.md §3): a run without checkpoints starts from the pre-decay checkpoint of the same
+  model on the next smaller budget. WSD's learning rate before the decay does not depend on the run length and the
+  data order is a function of (seed, step), so this equals training the longer budget from scratch. Returns the
+  copied checkpoint's path, or None when there is nothing to extend."""
+  from ffnjax.train.optimizer import decay_start_step
+
+  shorter = studygrid.shorter_budget_run(runs, run)
+  if shorter is None or ckpt.steps(run_dir):
+    return None
+  shorter_dir = rundir.join(workdir, shorter.name)
+  step = decay_start_step(studygrid.build_run_config(shorter).train)
+  if step not in ckpt.steps(shorter_dir):
+    return None
+  source = rundir.join(shorter_dir, "checkpoints", str(step))
+  target = rundir.join(run_dir, "checkpoints", str(step))
+  for rel in rundir.walk_files(source):
+    rundir.copy(rundir.join(source, rel), rundir.join(target, rel))
+  return source
+
+
 def run_study(study, workdir: str, log=print) -> str:
   """Runs (or finishes) the whole study; returns the path of report.md. Checks everything it can first."""
   runs = studygrid.expand_grid(study)
@@ -151,6 +172,9 @@ def run_study(study, workdir: str, log=print) -> str:
     steps = config.train.steps
     status = []
     if not run_is_trained(run_dir, steps):
+      source = extend_from_shorter_budget(workdir, runs, run, run_dir)
+      if source:
+        log(f"[{i + 1}/{len(runs)}] {run.name}: starts from {source} (pre-decay checkpoint of the shorter budget)")
       log(f"[{i + 1}/{len(runs)}] {run.name}: training {steps} steps")
       t = time.perf_counter()
       summary = train(config, run_dir)

@@ -65,6 +65,26 @@ def budget_steps(study, budget: float) -> int:
   return max(1, -(-int(budget * CHINCHILLA_TOKENS_PER_PARAM * n) // tokens_per_step))
 
 
+def _pre_decay(study, steps: int) -> int:
+  """The WSD run's last pre-decay step, kept permanently (train.keep_every) so that a longer budget extends it."""
+  from ffnjax.train.optimizer import decay_start_step
+
+  config = build_run_config(RunSpec("budget", study.config_file, f"baseline_{study.size}", 0,
+                                    tuple(_flatten(study.overrides.to_dict()))))
+  config.train.steps = steps
+  return max(1, decay_start_step(config.train))
+
+
+def shorter_budget_run(runs: list[RunSpec], run: RunSpec) -> RunSpec | None:
+  """The same model and seed on the next smaller token budget: the run that `run` extends (None if none)."""
+  budget = dict(run.overrides).get("placement.budget")
+  if not budget:
+    return None
+  same = [r for r in runs if r.config_arg == run.config_arg and r.seed == run.seed
+          and float(dict(r.overrides)["placement.budget"].rstrip("x")) < float(budget.rstrip("x"))]
+  return max(same, key=lambda r: float(dict(r.overrides)["placement.budget"].rstrip("x")), default=None)
+
+
 def expand_grid(study) -> list[RunSpec]:
   """Baseline first, then every (position, ratio), for every seed. Ratio 100 is the baseline itself.
 
@@ -90,7 +110,8 @@ def expand_grid(study) -> list[RunSpec]:
   budgets = _budgets(study)
   variants = [("", ())] if not budgets else [
       (f"_{budget_label(b)}", (("placement.budget", budget_label(b)), ("train.schedule", "wsd"),
-                               ("train.steps", budget_steps(study, b)))) for b in budgets]
+                               ("train.steps", budget_steps(study, b)),
+                               ("train.keep_every", _pre_decay(study, budget_steps(study, b))))) for b in budgets]
   runs = []
   for suffix, extra in variants:
     for seed in seeds:

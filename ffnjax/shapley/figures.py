@@ -1,5 +1,6 @@
 """Figures: a bar per player (attention and FFN in two colours, cornerstones marked), the single-ablation drop
-per player, one panel per task plus the task mean for a run, and the permutation estimator's convergence. Figure objects (Agg, no pyplot); `save` writes PNG+SVG.
+per player, one panel per task plus the task mean for a run, and the permutation estimator's convergence. Figure
+objects (Agg, no pyplot); `save` writes PNG+SVG.
 """
 
 from __future__ import annotations

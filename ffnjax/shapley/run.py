@@ -71,8 +71,11 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
   value = ModelValue(config, plan, params, tokenizer, tasks=tasks, data_dir=data_dir, limit=limit,
                      max_length=max_length, token_budget=token_budget)
   task_names = [p.task.name for p in value.prepared]
-  cache = shapley.CoalitionCache(os.path.join(output, "coalitions.jsonl"), n,
-                                 meta={"model": plan.name, "source": os.path.abspath(checkpoint or hf_model), "tasks": task_names, "limit": limit, "data_dir": data_dir,
+  source = checkpoint or hf_model
+  cache = shapley.CoalitionCache(rundir.join(output, "coalitions.jsonl"), n,
+                                 meta={"model": plan.name,
+                                       "source": source if rundir.is_remote(source) else os.path.abspath(source),
+                                       "tasks": task_names, "limit": limit, "data_dir": data_dir,
                                        "step": step, "players": labels, "record": "per_task"},
                                  fields=pertask.CACHE_FIELDS)
   total = needed_coalitions(method, n, level)

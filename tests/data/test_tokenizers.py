@@ -113,3 +113,15 @@ def test_bpe_needs_its_prepared_dir(tmp_path):
 def test_bpe_larger_than_requested_is_refused(small_bpe):
   with pytest.raises(ValueError, match="more than the requested"):
     tokenizers.get_tokenizer("bpe:300", os.path.dirname(small_bpe.path))
+
+
+def test_gpt2_tokenizer_json_tokenizes_like_gpt2(gpt2, tmp_path):
+  """What `convert --export_hf` writes for a gpt2 run: a tokenizer.json that Hugging Face loads, same ids."""
+  from tokenizers import Tokenizer
+
+  path = tmp_path / "tokenizer.json"
+  path.write_text(tokenizers.gpt2_tokenizer_json())
+  hf = Tokenizer.from_file(str(path))
+  for text in ["Hello world!  It's 2024, naïve café", " leading space\n\nnew  lines   x", "a<|endoftext|>b"]:
+    assert hf.encode(text, add_special_tokens=False).ids == gpt2.encode(text)
+  assert hf.token_to_id("<|endoftext|>") == tokenizers.GPT2_EOT_ID

@@ -130,7 +130,8 @@ def test_zsre_accuracy_counts_partial_matches(tok, tmp_path):
 
 def test_unknown_task_names_the_valid_ones(tok, data_dir):
   with pytest.raises(UnknownTaskError, match=r"unknown eval task 'hellaswagg'; valid tasks: lambada_openai, "
-                                             r"wikitext, hellaswag, piqa, arc_easy, arc_challenge, winogrande, zsre"):
+                                             r"wikitext, hellaswag, piqa, arc_easy, arc_challenge, winogrande, boolq, "
+                                             r"openbookqa, zsre"):
     evaluate(None, tok, "hellaswag,hellaswagg", data_dir)
 
 

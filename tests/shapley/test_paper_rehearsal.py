@@ -149,3 +149,5 @@ def test_directory_kind_errors(setup, tmp_path):
   assert res.returncode == 2 and "an ffnjax run directory, not a Hugging Face model" in res.stderr
   res = cli("ffnjax.evaluate", f"--workdir={tmp_path}", "--tasks=piqa")
   assert res.returncode == 2 and "not a run directory (no config.json)" in res.stderr
+  res = cli("ffnjax.shapley", f"--checkpoint={setup['hf']}", f"--output={tmp_path / 's'}")
+  assert res.returncode == 2 and f"pass --hf_model={setup['hf']}" in res.stderr and "Traceback" not in res.stderr

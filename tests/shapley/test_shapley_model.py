@@ -40,7 +40,8 @@ def test_block_run_compiles_once_per_shape_not_per_coalition(run_dir, tmp_path):
   assert large["coalitions_evaluated"] > small["coalitions_evaluated"] >= 5
   # One program per bucket shape of the task's requests (fixed by the data), none per coalition.
   assert small["compilations"] == large["compilations"] <= 3
-  assert len(small["tasks"]["hellaswag"]["values"]) == 4 and small["players"] == ["L1.attn", "L1.ffn", "L2.attn", "L2.ffn"]
+  assert len(small["tasks"]["hellaswag"]["values"]) == 4
+  assert small["players"] == ["L1.attn", "L1.ffn", "L2.attn", "L2.ffn"]
   assert os.path.exists(tmp_path / "k3" / "shapley_values.png")
 
 
