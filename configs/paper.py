@@ -2,10 +2,16 @@
 
     --config=configs/paper.py:baseline_285m_12l
     --config=configs/paper.py:middle_70_285m_12l      (positions first|middle|final, ratios 10..90)
+    --config.data.input=DIR/fineweb-edu/sample-10BT --config.eval.data_dir=DIR/eval   (see README, "Data")
 Any field can be overridden afterwards, e.g. --config.model.num_layers=24; the layer plan is re-derived.
 """
 
 from ffnjax import configlib
+
+# The paper's evaluation (method.md §4): its 8 lm-eval-harness tasks and zsRE. Upstream files come from
+# `python -m ffnjax.data.fetch --what=eval --output=DIR`; there is no embedded fallback (those are Shakespeare
+# stand-ins): eval.data_dir must hold them. The defaults are the README's data layout under ./data.
+PAPER_EVAL_TASKS = "wikitext,lambada_openai,arc_easy,arc_challenge,winogrande,piqa,hellaswag,zsre"
 
 # name -> model fields (+ train fields): paper Table 3 and Table 5. Vocabulary: GPT-2 BPE, 50257.
 SIZES = {
@@ -24,9 +30,12 @@ def get_config(arg: str = "baseline_285m_12l"):
   config = configlib.default_config()
   config.model.vocab_size = 50257
   config.data.source = "fineweb_edu"
-  # Where the FineWeb-Edu parquet shards are expected (override with --config.data.input / data.path).
+  # Where the FineWeb-Edu parquet shards are expected (override with --config.data.input / data.path); written by
+  # `python -m ffnjax.data.fetch --what=fineweb_edu --subset=sample-10BT --output=data/fineweb-edu`.
   config.data.input = "data/fineweb-edu/sample-10BT"
   config.data.tokenizer = "gpt2"
   config.data.seq_len = 1024
   config.train.update(dict(steps=20_000, warmup_steps=1_000, schedule="cosine", micro_batches=1))
+  config.eval.tasks = PAPER_EVAL_TASKS
+  config.eval.data_dir = "data/eval"  # written by `python -m ffnjax.data.fetch --what=eval --output=data/eval`
   return configlib.apply_name(config, arg, SIZES)

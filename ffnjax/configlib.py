@@ -26,7 +26,8 @@ def default_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.name = ""
   config.seed = 0
-  config.placement = ml_collections.ConfigDict(dict(position=placement.BASELINE, ratio=100, size=""))
+  # budget: token-budget label of the over-training study (e.g. "2x"); "" = the paper's standard run length.
+  config.placement = ml_collections.ConfigDict(dict(position=placement.BASELINE, ratio=100, size="", budget=""))
   config.model = model.default_config()
   config.data = data.default_config()
   config.train = train.default_config()
@@ -90,6 +91,10 @@ def validate(config) -> placement.LayerPlan:
   train.validate(config.train)
   parallel.validate(config.mesh)
   plan = placement.LayerPlan.from_config(config)
+  if config.data.source == "fineweb_edu" and config.eval.data_dir == "embedded":
+    raise ConfigError("eval.data_dir='embedded' holds Shakespeare stand-ins, but this config trains on FineWeb-Edu "
+                      "and reports the paper's benchmarks: set --config.eval.data_dir=DIR, written by "
+                      "`python -m ffnjax.data.fetch --what=eval --output=DIR`")
   if config.data.tokenizer == "gpt2" and config.model.vocab_size < 50257:
     raise ConfigError(f"model.vocab_size={config.model.vocab_size} is smaller than the gpt2 tokenizer's 50257")
   if config.train.global_batch % config.train.micro_batches:

@@ -81,7 +81,7 @@ class InteractiveModel:
       available = checkpoint.steps(run_dir)
       step = max(available) if available else None  # restore_params names the missing checkpoints
     params, config, plan = checkpoint.restore_params(run_dir, step)
-    tokenizer = load_tokenizer(config, tokenizer_dir)
+    tokenizer = load_tokenizer(config, tokenizer_dir, run_dir=run_dir)
     return cls(config, plan, params, tokenizer, run_dir=run_dir, step=step)
 
   # --- facts ----------------------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ class InteractiveModel:
       raise ValueError(f"max_new_tokens={max_new_tokens}: must be >= 0")
     if temperature < 0:
       raise ValueError(f"temperature={temperature}: must be >= 0 (0 = greedy)")
-    prompt_tokens = self.encode(prompt) if prompt else [self.tokenizer.eot_id]
+    prompt_tokens = self.encode(prompt) if prompt else [self.tokenizer.prefix_token_id]
     tokens, new = list(prompt_tokens), []
     rng = np.random.default_rng(seed)
     fn = self._logits_fn()

@@ -1,7 +1,9 @@
 """`python -m ffnjax.plan --config=configs/paper.py:NAME [--json] [--compile --mesh=data:1,fsdp:8,tensor:1]`.
 
-Prints the layer plan (1-based layers), d_ff and d_ff', parameter counts and the baseline's. With --json, one
-JSON object (index 0 = first layer) that other tools and notebooks read.
+Prints the layer plan (1-based layers), d_ff and d_ff', parameter counts and the baseline's, and the training
+data budget: tokens to train (steps x global batch x sequence length) against the tokens of the data (a prepared
+dir's manifest, or the FineWeb-Edu subset named by data.input), in epochs, with a warning above one epoch. With
+--json, one JSON object (index 0 = first layer; the budget under "data_budget") that other tools and notebooks read.
 """
 
 from __future__ import annotations
@@ -42,7 +44,44 @@ def main(argv):
       sys.exit(f"ffnjax.plan --compile: {e}")
     print(json.dumps(report, indent=2) if _JSON.value else aot.format_report(report))
     return
-  print(json.dumps(plan.to_json(), indent=2) if _JSON.value else plan.describe())
+  budget = data_budget(config)
+  if _JSON.value:
+    print(json.dumps({**plan.to_json(), "data_budget": budget}, indent=2))
+  else:
+    print(plan.describe())
+    print(describe_budget(budget))
+  if budget["epochs"] is not None and budget["epochs"] > 1:
+    print(f"WARNING: {budget['epochs']:.2f} epochs of {budget['data']}: the run repeats data; choose a larger "
+          "subset (python -m ffnjax.data.fetch --what=fineweb_edu --subset=...) or fewer steps", file=sys.stderr)
+
+
+def data_budget(config) -> dict:
+  """Tokens to train against tokens available (None when the data's size is not known here)."""
+  from ffnjax.data import tokenstore
+  from ffnjax.data.fetch import FINEWEB_EDU_SUBSETS
+
+  train_tokens = config.train.steps * config.train.global_batch * config.data.seq_len
+  data, available = config.data.source, None
+  if config.data.path and tokenstore.is_prepared(config.data.path):
+    data, available = config.data.path, tokenstore.read_manifest(config.data.path).get("num_tokens")
+  elif config.data.source == "fineweb_edu":
+    subset = (config.data.input or "").rstrip("/").rsplit("/", 1)[-1]
+    if subset in FINEWEB_EDU_SUBSETS:
+      data, available = f"FineWeb-Edu {subset} (~{FINEWEB_EDU_SUBSETS[subset][1] / 1e9:g} B tokens)", \
+          FINEWEB_EDU_SUBSETS[subset][1]
+    else:
+      data = config.data.input or "(no data.input)"
+  epochs = train_tokens / available if available else None
+  return {"train_tokens": train_tokens, "steps": config.train.steps, "global_batch": config.train.global_batch,
+          "seq_len": config.data.seq_len, "data": data, "data_tokens": available, "epochs": epochs}
+
+
+def describe_budget(b: dict) -> str:
+  line = (f"train tokens        {b['train_tokens']:>15,}   = {b['steps']:,} steps x {b['global_batch']} x "
+          f"{b['seq_len']}")
+  if b["epochs"] is None:
+    return line + f"\ndata                {b['data']}: size unknown here (prepare it to count its tokens)"
+  return line + f"\ndata tokens         {int(b['data_tokens']):>15,}   {b['data']}: {b['epochs']:.2f} epochs"
 
 
 def plan_of(config) -> LayerPlan:

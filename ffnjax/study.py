@@ -46,13 +46,122 @@ class StudyLog:
     rundir.write_json(self.path, self.data)
 
 
+def _eval_problems(config, data_dir: str) -> list[str]:
+  """Every evaluation file of config.eval.tasks that is missing under data_dir (one line each)."""
+  from ffnjax.eval import sources, tasks as tasks_lib
+
+  if data_dir == "embedded":
+    return []  # built on demand from the embedded corpus (configlib.validate refuses it for FineWeb-Edu configs)
+  fetch = "write it with `python -m ffnjax.data.fetch --what=eval --output=DIR`"
+  if not data_dir:
+    return [f"eval.data_dir is empty: give the directory of evaluation files ({fetch})"]
+  out = []
+  if not rundir.isdir(data_dir):
+    out.append(f"eval.data_dir={data_dir}: no such directory ({fetch})")
+  for task in tasks_lib.parse_tasks(config.eval.tasks):
+    if rundir.isdir(data_dir) and (sources.find_file(data_dir, task.stems()) or (
+        task.tfds is not None and sources.tfds_dir_exists(data_dir, task.tfds))):
+      continue
+    stem = rundir.join(data_dir, task.stems()[0])
+    out.append(f"eval task {task.name}: missing {stem}.jsonl (or .json, .parquet, -*.parquet shards)")
+  return out
+
+
+def _train_data_problems(config) -> list[str]:
+  from ffnjax.data import readers, tokenstore
+
+  data = config.data
+  if data.path:
+    return [] if tokenstore.is_prepared(data.path) else [
+        f"data.path={data.path}: not prepared data (no {tokenstore.MANIFEST}); write it with "
+        "`python -m ffnjax.data.prepare`"]
+  if data.source in ("fineweb_edu", "text_files"):
+    try:
+      readers.resolve_inputs(data.source, data.input)
+    except (ValueError, FileNotFoundError) as e:
+      hint = (" (download: `python -m ffnjax.data.fetch --what=fineweb_edu --subset=sample-10BT "
+              "--output=data/fineweb-edu`)" if data.source == "fineweb_edu" else "")
+      return [f"training data: data.{str(e).lstrip('-')}{hint}"]
+  return []
+
+
+def preflight(study, runs) -> list[str]:
+  """What would make the study fail after training started: bad run configs, an analysis task set that the
+  evaluation does not produce, missing evaluation files or training data. Returns one line per problem."""
+  from ffnjax import configlib
+  from ffnjax.analysis.results import AnalysisError
+  from ffnjax.analysis.ri import check_chance_rule, parse_task_set
+  from ffnjax.eval import tasks as tasks_lib
+
+  problems: list[str] = []
+  pairs = ()
+  try:
+    pairs = parse_task_set(study.analysis_tasks)
+    check_chance_rule(study.get("chance_rule", "family"))
+  except AnalysisError as e:
+    problems.append(f"study.analysis_tasks: {e}")
+  checked = set()
+  for run in runs:
+    try:
+      config = studygrid.build_run_config(run)
+      configlib.validate(config)
+    except ValueError as e:
+      problems.append(f"run {run.name}: {e}")
+      continue
+    key = (config.eval.tasks, config.eval.data_dir, config.data.source, config.data.path, config.data.input)
+    if key in checked:
+      continue
+    checked.add(key)
+    if study.evaluate:
+      try:
+        evaluated = {t.name: t for t in tasks_lib.parse_tasks(config.eval.tasks)}
+      except ValueError as e:
+        problems.append(f"eval.tasks: {e}")
+        continue
+      for task, metric in pairs:
+        if task not in evaluated:
+          problems.append(f"study.analysis_tasks needs {task}:{metric}, but eval.tasks={config.eval.tasks!r} "
+                          f"does not evaluate {task}")
+        elif metric not in evaluated[task].higher_is_better:
+          problems.append(f"study.analysis_tasks needs {task}:{metric}, but {task} reports only "
+                          f"{sorted(evaluated[task].higher_is_better)}")
+      problems += _eval_problems(config, config.eval.data_dir)
+    problems += _train_data_problems(config)
+  return list(dict.fromkeys(problems))
+
+
+def extend_from_shorter_budget(workdir: str, runs, run, run_dir: str) -> str | None:
+  """Over-training study (method.md §3): a run without checkpoints starts from the pre-decay checkpoint of the same
+  model on the next smaller budget. WSD's learning rate before the decay does not depend on the run length and the
+  data order is a function of (seed, step), so this equals training the longer budget from scratch. Returns the
+  copied checkpoint's path, or None when there is nothing to extend."""
+  from ffnjax.train.optimizer import decay_start_step
+
+  shorter = studygrid.shorter_budget_run(runs, run)
+  if shorter is None or ckpt.steps(run_dir):
+    return None
+  shorter_dir = rundir.join(workdir, shorter.name)
+  step = decay_start_step(studygrid.build_run_config(shorter).train)
+  if step not in ckpt.steps(shorter_dir):
+    return None
+  source = rundir.join(shorter_dir, "checkpoints", str(step))
+  target = rundir.join(run_dir, "checkpoints", str(step))
+  for rel in rundir.walk_files(source):
+    rundir.copy(rundir.join(source, rel), rundir.join(target, rel))
+  return source
+
+
 def run_study(study, workdir: str, log=print) -> str:
-  """Runs (or finishes) the whole study; returns the path of report.md."""
+  """Runs (or finishes) the whole study; returns the path of report.md. Checks everything it can first."""
+  runs = studygrid.expand_grid(study)
+  problems = preflight(study, runs)
+  if problems:
+    raise studygrid.StudyError(f"the study cannot run; nothing was trained. Fix these {len(problems)} problem(s):\n"
+                               + "\n".join(f"  - {p}" for p in problems))
   from ffnjax import evaluate
   from ffnjax.analysis.report import write_report
   from ffnjax.train.loop import train
 
-  runs = studygrid.expand_grid(study)
   rundir.mkdirs(workdir)
   record = StudyLog(workdir, study, runs)
   start = time.perf_counter()
@@ -63,6 +172,9 @@ def run_study(study, workdir: str, log=print) -> str:
     steps = config.train.steps
     status = []
     if not run_is_trained(run_dir, steps):
+      source = extend_from_shorter_budget(workdir, runs, run, run_dir)
+      if source:
+        log(f"[{i + 1}/{len(runs)}] {run.name}: starts from {source} (pre-decay checkpoint of the shorter budget)")
       log(f"[{i + 1}/{len(runs)}] {run.name}: training {steps} steps")
       t = time.perf_counter()
       summary = train(config, run_dir)
@@ -88,7 +200,8 @@ def run_study(study, workdir: str, log=print) -> str:
   if not study.evaluate:
     return ""
   log("analysing")
-  return write_report(workdir, tasks=study.analysis_tasks)
+  return write_report(workdir, tasks=study.analysis_tasks, chance_rule=study.get("chance_rule", "family"),
+                      summary=study.get("summary") or None)
 
 
 _STUDY = config_flags.DEFINE_config_file("config", None, "Study config, e.g. configs/study.py:tiny.")
@@ -100,8 +213,12 @@ def main(argv):
   logging.set_verbosity(logging.ERROR)  # Orbax warns on every read-only restore; progress is printed
   try:
     report = run_study(_STUDY.value, _WORKDIR.value, log=lambda m: print(m, file=sys.stderr, flush=True))
+  except studygrid.StudyError as e:
+    print(f"ffnjax.study: {e}", file=sys.stderr)
+    sys.exit(2)
   except (ValueError, FileNotFoundError, PermissionError) as e:
-    sys.exit(f"ffnjax.study: {type(e).__name__}: {e}")
+    print(f"ffnjax.study: {type(e).__name__}: {e}", file=sys.stderr)
+    sys.exit(2)
   if report:
     print(f"report: {report}")
 

@@ -36,8 +36,62 @@ def _ints(text, field: str) -> list[int]:
     raise StudyError(f"study.{field}={text!r}: must be comma-separated integers") from None
 
 
+CHINCHILLA_TOKENS_PER_PARAM = 20
+
+
+def _budgets(study) -> list[float]:
+  text = str(study.get("budgets", "") or "")
+  try:
+    budgets = [float(x) for x in text.split(",") if x.strip()]
+  except ValueError:
+    raise StudyError(f"study.budgets={text!r}: must be comma-separated multiples of the Chinchilla budget, "
+                     "e.g. '1,2,4,8'") from None
+  if any(b <= 0 for b in budgets) or len(set(budgets)) != len(budgets):
+    raise StudyError(f"study.budgets={text!r}: must be distinct positive numbers")
+  return budgets
+
+
+def budget_label(budget: float) -> str:
+  return f"{budget:g}x"
+
+
+def budget_steps(study, budget: float) -> int:
+  """Steps for `budget` x Chinchilla (20 tokens per non-embedding parameter of the baseline, method.md §3):
+  ceil(budget * 20 * N / (global_batch * seq_len)), with the study's overrides applied to batch and length."""
+  config = build_run_config(RunSpec("budget", study.config_file, f"baseline_{study.size}", 0,
+                                    tuple(_flatten(study.overrides.to_dict()))))
+  n = placement.LayerPlan.from_config(config).param_count(non_embedding=True)
+  tokens_per_step = config.train.global_batch * config.data.seq_len
+  return max(1, -(-int(budget * CHINCHILLA_TOKENS_PER_PARAM * n) // tokens_per_step))
+
+
+def _pre_decay(study, steps: int) -> int:
+  """The WSD run's last pre-decay step, kept permanently (train.keep_every) so that a longer budget extends it."""
+  from ffnjax.train.optimizer import decay_start_step
+
+  config = build_run_config(RunSpec("budget", study.config_file, f"baseline_{study.size}", 0,
+                                    tuple(_flatten(study.overrides.to_dict()))))
+  config.train.steps = steps
+  return max(1, decay_start_step(config.train))
+
+
+def shorter_budget_run(runs: list[RunSpec], run: RunSpec) -> RunSpec | None:
+  """The same model and seed on the next smaller token budget: the run that `run` extends (None if none)."""
+  budget = dict(run.overrides).get("placement.budget")
+  if not budget:
+    return None
+  same = [r for r in runs if r.config_arg == run.config_arg and r.seed == run.seed
+          and float(dict(r.overrides)["placement.budget"].rstrip("x")) < float(budget.rstrip("x"))]
+  return max(same, key=lambda r: float(dict(r.overrides)["placement.budget"].rstrip("x")), default=None)
+
+
 def expand_grid(study) -> list[RunSpec]:
-  """Baseline first, then every (position, ratio), for every seed. Ratio 100 is the baseline itself."""
+  """Baseline first, then every (position, ratio), for every seed. Ratio 100 is the baseline itself.
+
+  With `study.budgets` (over-training study, paper App. G) the grid is repeated per token budget: run names end
+  in `_<B>x`, config `placement.budget` labels the budget (analysis compares each run with the baseline of its own
+  budget), `train.steps` is `budget_steps` and the schedule is WSD.
+  """
   positions = [p.strip() for p in str(study.positions).split(",") if p.strip()]
   for p in positions:
     if p not in placement.POSITIONS:
@@ -53,12 +107,18 @@ def expand_grid(study) -> list[RunSpec]:
       raise StudyError(f"study.ratios: {r} is not a percentage in 1..99 (100 is the baseline, always included)")
   names = [f"baseline_{study.size}"] + [f"{p}_{r}_{study.size}" for p in positions for r in ratios]
   base_overrides = tuple(_flatten(study.overrides.to_dict()))
+  budgets = _budgets(study)
+  variants = [("", ())] if not budgets else [
+      (f"_{budget_label(b)}", (("placement.budget", budget_label(b)), ("train.schedule", "wsd"),
+                               ("train.steps", budget_steps(study, b)),
+                               ("train.keep_every", _pre_decay(study, budget_steps(study, b))))) for b in budgets]
   runs = []
-  for seed in seeds:
-    for name in names:
-      run_name = name if len(seeds) == 1 else f"{name}_s{seed}"
-      overrides = base_overrides + (("seed", seed),)
-      runs.append(RunSpec(run_name, study.config_file, name, seed, overrides))
+  for suffix, extra in variants:
+    for seed in seeds:
+      for name in names:
+        run_name = (name if len(seeds) == 1 else f"{name}_s{seed}") + suffix
+        overrides = base_overrides + extra + (("seed", seed),)
+        runs.append(RunSpec(run_name, study.config_file, name, seed, overrides))
   return runs
 
 

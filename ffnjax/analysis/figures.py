@@ -41,8 +41,9 @@ def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
 
 
 def ri_vs_ratio_figure(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric], family: str,
-                       include_average: bool = True) -> Figure:
-  """One panel per (task, metric) [+ the average], one line per position; mean over seeds, bars = std."""
+                       include_average: bool = True, unc=None) -> Figure:
+  """One panel per (task, metric) [+ the average], one line per position; mean over seeds; bars = the bootstrap
+  interval with `unc` (analysis/uncertainty.py), else the std over seeds."""
   configs = [c for c in configs if c.family == family]
   panels = list(tasks) + ([AVERAGE] if include_average else [])
   rows, cols = _grid(len(panels))
@@ -53,7 +54,7 @@ def ri_vs_ratio_figure(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric],
     for position in placement.POSITIONS:
       color, marker = POSITION_STYLE[position]
       pts = sorted((c for c in configs if c.position == position), key=lambda c: c.ratio)
-      xs, ys, es = [], [], []
+      xs, ys, lo, hi = [], [], [], []
       for c in pts:
         if panel == AVERAGE:
           mean, std = c.average_mean, c.average_std
@@ -63,11 +64,18 @@ def ri_vs_ratio_figure(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric],
           continue  # excluded (below chance) or missing for this configuration
         if math.isnan(mean):
           continue
+        iv = unc.ri_interval(c.family, c.name, "average" if panel == AVERAGE else panel) if unc else None
         xs.append(c.ratio)
         ys.append(mean)
-        es.append(0.0 if math.isnan(std) else std)
+        if iv is not None:
+          lo.append(max(mean - iv.low, 0.0))
+          hi.append(max(iv.high - mean, 0.0))
+        else:
+          lo.append(0.0 if math.isnan(std) else std)
+          hi.append(lo[-1])
       if xs:
-        ax.errorbar(xs, ys, yerr=es if any(es) else None, color=color, marker=marker, capsize=2, label=position)
+        ax.errorbar(xs, ys, yerr=[lo, hi] if any(lo) or any(hi) else None, color=color, marker=marker, capsize=2,
+                    label=position)
     ax.axhline(0.0, color="black", linestyle="--", linewidth=1, label="baseline (RI = 0)")
     ax.set_title("average RI" if panel == AVERAGE else f"{panel[0]} ({panel[1]})", fontsize=10)
     ax.set_xlabel("expanded-FFN ratio r (%)")
@@ -84,12 +92,14 @@ def ri_vs_ratio_figure(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric],
       if len(handles) > 1:
         break
   fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), title="position of expanded FFNs")
-  fig.suptitle(f"{family}: relative improvement over the baseline (positive = better)")
+  bars = (f"bars: {unc.confidence:.0%} paired bootstrap interval" if unc else "bars: std over seeds")
+  fig.suptitle(f"{family}: relative improvement over the baseline (positive = better; {bars})")
   return fig
 
 
-def importance_figure(summary: ImportanceSummary) -> Figure:
-  """Standardised importance per layer (1-based x), bars coloured by sign, dashed line at the L/2 boundary."""
+def importance_figure(summary: ImportanceSummary, intervals=None) -> Figure:
+  """Standardised importance per layer (1-based x), bars coloured by sign, dashed line at the L/2 boundary;
+  error bars = bootstrap intervals (one per layer, None for never-deactivated layers) or the std over seeds."""
   L = summary.num_layers
   x = np.arange(1, L + 1)
   score, std = summary.score_mean, summary.score_std
@@ -97,10 +107,14 @@ def importance_figure(summary: ImportanceSummary) -> Figure:
   ax = fig.subplots()
   defined = np.isfinite(score)
   height = np.where(defined, score, 0.0)
-  err = np.where(np.isfinite(std), std, 0.0) if np.isfinite(std).any() else None
+  if intervals is not None:
+    err = np.array([[0.0, 0.0] if iv is None else [max(h - iv.low, 0.0), max(iv.high - h, 0.0)]
+                    for h, iv in zip(height, intervals)]).T
+  else:
+    err = np.where(np.isfinite(std), std, 0.0) if np.isfinite(std).any() else None
   colors = [POSITIVE_COLOR if h >= 0 else NEGATIVE_COLOR for h in height]
   bars = ax.bar(x[defined], height[defined], color=np.array(colors, dtype=object)[defined],
-                yerr=None if err is None else err[defined], capsize=2)
+                yerr=None if err is None else err[..., defined], capsize=2)
   pos = next((b for b, h in zip(bars, height[defined]) if h >= 0), None)
   neg = next((b for b, h in zip(bars, height[defined]) if h < 0), None)
   handles = []
@@ -121,6 +135,8 @@ def importance_figure(summary: ImportanceSummary) -> Figure:
   ax.set_xticks(x if L <= 24 else x[(x - 1) % 2 == 0] if L <= 48 else x[(x - 1) % 4 == 0])
   ax.set_xlim(0.3, L + 0.7)
   seeds = f", mean ± std over {len(summary.seeds)} seeds" if len(summary.seeds) > 1 else ""
+  if intervals is not None:
+    seeds = ", bars: 95 % bootstrap interval" + (f" ({len(summary.seeds)} seeds)" if len(summary.seeds) > 1 else "")
   ax.set_title(f"{summary.family}: layerwise FFN importance (App. H){seeds}")
   ax.legend(handles=handles, fontsize=8, loc="best")
   ax.grid(axis="y", alpha=0.3)

@@ -7,14 +7,16 @@ import datetime
 import logging
 import os
 import re
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ffnjax.analysis import figures, runs, tables
+from ffnjax.analysis import uncertainty as uncertainty_lib
 from ffnjax.analysis.importance import ImportanceSummary, importance_by_family
 from ffnjax.analysis.results import AnalysisError, load_results
-from ffnjax.analysis.ri import ConfigRI, ModelRI, TaskMetric, compute_ri, parse_task_set, summarize_seeds
+from ffnjax.analysis.ri import (ConfigRI, ModelRI, TaskMetric, check_chance_rule, compute_ri, family_exclusions,
+                                parse_task_set, summarize_seeds)
 from ffnjax.analysis.table import ResultsTable, load_study, run_dirs
-from ffnjax.core import rundir
+from ffnjax.core import bootstrap, rundir
 
 
 @dataclasses.dataclass
@@ -25,18 +27,35 @@ class Analysis:
   configs: list[ConfigRI]  # one per configuration, over seeds
   importance: dict[str, ImportanceSummary]  # per family
   importance_error: str | None = None  # why importance could not be computed (e.g. unknown layer layout)
+  chance_rule: str = "family"
+  family_excluded: dict[str, dict[TaskMetric, str]] = dataclasses.field(default_factory=dict)  # family rule only
+  uncertainty: uncertainty_lib.Uncertainty | None = None  # bootstrap intervals, when records were given
 
 
-def analyze(table: ResultsTable, tasks: str | Sequence[TaskMetric] = "table1") -> Analysis:
+def analyze(table: ResultsTable, tasks: str | Sequence[TaskMetric] = "table1", chance_rule: str = "family",
+            records: Mapping | None = None, resamples: int = bootstrap.RESAMPLES,
+            seed: int = bootstrap.SEED) -> Analysis:
+  """RI, seeds and importance; with per-document `records` ({(model, seed): {task: [record]}}) also bootstrap
+  intervals, and tasks without signal (every run within its interval of chance) are left out of the averages."""
   tasks = parse_task_set(tasks)
-  ris = compute_ri(table, tasks)
+  check_chance_rule(chance_rule)
+  reps = uncertainty_lib.Replicates(table, records, resamples, seed) if records else None
+  no_signal = uncertainty_lib.no_signal_pairs(table, reps, tasks, bootstrap.CONFIDENCE) if reps else {}
+  ris = compute_ri(table, tasks, chance_rule, also_excluded=no_signal)
   configs = summarize_seeds(ris)
   try:
     importance, error = importance_by_family(ris), None
   except AnalysisError as e:  # RI tables are still useful without it; the report says why it is missing
     importance, error = {}, str(e)
     logging.warning("layer importance not computed: %s", e)
-  return Analysis(table, tasks, ris, configs, importance, error)
+  excluded = family_exclusions(table, tasks) if chance_rule == "family" else {}
+  for family, pairs in no_signal.items():
+    for pair, why in pairs.items():
+      excluded.setdefault(family, {}).setdefault(pair, why)
+  analysis = Analysis(table, tasks, ris, configs, importance, error, chance_rule, excluded)
+  if reps:
+    analysis.uncertainty = uncertainty_lib.compute(analysis, reps, no_signal=no_signal)
+  return analysis
 
 
 def _slug(text: str) -> str:
@@ -46,15 +65,16 @@ def _slug(text: str) -> str:
 def write_figures(analysis: Analysis, output_dir: str, study_dir: str | None = None) -> dict[str, list[str]]:
   """figures/<kind>_<family>.png|svg; returns {title: [paths]}."""
   fig_dir = rundir.join(output_dir, "figures")
+  unc = analysis.uncertainty
   out = {}
   for family in analysis.table.families:
     fam = [c for c in analysis.configs if c.family == family]
     if fam:
-      out[f"RI vs ratio, {family}"] = figures.save(figures.ri_vs_ratio_figure(fam, analysis.tasks, family),
-                                                   rundir.join(fig_dir, f"ri_vs_ratio_{_slug(family)}"))
+      fig = figures.ri_vs_ratio_figure(fam, analysis.tasks, family, unc=unc)
+      out[f"Figure 4: RI vs ratio, {family}"] = figures.save(fig, rundir.join(fig_dir, f"ri_vs_ratio_{_slug(family)}"))
   for family, summary in analysis.importance.items():
-    out[f"layer importance, {family}"] = figures.save(figures.importance_figure(summary),
-                                                      rundir.join(fig_dir, f"importance_{_slug(family)}"))
+    fig = figures.importance_figure(summary, None if unc is None else unc.importance.get(family))
+    out[f"Figure 5: layer importance, {family}"] = figures.save(fig, rundir.join(fig_dir, f"importance_{_slug(family)}"))
   if study_dir:
     curves = {}
     for d in run_dirs(study_dir):
@@ -110,40 +130,103 @@ def _configs_section(configs: dict[str, dict]) -> list[str]:
   return lines
 
 
+_CHANCE_TEXT = {
+    "family": "A (task, metric) pair is left out for every model of a family (the baseline and its placements, "
+              "all seeds) when the baseline or any model of the family is not above chance on it (value <= chance; "
+              "paper App. E, §5), so every model of a family averages the same task set.",
+    "model": "A (task, metric) pair is left out of one model's comparison when that model or its baseline is not "
+             "above chance on it (value <= chance); models of a family may average different task sets.",
+}
+
+
+def _exclusions_section(analysis: Analysis) -> list[str]:
+  """Every exclusion and why: the family-wide ones, then those of single comparisons (missing values etc.)."""
+  rows = [[family, tables.task_label(t), why] for family, pairs in analysis.family_excluded.items()
+          for t, why in pairs.items()]
+  family_wide = {(f, t) for f, pairs in analysis.family_excluded.items() for t in pairs}
+  single = [[r.model.name, r.model.seed, tables.task_label(t), why] for r in analysis.ris
+            for t, why in r.excluded.items() if (r.model.family, t) not in family_wide]
+  lines = ["## Exclusions", "", f"Chance rule: `{analysis.chance_rule}`. " + _CHANCE_TEXT[analysis.chance_rule], ""]
+  if not rows and not single:
+    return lines + ["No (task, metric) pair was left out of any comparison.", ""]
+  if rows:
+    lines += ["### Left out for a whole family", "", tables.PlainTable(["family", "task", "reason"], rows)
+              .to_markdown(), ""]
+  if single:
+    lines += ["### Left out of single comparisons", "",
+              tables.PlainTable(["model", "seed", "task", "reason"], single).to_markdown(), ""]
+  return lines
+
+
+def _positions_lines(unc: uncertainty_lib.Uncertainty, family: str) -> list[str]:
+  """Positions ranked by their mean average RI over ratios, and whether the intervals support each step."""
+  ranking = unc.position_ranking(family)
+  rows = [[k + 1, p, iv.format() + (tables.SIGNIFICANT_MARK if iv.excludes(0.0) else "")]
+          for k, (p, iv) in enumerate(ranking)]
+  lines = ["### Ranking of positions", "", "Mean of the average RI (%) over each position's ratios, with its "
+           f"{unc.confidence:.0%} interval; each step of the ranking is tested on the paired difference.", "",
+           tables.PlainTable(["rank", "position", "mean average RI (%)"], rows).to_markdown(), ""]
+  for (p, _), (q, _) in zip(ranking, ranking[1:]):
+    d = unc.position_differences[family][(p, q)]
+    verdict = "supported (interval excludes 0)" if d.excludes(0.0) else "not supported (interval covers 0)"
+    lines.append(f"- {p} over {q}: difference {d.format()} — {verdict}.")
+  return lines + [""]
+
+
+def _uncertainty_lines(analysis: Analysis) -> list[str]:
+  unc = analysis.uncertainty
+  if unc is None:
+    return ["No per-document records were found (RUN/eval/records.jsonl), so the tables carry no intervals.", ""]
+  return [f"Uncertainty: RI cells show the point estimate and its {unc.confidence:.0%} paired bootstrap interval "
+          f"({unc.resamples} resamples of the evaluation documents, the same resamples for a model and its "
+          f"baseline; seed {unc.seed}; with several seeds the seeds are resampled too). "
+          f"{tables.SIGNIFICANT_MARK.strip()} marks an interval that excludes 0. A task on which every run of a "
+          "family is within its interval of chance carries no signal and is left out of that family's averages "
+          "(see Exclusions).", ""]
+
+
 def render_report(analysis: Analysis, figure_paths: dict[str, list[str]], output_dir: str, top_k: int = 5,
-                  study_dir: str | None = None, title: str | None = None) -> str:
+                  study_dir: str | None = None, title: str | None = None, summary: str | None = None) -> str:
   t = analysis.table
   task_text = ", ".join(f"{a} {b}" for a, b in analysis.tasks)
-  lines = [f"# {title or 'FFN placement study report'}", "",
+  lines = [f"# {title or 'FFN placement study report'}", ""] + ([summary.strip(), ""] if summary else []) + [
            f"Source: `{t.source}`. Generated {datetime.datetime.now().isoformat(timespec='seconds')}.", "",
            f"Task set for the average RI: {task_text}.", "",
            "RI(m, T) = s(T) · (metric(m, T) − metric(baseline, T)) / metric(baseline, T) · 100 %, s = +1 for "
-           "accuracy-like and −1 for perplexity-like metrics: positive is better. A task is left out of a "
-           "comparison when the baseline or the model scores below chance on it. With several seeds: mean ± "
-           "sample std (ddof=1) over seeds.", ""]
+           "accuracy-like and −1 for perplexity-like metrics: positive is better. " + _CHANCE_TEXT[analysis.chance_rule]
+           + " With several seeds: mean ± sample std (ddof=1) over seeds.", ""]
+  unc = analysis.uncertainty
+  lines += _uncertainty_lines(analysis)
   if t.skipped:
     lines += ["Runs not included: " + "; ".join(t.skipped), ""]
   if study_dir:
     lines += _runs_section(study_dir, t)
+  lines += _exclusions_section(analysis)
+  budgets = tables.budget_table(analysis.configs)
+  if budgets is not None:
+    lines += ["## Table 7: average RI (%) per token budget", "",
+              "One column per token budget (each against the baseline trained on the same budget).", "",
+              budgets.to_markdown(), ""]
   for family in t.families:
     fam = [c for c in analysis.configs if c.family == family]
     lines += [f"## {family}", "", "### Metrics (mean over seeds)", "",
               tables.metrics_table(t, analysis.tasks, family).to_markdown(), ""]
     if fam:
-      if len(fam) > top_k:  # with few configurations the full table below is the top-k table
-        lines += [f"### Top {top_k} configurations by average RI (paper Table 1/2 style)", "",
-                  tables.ri_table(fam, analysis.tasks, k=top_k).to_markdown(), ""]
-      lines += ["### All configurations by average RI, RI (%)", "", tables.ri_table(fam, analysis.tasks).to_markdown(),
-                ""]
-      excl = tables.exclusions_table(fam)
-      if excl.rows:
-        lines += ["### Left out of comparisons", "", excl.to_markdown(), ""]
+      lines += [f"### Table 1: top {top_k} configurations by average RI (%)", "",
+                tables.paper_table(fam, analysis.tasks, k=top_k, unc=unc).to_markdown(), "",
+                "### Table 2: RI (%) per task and average, every configuration", "",
+                tables.paper_table(fam, analysis.tasks, unc=unc).to_markdown(), "",
+                "### All configurations by average RI, RI (%)", "",
+                tables.ri_table(fam, analysis.tasks, unc=unc).to_markdown(), ""]
+    if unc is not None and unc.positions.get(family):
+      lines += _positions_lines(unc, family)
     if family in analysis.importance:
       lines += ["### Layerwise FFN importance (paper App. H)", "",
                 "I_(p,r)(l) = −RI(p,r)/|D_(p,r)| for each configuration deactivating layer l; Raw(l) = mean; "
                 "score = Raw standardised over layers (population std, ddof=0). Layers never deactivated have "
                 "no score. Layers numbered from 1.", "",
-                tables.importance_table(analysis.importance[family]).to_markdown(), ""]
+                tables.importance_table(analysis.importance[family],
+                                        None if unc is None else unc.importance.get(family)).to_markdown(), ""]
   if analysis.importance_error:
     lines += ["## Layerwise importance not computed", "", analysis.importance_error, ""]
   if figure_paths:
@@ -157,8 +240,10 @@ def render_report(analysis: Analysis, figure_paths: dict[str, list[str]], output
 
 
 def write_report(study_dir: str | None = None, *, table: ResultsTable | None = None, output_dir: str | None = None,
-                 tasks: str | Sequence[TaskMetric] = "table1", top_k: int = 5) -> str:
-  """Writes OUTPUT/report.md and OUTPUT/figures/; returns the report path.
+                 tasks: str | Sequence[TaskMetric] = "table1", top_k: int = 5, chance_rule: str = "family",
+                 resamples: int = bootstrap.RESAMPLES, seed: int = bootstrap.SEED, summary: str | None = None) -> str:
+  """Writes OUTPUT/report.md and OUTPUT/figures/; returns the report path. `summary`: the report's first
+  paragraph (a study config's `summary`: what its scale can and cannot show).
 
   Give a study directory (output defaults to it) or a ResultsTable (e.g. from `load_table`) and an output_dir.
   """
@@ -172,9 +257,10 @@ def write_report(study_dir: str | None = None, *, table: ResultsTable | None = N
   if top_k < 1:
     raise AnalysisError(f"top_k={top_k}: must be >= 1")
   rundir.mkdirs(output_dir)
-  analysis = analyze(table, tasks)
+  records = uncertainty_lib.load_study_records(study_dir, table) if study_dir else None
+  analysis = analyze(table, tasks, chance_rule, records=records, resamples=resamples, seed=seed)
   figure_paths = write_figures(analysis, output_dir, study_dir)
-  text = render_report(analysis, figure_paths, output_dir, top_k=top_k, study_dir=study_dir,
+  text = render_report(analysis, figure_paths, output_dir, top_k=top_k, study_dir=study_dir, summary=summary,
                        title=f"Study report: {os.path.basename(os.path.abspath(study_dir))}" if study_dir else None)
   path = rundir.join(output_dir, "report.md")
   rundir.write_text(path, text + "\n")

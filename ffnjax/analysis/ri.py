@@ -2,9 +2,13 @@
 
 RI(m, T) = s(T) * (metric(m, T) - metric(baseline, T)) / metric(baseline, T) * 100, with s = +1 for
 higher-is-better metrics and -1 for lower-is-better ones, so a positive RI is always an improvement.
-A (task, metric) pair is left out of one model's comparison when its metric is higher-is-better, the task has a
-chance level, and the baseline or the model scores strictly below it. Different models can therefore average
-over different task sets; `ModelRI.excluded` says which pairs were left out and why.
+
+Chance exclusion applies to higher-is-better metrics of tasks with a chance level; a score is "not above
+chance" when it is <= chance. The default rule is the paper's (App. E, §5), per *family* (a baseline and all its
+placements, every seed): a (task, metric) pair is dropped for every model of the family when the baseline or any
+model of it is not above chance, so every model of a family averages the same task set. The `model` rule drops
+the pair only from the comparisons of the model concerned (its own value or its baseline's). `ModelRI.excluded`
+says which pairs were left out of a comparison and why.
 """
 
 from __future__ import annotations
@@ -20,24 +24,38 @@ from ffnjax.analysis.table import ModelInfo, ResultsTable, Row
 
 TaskMetric = tuple[str, str]
 
+# The paper scores every choice task by accuracy (§4.3); `task:acc_norm` stays selectable in a custom set.
 # Paper Table 1: WikiText, LAMBADA, HellaSwag, zsRE, ARC-e, PIQA.
 TABLE1_TASKS: tuple[TaskMetric, ...] = (
     ("wikitext", "word_perplexity"),
     ("lambada_openai", "acc"),
-    ("hellaswag", "acc_norm"),
+    ("hellaswag", "acc"),
     ("zsre", "acc"),
-    ("arc_easy", "acc_norm"),
-    ("piqa", "acc_norm"),
+    ("arc_easy", "acc"),
+    ("piqa", "acc"),
 )
-# Paper Table 2 adds LAMBADA perplexity, ARC-c and WinoGrande.
-TABLE2_TASKS: tuple[TaskMetric, ...] = TABLE1_TASKS + (
+# Paper Table 2 (and Table 7): 9 columns in the paper's order.
+TABLE2_TASKS: tuple[TaskMetric, ...] = (
+    ("wikitext", "word_perplexity"),
     ("lambada_openai", "perplexity"),
-    ("arc_challenge", "acc_norm"),
+    ("lambada_openai", "acc"),
+    ("arc_easy", "acc"),
+    ("arc_challenge", "acc"),
     ("winogrande", "acc"),
+    ("piqa", "acc"),
+    ("hellaswag", "acc"),
+    ("zsre", "acc"),
 )
 TASK_SETS = {"table1": TABLE1_TASKS, "table2": TABLE2_TASKS}
+# The paper's column names, for tables in its layout.
+PAPER_LABELS = {
+    ("wikitext", "word_perplexity"): "WikiText PPL", ("lambada_openai", "perplexity"): "LAMBADA PPL",
+    ("lambada_openai", "acc"): "LAMBADA Acc", ("arc_easy", "acc"): "ARC-e", ("arc_challenge", "acc"): "ARC-c",
+    ("winogrande", "acc"): "WinoG", ("piqa", "acc"): "PIQA", ("hellaswag", "acc"): "HellaSwag", ("zsre", "acc"): "zsRE",
+}
 
-EXCLUDED_BELOW_CHANCE = "below chance"
+CHANCE_RULES = ("family", "model")
+EXCLUDED_BELOW_CHANCE = "not above chance"
 EXCLUDED_MISSING = "missing"
 EXCLUDED_ZERO_BASELINE = "baseline is 0"
 
@@ -74,9 +92,31 @@ def relative_improvement(value: float, baseline: float, higher_is_better: bool) 
   return sign(higher_is_better) * (value - baseline) / baseline * 100.0
 
 
-def below_chance(row: Row) -> bool:
-  """Only accuracy-like (higher-is-better) metrics with a chance level can be below chance."""
-  return row.higher_is_better and row.chance is not None and row.value < row.chance
+def not_above_chance(row: Row) -> bool:
+  """Only accuracy-like (higher-is-better) metrics with a chance level can fail; at chance counts as failing."""
+  return row.higher_is_better and row.chance is not None and row.value <= row.chance
+
+
+def _chance_text(who: str, row: Row) -> str:
+  return f"{who} {row.value:.4g} <= {row.chance:.4g}"
+
+
+def family_exclusions(table: ResultsTable, tasks: Sequence[TaskMetric]) -> dict[str, dict[TaskMetric, str]]:
+  """family -> {(task, metric): why} for the pairs where the baseline or any model of the family (any seed) is not
+  above chance; the reason names every such model and seed."""
+  out: dict[str, dict[TaskMetric, str]] = {}
+  for family in table.families:
+    members = table.models_in(family)
+    for task, metric in tasks:
+      low = []
+      for m in members:
+        row = table.get(m, task, metric)
+        if row is not None and not_above_chance(row):
+          low.append(_chance_text(f"{m.name} (seed {m.seed})", row))
+      if low:
+        out.setdefault(family, {})[(task, metric)] = (f"{EXCLUDED_BELOW_CHANCE} in family {family}: "
+                                                      + "; ".join(low))
+  return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,16 +142,24 @@ def check_task_set(table: ResultsTable, tasks: Sequence[TaskMetric]) -> None:
     raise AnalysisError(f"{table.source}: task set names {absent}, which no run has; the table has: {known}")
 
 
-def model_ri(table: ResultsTable, model: ModelInfo, tasks: Sequence[TaskMetric]) -> ModelRI:
+def model_ri(table: ResultsTable, model: ModelInfo, tasks: Sequence[TaskMetric],
+             family_excluded: dict[TaskMetric, str] | None = None,
+             also_excluded: dict[TaskMetric, str] | None = None) -> ModelRI:
+  """One comparison; `family_excluded` (from `family_exclusions`) applies the family rule, None the model rule;
+  `also_excluded` leaves out more pairs under either rule (e.g. tasks without signal, analysis/uncertainty.py)."""
   base = table.baseline_for(model)
   per_task, excluded = {}, {}
   for task, metric in tasks:
     row, base_row = table.get(model, task, metric), table.get(base, task, metric)
     if row is None or base_row is None:
       excluded[(task, metric)] = EXCLUDED_MISSING + (" for the model" if row is None else " for the baseline")
-    elif below_chance(base_row) or below_chance(row):
-      who, low = ("baseline", base_row) if below_chance(base_row) else ("model", row)
-      excluded[(task, metric)] = f"{EXCLUDED_BELOW_CHANCE}: {who} {low.value:.4g} < {low.chance:.4g}"
+    elif also_excluded and (task, metric) in also_excluded:
+      excluded[(task, metric)] = also_excluded[(task, metric)]
+    elif family_excluded is not None and (task, metric) in family_excluded:
+      excluded[(task, metric)] = family_excluded[(task, metric)]
+    elif family_excluded is None and (not_above_chance(base_row) or not_above_chance(row)):
+      who, low = ("baseline", base_row) if not_above_chance(base_row) else ("model", row)
+      excluded[(task, metric)] = f"{EXCLUDED_BELOW_CHANCE}: {_chance_text(who, low)}"
     elif base_row.value == 0:
       excluded[(task, metric)] = EXCLUDED_ZERO_BASELINE
     else:
@@ -119,14 +167,25 @@ def model_ri(table: ResultsTable, model: ModelInfo, tasks: Sequence[TaskMetric])
   return ModelRI(model, base, per_task, excluded)
 
 
-def compute_ri(table: ResultsTable, tasks: str | Sequence[TaskMetric] = TABLE1_TASKS) -> list[ModelRI]:
-  """RI of every experimental (non-baseline) model, in family/position/ratio/seed order."""
+def check_chance_rule(rule: str) -> None:
+  if rule not in CHANCE_RULES:
+    raise AnalysisError(f"--chance_rule={rule!r}: must be one of {CHANCE_RULES} (family = the paper's rule)")
+
+
+def compute_ri(table: ResultsTable, tasks: str | Sequence[TaskMetric] = TABLE1_TASKS,
+               chance_rule: str = "family", also_excluded: dict[str, dict[TaskMetric, str]] | None = None
+               ) -> list[ModelRI]:
+  """RI of every experimental (non-baseline) model, in family/position/ratio/seed order. `also_excluded`:
+  family -> {pair: why} left out on top of the chance rule."""
   tasks = parse_task_set(tasks)
   check_task_set(table, tasks)
+  check_chance_rule(chance_rule)
   experimental = [m for f in table.families for m in table.models_in(f) if not m.is_baseline]
   if not experimental:
     raise AnalysisError(f"{table.source}: no experimental model (every model is a baseline)")
-  return [model_ri(table, m, tasks) for m in experimental]
+  by_family = family_exclusions(table, tasks) if chance_rule == "family" else None
+  return [model_ri(table, m, tasks, None if by_family is None else by_family.get(m.family, {}),
+                   (also_excluded or {}).get(m.family)) for m in experimental]
 
 
 @dataclasses.dataclass(frozen=True)

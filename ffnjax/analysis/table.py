@@ -8,7 +8,9 @@ Two sources build the same table:
   grammar (`final_50_570m_40l`); `seed` defaults to 0.
 
 A model's *family* is the baseline it is compared with: its name without the `POSITION_PCT_` / `baseline_`
-prefix (`final_50_570m_40l` -> `570m_40l`), or an explicit `family` column.
+prefix (`final_50_570m_40l` -> `570m_40l`), or an explicit `family` column. A run trained on a token budget of
+the over-training study (config `placement.budget`, e.g. "2x") is model `NAME@2x` in family `SIZE_NL@2x`: it is
+compared with the baseline of its own budget.
 """
 
 from __future__ import annotations
@@ -254,6 +256,9 @@ def load_run(run_dir: str) -> tuple[ModelInfo, list[Row], dict]:
   family = None
   if size and num_layers:
     family = f"{size}_{num_layers}l"
+  budget = place.get("budget")
+  if budget:  # over-training study: one baseline per token budget
+    name, family = f"{name}@{budget}", (f"{family}@{budget}" if family else None)
   model = make_model(name, seed=int(seed), position=place.get("position", plan.get("position")),
                      ratio=place.get("ratio", plan.get("ratio")), num_layers=num_layers,
                      layer_types=plan.get("layer_types"), family=family, run=os.path.basename(run_dir),

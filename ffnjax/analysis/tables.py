@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from ffnjax.analysis.importance import ImportanceSummary
-from ffnjax.analysis.ri import ConfigRI, TaskMetric
+from ffnjax.analysis.ri import PAPER_LABELS, ConfigRI, TaskMetric
 from ffnjax.analysis.table import ResultsTable
 
 
@@ -53,6 +53,24 @@ def _pm(mean: float, std: float, digits: int = 2) -> str:
   return f"{mean:+.{digits}f}" if math.isnan(std) else f"{mean:+.{digits}f} ± {std:.{digits}f}"
 
 
+SIGNIFICANT_MARK = " ✱"  # the 95 % interval excludes 0
+
+
+def _ri_cell(c: ConfigRI, key, unc) -> str:
+  """RI (%) of one configuration: the bootstrap interval when there is one (✱ when it excludes 0), else
+  mean ± std over seeds; "excl." when the pair was left out."""
+  if key == "average":
+    mean, std = c.average_mean, c.average_std
+  elif key in c.per_task_mean:
+    mean, std = c.per_task_mean[key], c.per_task_std[key]
+  else:
+    return "excl."
+  interval = unc.ri_interval(c.family, c.name, key) if unc is not None else None
+  if interval is None:
+    return _pm(mean, std)
+  return interval.format() + (SIGNIFICANT_MARK if interval.excludes(0.0) else "")
+
+
 def task_label(task_metric: TaskMetric) -> str:
   task, metric = task_metric
   return f"{task} {metric}"
@@ -80,8 +98,10 @@ def sort_by_average(configs: Sequence[ConfigRI]) -> list[ConfigRI]:
                                         else 0.0, c.name))
 
 
-def ri_table(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric], k: int | None = None) -> PlainTable:
-  """RI % per task and the average (mean ± sample std over seeds), best first; the top `k` when given."""
+def ri_table(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric], k: int | None = None,
+             unc=None) -> PlainTable:
+  """RI % per task and the average (bootstrap interval with `unc`, else mean ± sample std over seeds), best
+  first; the top `k` when given."""
   ranked = sort_by_average(configs)
   if k is not None:
     if k < 1:
@@ -90,14 +110,58 @@ def ri_table(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric], k: int | 
   rows = []
   for rank, c in enumerate(ranked, start=1):
     row = [rank, c.name, c.position, c.ratio, len(c.seeds)]
-    for t in tasks:
-      row.append(_pm(c.per_task_mean[t], c.per_task_std[t]) if t in c.per_task_mean else "excl.")
-    row.append(_pm(c.average_mean, c.average_std))
+    row += [_ri_cell(c, t, unc) for t in tasks] + [_ri_cell(c, "average", unc)]
     row.append(sum(1 for t in tasks if t in c.per_task_mean))
     rows.append(row)
   headers = ["rank", "model", "position", "ratio", "seeds"] + [task_label(t) for t in tasks] + ["average RI",
                                                                                                 "tasks used"]
   return PlainTable(headers, rows)
+
+
+def paper_table(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric], k: int | None = None,
+                unc=None) -> PlainTable:
+  """The paper's layout (Tables 1 and 2): model, one RI (%) column per task under the paper's name, Avg; best first.
+
+  A task left out for the configuration (chance rule, missing value) shows "excl."; Avg is over the rest.
+  """
+  ranked = sort_by_average(configs)[:k] if k is not None else sort_by_average(configs)
+  rows = []
+  for c in ranked:
+    rows.append([c.name] + [_ri_cell(c, t, unc) for t in tasks] + [_ri_cell(c, "average", unc)])
+  return PlainTable(["Model"] + [PAPER_LABELS.get(t, task_label(t)) for t in tasks] + ["Avg"], rows)
+
+
+BUDGET_SEPARATOR = "@"  # family "285m_12l@2x": the 285m_12l baseline's family trained on the 2x token budget
+
+
+def split_budget(family: str) -> tuple[str, str | None]:
+  base, sep, budget = family.partition(BUDGET_SEPARATOR)
+  return base, (budget if sep else None)
+
+
+def _budget_order(budget: str):
+  try:
+    return (0, float(budget.rstrip("x")), budget)
+  except ValueError:
+    return (1, 0.0, budget)
+
+
+def budget_table(configs: Sequence[ConfigRI]) -> PlainTable | None:
+  """Paper Table 7: average RI per configuration (rows) and token budget (columns); None without budgets."""
+  cells: dict[tuple[str, str], dict[str, ConfigRI]] = {}
+  budgets = set()
+  for c in configs:
+    base, budget = split_budget(c.family)
+    if budget is None:
+      continue
+    budgets.add(budget)
+    cells.setdefault((base, f"{c.position}_{c.ratio}"), {})[budget] = c
+  if not cells:
+    return None
+  order = sorted(budgets, key=_budget_order)
+  rows = [[base, placement] + [_pm(by[b].average_mean, by[b].average_std) if b in by else "" for b in order]
+          for (base, placement), by in sorted(cells.items())]
+  return PlainTable(["baseline", "placement"] + [f"{b} tokens" for b in order], rows)
 
 
 def top_k(configs: Sequence[ConfigRI], k: int) -> list[ConfigRI]:
@@ -106,15 +170,21 @@ def top_k(configs: Sequence[ConfigRI], k: int) -> list[ConfigRI]:
   return sort_by_average(configs)[:k]
 
 
-def importance_table(summary: ImportanceSummary) -> PlainTable:
-  """Layer (1-based), how often deactivated, Raw and the standardised score (mean ± std over seeds)."""
+def importance_table(summary: ImportanceSummary, intervals=None) -> PlainTable:
+  """Layer (1-based), how often deactivated, Raw and the standardised score (mean ± std over seeds), and its
+  bootstrap interval when `intervals` (one per layer) are given."""
   counts = np.sum([imp.counts for imp in summary.per_seed.values()], axis=0)
   rows = []
   for i in range(summary.num_layers):
     raw = _pm(summary.raw_mean[i], summary.raw_std[i], 3)
     score = _pm(summary.score_mean[i], summary.score_std[i], 3)
-    rows.append([i + 1, int(counts[i]), raw if raw != "–" else "never deactivated", score])
-  return PlainTable(["layer", "times deactivated (all seeds)", "Raw", "standardised score"], rows)
+    row = [i + 1, int(counts[i]), raw if raw != "–" else "never deactivated", score]
+    if intervals is not None:
+      iv = intervals[i]
+      row.append("" if iv is None else iv.format(3) + (SIGNIFICANT_MARK if iv.excludes(0.0) else ""))
+    rows.append(row)
+  headers = ["layer", "times deactivated (all seeds)", "Raw", "standardised score"]
+  return PlainTable(headers + (["95 % interval of the score"] if intervals is not None else []), rows)
 
 
 def exclusions_table(configs: Sequence[ConfigRI]) -> PlainTable:

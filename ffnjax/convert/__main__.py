@@ -1,4 +1,5 @@
-"""`python -m ffnjax.convert --hf_model=HF_DIR --output=RUN_DIR` (import) or
+"""`python -m ffnjax.convert --hf_model=HF_DIR --output=RUN_DIR` (import), `--gguf=FILE --output=RUN_DIR` (import of
+a Llama-architecture GGUF file, dequantized to float32; see ffnjax.convert.gguf) or
 `python -m ffnjax.convert --workdir=RUN_DIR [--step=N] --export_hf=HF_DIR` (export to LlamaForCausalLM).
 
 Import writes RUN_DIR/config.json, plan.json and an Orbax checkpoint at step 0 (params, empty opt_state, meta)
@@ -14,10 +15,12 @@ import sys
 from absl import app, flags, logging
 
 _HF_MODEL = flags.DEFINE_string("hf_model", None, "Import: a local Hugging Face Llama/Mistral directory.")
+_GGUF = flags.DEFINE_string("gguf", None, "Import: a Llama-architecture GGUF file (llama.cpp's format).")
 _OUTPUT = flags.DEFINE_string("output", None, "Import: the new ffnjax run directory.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Export: an ffnjax run directory.")
 _STEP = flags.DEFINE_integer("step", None, "Export: checkpoint step (default: the newest).")
-_EXPORT_HF = flags.DEFINE_string("export_hf", None, "Export: output directory for config.json + model.safetensors.")
+_EXPORT_HF = flags.DEFINE_string("export_hf", None, "Export: output directory for config.json + model.safetensors "
+                                 "+ tokenizer.json.")
 _PARAM_DTYPE = flags.DEFINE_enum("param_dtype", None, ["float32", "bfloat16", "float16"],
                                  "Import: parameter dtype (default: the checkpoint's).")
 _DTYPE = flags.DEFINE_enum("dtype", None, ["float32", "bfloat16", "float16"],
@@ -50,15 +53,23 @@ def main(argv):
   from ffnjax.convert import export_run_dir, import_to_run_dir
 
   logging.set_verbosity(logging.WARNING)
-  importing = bool(_HF_MODEL.value or _OUTPUT.value)
+  importing = bool(_HF_MODEL.value or _GGUF.value or _OUTPUT.value)
   exporting = bool(_WORKDIR.value or _EXPORT_HF.value)
-  if importing == exporting or (importing and not (_HF_MODEL.value and _OUTPUT.value)) or \
-      (exporting and not (_WORKDIR.value and _EXPORT_HF.value)):
-    sys.exit("ffnjax.convert: give either --hf_model=DIR --output=RUN_DIR (import) or --workdir=RUN_DIR "
-             "--export_hf=DIR (export)")
+  if importing == exporting or (importing and not (bool(_HF_MODEL.value) != bool(_GGUF.value) and _OUTPUT.value)) \
+      or (exporting and not (_WORKDIR.value and _EXPORT_HF.value)):
+    print("ffnjax.convert: give either --hf_model=DIR or --gguf=FILE, with --output=RUN_DIR (import), or "
+          "--workdir=RUN_DIR --export_hf=DIR (export)", file=sys.stderr)
+    sys.exit(2)
   try:
     mesh = _mesh(_MESH.value)
-    if importing:
+    if _GGUF.value:
+      from ffnjax.convert.gguf import import_gguf_to_run_dir
+
+      out = import_gguf_to_run_dir(_GGUF.value, _OUTPUT.value, mesh, param_dtype=_PARAM_DTYPE.value,
+                                   dtype=_DTYPE.value, seq_len=_SEQ_LEN.value)
+      print(f"imported {_GGUF.value} as {out['name']} ({out['plan']}, {out['params']:,} parameters, "
+            f"{_PARAM_DTYPE.value or 'float32'}) into {_OUTPUT.value} (checkpoint step {out['step']})")
+    elif importing:
       out = import_to_run_dir(_HF_MODEL.value, _OUTPUT.value, mesh, param_dtype=_PARAM_DTYPE.value,
                               dtype=_DTYPE.value, seq_len=_SEQ_LEN.value, use_metadata=not _NO_METADATA.value)
       print(f"imported {_HF_MODEL.value} as {out['name']} ({out['plan']}, {out['params']:,} parameters) into "
@@ -68,9 +79,13 @@ def main(argv):
       extra = (f"; {out['params_padding']:,} of them zero FFN weights/padding of deactivated or narrower layers"
                if out["params_padding"] else "")
       print(f"exported {_WORKDIR.value} to {_EXPORT_HF.value}: LlamaForCausalLM, intermediate_size="
-            f"{out['intermediate_size']}, {out['params_exported']:,} parameters ({out['dtype']}){extra}")
+            f"{out['intermediate_size']}, {out['params_exported']:,} parameters ({out['dtype']}){extra}; "
+            f"tokenizer files: {', '.join(out['tokenizer_files']) or 'none'}")
+      if out.get("tokenizer_missing"):
+        print(f"ffnjax.convert: warning: no tokenizer exported: {out['tokenizer_missing']}", file=sys.stderr)
   except (ValueError, FileNotFoundError, KeyError) as e:
-    sys.exit(f"ffnjax.convert: {type(e).__name__}: {e}")
+    print(f"ffnjax.convert: {type(e).__name__}: {e}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ def read_config(model_dir: str) -> dict:
     raise ConvertError(f"{path}: expected a JSON object")
   archs = hf.get("architectures")
   model_type = hf.get("model_type")
+  if archs is None and model_type is None and isinstance(hf.get("model"), dict) and "data" in hf:
+    raise ConvertError(f"{model_dir}: an ffnjax run directory, not a Hugging Face model; pass it as "
+                       f"--workdir=/--checkpoint={model_dir}")
   if archs is not None:
     if not isinstance(archs, list) or len(archs) != 1 or archs[0] not in ARCHITECTURES:
       raise ConvertError(f"{path}: architectures={archs!r} is not supported; ffnjax.convert reads "

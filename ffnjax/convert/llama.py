@@ -103,7 +103,7 @@ def check_tensors(reader: CheckpointReader, expected: dict[str, tuple[int, ...]]
   """Missing, mis-shaped and unexpected tensors -> ConvertError naming the tensor and its file."""
   for name, shape in expected.items():
     if name not in reader:
-      where = "the index" if reader.weight_map is not None else SINGLE_FILE
+      where = getattr(reader, "source", None) or ("the index" if reader.weight_map is not None else SINGLE_FILE)
       raise ConvertError(f"{reader.model_dir}: tensor {name!r} is missing (not in {where})")
     got = reader.shape(name)
     if got != shape:
@@ -191,34 +191,41 @@ def load_hf(model_dir: str, mesh=None, *, param_dtype: str | None = None, dtype:
   data.seq_len (default max_position_embeddings, capped at a Mistral sliding window); `use_metadata` restores
   the layer plan of an ffnjax export (see the module docstring).
   """
-  from ffnjax import model as model_lib
-
   hf = hf_config.read_config(model_dir)
   with CheckpointReader(model_dir) as reader:
-    ckpt_dtype = reader.dtype(EMBED) if EMBED in reader else None
-    config, plan = hf_config.to_ffnjax(hf, model_dir, param_dtype=param_dtype, dtype=dtype, seq_len=seq_len,
-                                       checkpoint_dtype=ckpt_dtype, use_metadata=use_metadata)
-    check_tensors(reader, hf_shapes(hf, plan), plan.dims.tie_embeddings)
-    if use_metadata and hf.get(hf_config.METADATA_KEY):
-      check_dropped(reader, plan, int(hf["intermediate_size"]))
-    shapes, shardings = model_lib.placed_param_shapes(model_lib.build(config.model, plan), mesh)
-    target = np_dtype(config.model.param_dtype)
-    head_dim = plan.dims.head_size
+    return load_params(hf, reader, model_dir, mesh, param_dtype=param_dtype, dtype=dtype, seq_len=seq_len,
+                       use_metadata=use_metadata)
 
-    def make(path, shape_struct, sharding):
-      keys = tuple(getattr(k, "key", getattr(k, "name", None)) for k in path)
-      fetch = _fetcher(reader, keys, plan, shape_struct.shape, head_dim)
-      cache: dict = {}
 
-      def callback(index):
-        key = tuple(_bounds(s, n) for s, n in zip(index, shape_struct.shape))
-        if key not in cache:  # replicated shards share one read
-          cache[key] = np.ascontiguousarray(fetch(tuple(index)).astype(target, copy=False))
-        return cache[key]
+def load_params(hf: dict, reader, model_dir: str, mesh=None, *, param_dtype: str | None = None,
+                dtype: str | None = None, seq_len: int | None = None, use_metadata: bool = True):
+  """`load_hf` on an open reader of Hugging Face-named tensors (a `CheckpointReader` or the GGUF one)."""
+  from ffnjax import model as model_lib
 
-      return jax.make_array_from_callback(shape_struct.shape, sharding, callback)
+  ckpt_dtype = reader.dtype(EMBED) if EMBED in reader else None
+  config, plan = hf_config.to_ffnjax(hf, model_dir, param_dtype=param_dtype, dtype=dtype, seq_len=seq_len,
+                                     checkpoint_dtype=ckpt_dtype, use_metadata=use_metadata)
+  check_tensors(reader, hf_shapes(hf, plan), plan.dims.tie_embeddings)
+  if use_metadata and hf.get(hf_config.METADATA_KEY):
+    check_dropped(reader, plan, int(hf["intermediate_size"]))
+  shapes, shardings = model_lib.placed_param_shapes(model_lib.build(config.model, plan), mesh)
+  target = np_dtype(config.model.param_dtype)
+  head_dim = plan.dims.head_size
 
-    params = jax.tree_util.tree_map_with_path(make, shapes, shardings)
+  def make(path, shape_struct, sharding):
+    keys = tuple(getattr(k, "key", getattr(k, "name", None)) for k in path)
+    fetch = _fetcher(reader, keys, plan, shape_struct.shape, head_dim)
+    cache: dict = {}
+
+    def callback(index):
+      key = tuple(_bounds(s, n) for s, n in zip(index, shape_struct.shape))
+      if key not in cache:  # replicated shards share one read
+        cache[key] = np.ascontiguousarray(fetch(tuple(index)).astype(target, copy=False))
+      return cache[key]
+
+    return jax.make_array_from_callback(shape_struct.shape, sharding, callback)
+
+  params = jax.tree_util.tree_map_with_path(make, shapes, shardings)
   return params, config, plan
 
 

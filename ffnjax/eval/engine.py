@@ -46,7 +46,7 @@ def encode_pair(tokenizer, context: str, continuation: str, cache: dict | None =
   `cache` maps context string -> its tokens, so the choices of one question encode the context once.
   """
   if context == "":
-    return (tokenizer.eot_id,), tuple(tokenizer.encode(continuation))
+    return (tokenizer.prefix_token_id,), tuple(tokenizer.encode(continuation))
   n_spaces = len(context) - len(context.rstrip())
   if n_spaces:
     continuation = context[-n_spaces:] + continuation
@@ -60,8 +60,8 @@ def encode_pair(tokenizer, context: str, continuation: str, cache: dict | None =
       context_enc = cache[context] = tokenizer.encode(context)
   if not context_enc:
     # A whitespace-only context: lm-eval would score from an empty context (and mis-slice); condition on
-    # end-of-text as it does for an empty one.
-    return (tokenizer.eot_id,), tuple(whole)
+    # the prefix token as it does for an empty one.
+    return (tokenizer.prefix_token_id,), tuple(whole)
   return tuple(context_enc), tuple(whole[len(context_enc):])
 
 
@@ -341,7 +341,7 @@ def loglikelihood_rolling(logits_fn: LogitsFn, tokenizer, texts: Sequence[str], 
   """Rolling LL of each text, as lm-eval's `loglikelihood_rolling` (an empty text scores 0)."""
   encoded, owner = [], []
   for i, text in enumerate(texts):
-    windows = rolling_requests(tokenizer.encode(text), tokenizer.eot_id, max_length)
+    windows = rolling_requests(tokenizer.encode(text), tokenizer.prefix_token_id, max_length)
     encoded += windows
     owner += [i] * len(windows)
   plan = plan_batches(encoded, max_length, token_budget=token_budget, row_multiple=data_parallel_size(mesh))

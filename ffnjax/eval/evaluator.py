@@ -93,6 +93,7 @@ class TaskResult:
   input_tokens: int = 0
   shapes: list[tuple[int, int]] = dataclasses.field(default_factory=list)
   wall_time_s: float = 0.0
+  per_doc: list[dict] | None = None  # task.process values per document (metric inputs, gold, prediction)
 
   @property
   def below_chance(self) -> bool:
@@ -127,7 +128,8 @@ def score(prepared: TaskRequests, logits_fn: engine.LogitsFn, *, token_budget: i
   return TaskResult(task=task.name, metrics=task.aggregate(per_doc), chance=task.chance(prepared.docs),
                     num_examples=len(prepared.docs), higher_is_better=dict(task.higher_is_better),
                     primary_metric=task.primary_metric, records=recs, num_requests=prepared.num_requests,
-                    input_tokens=plan.input_tokens, shapes=plan.shapes, wall_time_s=time.perf_counter() - start)
+                    input_tokens=plan.input_tokens, shapes=plan.shapes, wall_time_s=time.perf_counter() - start,
+                    per_doc=per_doc)
 
 
 def evaluate(logits_fn: engine.LogitsFn, tokenizer, tasks: str | Sequence[str], data_dir: str, limit: int = 0,

@@ -2,7 +2,10 @@
 
 Append-only JSONL. The first line is a header {"num_players": n, "meta": {...}} (meta: what the values are of,
 e.g. model, task, metric, player labels); every other line is {"key": "0110...", "value": float}, where
-character i of the key is "1" when player i is kept. Reopening with a different num_players or meta is an error:
+character i of the key is "1" when player i is kept. A record may carry more fields (`put_many(..., extras=)`;
+the per-task games store {"tasks": {task: value}, "examples": {task: [per-example scores]}}); those named in
+`fields` are held in memory and returned by `extra`, the others stay on disk only (per-example scores are for
+later bootstraps, not for the estimators). Reopening with a different num_players or meta is an error:
 values of another game must never be reused. A last line cut by a crash is dropped on open. One writer at a time.
 """
 
@@ -18,12 +21,14 @@ from ffnjax.shapley.players import Coalition, check_coalition
 
 class CoalitionCache:
 
-  def __init__(self, path: str, num_players: int, meta: Mapping | None = None):
+  def __init__(self, path: str, num_players: int, meta: Mapping | None = None, fields: Sequence[str] = ()):
     if not isinstance(num_players, int) or num_players < 1:
       raise ValueError(f"num_players={num_players!r}: must be an integer >= 1")
     self.path, self.num_players = path, num_players
     self.meta = json.loads(json.dumps(dict(meta or {})))  # normalised as JSON round-trips it (tuples -> lists)
     self._values: dict[str, float] = {}
+    self.fields = tuple(fields)
+    self._extras: dict[str, dict] = {}
     if os.path.exists(path) and os.path.getsize(path) > 0:
       self._load()
     else:
@@ -53,6 +58,8 @@ class CoalitionCache:
       if len(rec["key"]) != self.num_players:
         raise ValueError(f"{self.path}:{n}: key of length {len(rec['key'])}, expected {self.num_players}")
       self._values[rec["key"]] = float(rec["value"])
+      if self.fields:
+        self._extras[rec["key"]] = {f: rec[f] for f in self.fields if f in rec}
 
   def key(self, coalition: Iterable[int]) -> str:
     coalition = check_coalition(coalition, self.num_players)
@@ -67,14 +74,21 @@ class CoalitionCache:
   def get(self, coalition, default=None):
     return self._values.get(self.key(coalition), default)
 
-  def put_many(self, items: Mapping[Coalition, float]) -> None:
+  def extra(self, coalition) -> dict | None:
+    """The record's fields named in `fields` (None when the coalition is not cached)."""
+    return self._extras.get(self.key(coalition)) if self.fields else None
+
+  def put_many(self, items: Mapping[Coalition, float], extras: Mapping[Coalition, Mapping] | None = None) -> None:
     """Appends and flushes: whatever was written survives an interruption."""
     lines = []
     for coalition, value in items.items():
       k = self.key(coalition)
       if k not in self._values:
         self._values[k] = float(value)
-        lines.append(json.dumps({"key": k, "value": float(value)}) + "\n")
+        more = dict((extras or {}).get(coalition, {}))
+        if self.fields:
+          self._extras[k] = {f: more[f] for f in self.fields if f in more}
+        lines.append(json.dumps({"key": k, "value": float(value), **more}) + "\n")
     if lines:
       with open(self.path, "a") as f:
         f.writelines(lines)

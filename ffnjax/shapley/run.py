@@ -23,7 +23,7 @@ def load_model(checkpoint: str | None, hf_model: str | None, step: int | None):
     from ffnjax.evaluate import load_tokenizer
     from ffnjax.train.checkpoint import restore_params
     params, config, plan = restore_params(checkpoint, step)
-    return params, config, plan, load_tokenizer(config)
+    return params, config, plan, load_tokenizer(config, run_dir=checkpoint)
   from ffnjax.convert import load_hf
   from ffnjax.data.tokenizers import HFTokenizer
   params, config, plan = load_hf(hf_model)
@@ -43,63 +43,96 @@ def needed_coalitions(method: str, n: int, level: int) -> int | None:
 
 
 def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations, seed, limit, max_length,
-        token_budget, output, chance_tolerance: float = 0.02) -> dict:
+        token_budget, output, chance_tolerance: float = 0.02, game: str = "per_task",
+        perplexity_value: bool = False) -> dict:
+  """One game per task (the paper); `game="task_mean"` adds cornerstones read from the task-mean game and
+  `perplexity_value` admits perplexity tasks with -log(perplexity) as their value (both our extensions)."""
   from ffnjax import shapley
-  from ffnjax.analysis.figures import save
-  from ffnjax.shapley import figures
-  from ffnjax.shapley.value import ModelValue
+  from ffnjax.shapley import figures, pertask
+  from ffnjax.shapley.value import ModelValue, task_value
 
   if method not in METHODS:
     raise ValueError(f"--method={method!r}: must be one of {METHODS}")
+  if game not in pertask.GAMES:
+    raise ValueError(f"--game={game!r}: must be one of {pertask.GAMES}")
+  if chance_tolerance < 0:
+    raise ValueError(f"--chance_tolerance={chance_tolerance}: must be >= 0")
+  from ffnjax.eval.tasks import parse_tasks
+  pertask.check_game_tasks(parse_tasks(tasks), perplexity_value)  # before loading any model
   params, config, plan, tokenizer = load_model(checkpoint, hf_model, step)
   players = shapley.players_from_layer_types(plan.layer_types)
+  labels = [p.label for p in players]
   n = len(players)
   if method == "block" and not 1 <= level <= n:
     raise ValueError(f"--level={level}: must be in 1..{n} (the number of players)")
   if method == "exact" and n > shapley.MAX_EXACT_PLAYERS:
     raise ValueError(f"--method=exact: {n} players need 2^{n} coalitions; use --method=block or permutation")
-  os.makedirs(output, exist_ok=True)
-  cache = shapley.CoalitionCache(os.path.join(output, "coalitions.jsonl"), n,
-                                 meta={"model": plan.name, "tasks": tasks, "limit": limit, "data_dir": data_dir,
-                                       "step": step})
-  total = needed_coalitions(method, n, level)
+  rundir.mkdirs(output)
   value = ModelValue(config, plan, params, tokenizer, tasks=tasks, data_dir=data_dir, limit=limit,
-                     max_length=max_length, token_budget=token_budget,
-                     expected=None if total is None else max(total - len(cache), 0))
-  v = shapley.cached(value, cache, v_batch=value.batch)
+                     max_length=max_length, token_budget=token_budget)
+  task_names = [p.task.name for p in value.prepared]
+  source = checkpoint or hf_model
+  cache = shapley.CoalitionCache(rundir.join(output, "coalitions.jsonl"), n,
+                                 meta={"model": plan.name,
+                                       "source": source if rundir.is_remote(source) else os.path.abspath(source),
+                                       "tasks": task_names, "limit": limit, "data_dir": data_dir,
+                                       "step": step, "players": labels, "record": "per_task"},
+                                 fields=pertask.CACHE_FIELDS)
+  total = needed_coalitions(method, n, level)
+  value.expected = None if total is None else max(total - len(cache), 0)
+
+  def evaluate(coalitions):
+    return [{r.task: (task_value(r), pertask.example_scores(p.task.primary_metric, r.per_doc))
+             for p, r in zip(value.prepared, results)} for results in value.task_results(coalitions)]
+
+  games = pertask.TaskGames(evaluate, task_names, cache)
   t0 = time.perf_counter()
-  ablation = shapley.single_ablation(v, n, v_batch=v.batch)
-  result = {"model": plan.name, "tasks": tasks, "method": method, "players": [p.label for p in players],
-            "v_full": ablation.full, "v_without": list(map(float, ablation.without)),
-            "ablation_drop": list(map(float, ablation.drop)), "chance": value.chance}
-  stderr = None
+  full = shapley.grand_coalition(n)
+  reports, estimates = {}, {}
+  for prepared in value.prepared:
+    name = prepared.task.name
+    v = games.task(name)
+    ablation = shapley.single_ablation(v, n, v_batch=v.batch)
+    stderr = v_empty = None
+    if method == "block":
+      phi = shapley.block_shapley(v, n, level, v_batch=v.batch)
+    elif method == "exact":
+      phi = shapley.exact_shapley(v, n, v_batch=v.batch)
+      v_empty = v(frozenset())
+    else:
+      estimate = shapley.permutation_shapley(v, n, permutations, seed=seed, v_batch=v.batch)
+      phi, stderr, v_empty = estimate.values, estimate.stderr, v(frozenset())
+      estimates[name] = estimate
+    reports[name] = pertask.task_report(labels, phi, ablation, metric=pertask.value_metric(prepared.task),
+                                        chance=prepared.task.chance(prepared.docs), num_examples=len(prepared.docs),
+                                        tolerance=chance_tolerance, v_empty=v_empty, stderr=stderr)
+    if name in estimates:
+      reports[name]["convergence"] = json.loads(json.dumps(estimates[name].convergence(),
+                                                           default=lambda a: np.asarray(a).tolist()))
+  assert full in cache
+  wall = time.perf_counter() - t0
+  result = {"model": plan.name, "source": checkpoint or hf_model, "method": method, "game": game,
+            "tasks_order": task_names, "limit": limit, "players": labels,
+            "cornerstone_rule": {"collapse": "v_t(N \\ {i}) <= chance_t + tolerance (removing player i alone drops "
+                                             "task t to or below chance)",
+                                 "tolerance": chance_tolerance,
+                                 "defined": "only for tasks where v_t(N) > chance_t + tolerance"},
+            "shares_rule": "max(phi_i, 0) / sum_j max(phi_j, 0) per task, then averaged over tasks",
+            "tasks": reports}
   if method == "block":
-    phi = shapley.block_shapley(v, n, level, v_batch=v.batch)
     result["level"] = level
-  elif method == "exact":
-    phi = shapley.exact_shapley(v, n, v_batch=v.batch)
-  else:
-    estimate = shapley.permutation_shapley(v, n, permutations, seed=seed, v_batch=v.batch)
-    phi, stderr = estimate.values, estimate.stderr
-    result["convergence"] = json.loads(json.dumps(estimate.convergence(), default=lambda a: np.asarray(a).tolist()))
-    result["stderr"] = list(map(float, stderr))
-  # Cornerstones need an accuracy value and a full model above chance (else every removal "collapses").
-  meaningful = value.chance is not None and ablation.full > value.chance + chance_tolerance
-  cornerstones = shapley.find_cornerstones(ablation.without, value.chance, chance_tolerance) if meaningful else []
-  result["cornerstones_defined"] = meaningful
-  try:
-    shares = list(map(float, shapley.shares(phi)))
-  except ValueError:  # no player adds value (e.g. an untrained model): shares are undefined
-    shares = None
-  result.update({"values": list(map(float, phi)), "shares": shares,
-                 "cornerstones": [players[i].label for i in cornerstones], "coalitions_cached": len(cache),
-                 "coalitions_evaluated": value.done, "compilations": value.compilations,
-                 "wall_time_s": time.perf_counter() - t0,
-                 "coalitions_per_s": value.done / max(time.perf_counter() - t0, 1e-9)})
+  if method == "permutation":
+    result.update({"permutations": permutations, "seed": seed})
+  result.update(pertask.summarize(labels, reports, game=game, tolerance=chance_tolerance))
+  result.update({"coalitions_cached": len(cache), "coalitions_evaluated": value.done,
+                 "compilations": value.compilations, "wall_time_s": wall,
+                 "coalitions_per_s": value.done / max(wall, 1e-9)})
   rundir.write_json(rundir.join(output, "shapley.json"), result)
-  save(figures.player_values_figure(phi, players, cornerstones=cornerstones, stderr=stderr),
-       os.path.join(output, "shapley_values"))
-  save(figures.ablation_figure(ablation.drop, players,
-                               chance_drop=None if value.chance is None else ablation.full - value.chance),
-       os.path.join(output, "single_ablation"))
+  figures.save_run_figures(result, players, output, model=_model_label(checkpoint, hf_model, plan))
   return result
+
+
+def _model_label(checkpoint, hf_model, plan) -> str:
+  """What the figures call the model: the directory's name and the layer plan."""
+  source = (checkpoint or hf_model or "").rstrip("/")
+  return f"{os.path.basename(source)} ({plan.name})" if source else plan.name

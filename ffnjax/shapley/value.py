@@ -66,18 +66,26 @@ class ModelValue:
   def compilations(self) -> int:
     return self.logits.jitted._cache_size()
 
-  def value_of_mask(self, mask: np.ndarray) -> float:
+  def results_of_mask(self, mask: np.ndarray) -> list[evaluator.TaskResult]:
     fn = lambda tokens: self.logits(tokens, mask)  # noqa: E731 - the mask is an argument, not a constant
-    return float(np.mean([task_value(evaluator.score(p, fn, token_budget=self.token_budget, mesh=self.mesh,
-                                                     progress_every_s=1e9)) for p in self.prepared]))
+    return [evaluator.score(p, fn, token_budget=self.token_budget, mesh=self.mesh, progress_every_s=1e9)
+            for p in self.prepared]
 
-  def batch(self, coalitions: Sequence[Iterable[int]]) -> list[float]:
+  def value_of_mask(self, mask: np.ndarray) -> float:
+    return float(np.mean([task_value(r) for r in self.results_of_mask(mask)]))
+
+  def task_results(self, coalitions: Sequence[Iterable[int]]) -> list[list[evaluator.TaskResult]]:
+    """Per coalition, every task's result (per-task games, per-example scores): one evaluation serves all tasks."""
     out = []
     for c in coalitions:
-      out.append(self.value_of_mask(keep_mask(self.players, c, self.plan.num_layers)))
+      out.append(self.results_of_mask(keep_mask(self.players, c, self.plan.num_layers)))
       self.done += 1
       self._progress()
     return out
+
+  def batch(self, coalitions: Sequence[Iterable[int]]) -> list[float]:
+    """The task-mean value of each coalition."""
+    return [float(np.mean([task_value(r) for r in results])) for results in self.task_results(coalitions)]
 
   def __call__(self, coalition: Iterable[int]) -> float:
     return self.batch([coalition])[0]

@@ -23,7 +23,7 @@ from ffnjax.parallel import logical_sharding, make_mesh
 from ffnjax.train import checkpoint as ckpt
 from ffnjax.train import mfu as mfu_lib
 from ffnjax.train.metrics import MetricsWriter, Progress
-from ffnjax.train.optimizer import make_optimizer
+from ffnjax.train.optimizer import decay_start_step, make_optimizer
 from ffnjax.train.rundir import config_to_dict, init_run_dir
 from ffnjax.train.step import loss_fn, make_train_step
 
@@ -155,6 +155,7 @@ def train(config, workdir: str, *, max_steps: int | None = None, log: bool = Tru
     eval_fn = jax.jit(lambda p, t: loss_fn(model, p, t), in_shardings=(shardings["params"], batch_sharding))
 
     total = config.train.steps if max_steps is None else min(config.train.steps, max_steps)
+    pre_decay = decay_start_step(config.train) if config.train.schedule == "wsd" else None
     tokens_per_step = config.train.global_batch * data_cfg.seq_len
     flops_per_token = plan.flops_per_token(data_cfg.seq_len)
     peak = mfu_lib.peak_flops_per_device(mesh.devices.flat[0])
@@ -216,7 +217,8 @@ def train(config, workdir: str, *, max_steps: int | None = None, log: bool = Tru
           if log and is_lead:
             progress.show(step, last)
           window_t, window_steps = time.perf_counter(), 0
-        if step % config.train.checkpoint_every == 0 or step == total or stop:
+        # A WSD run also saves its last step before the decay: a longer budget extends from it (method.md §3).
+        if step % config.train.checkpoint_every == 0 or step == total or stop or step == pre_decay:
           drain()
           ckpt.save(mngr, step, state, meta_now(step), force=stop or step == total)
         if stop:

@@ -13,7 +13,7 @@ def test_ri_vs_ratio_figure(study, tmp_path):
   visible = [ax for ax in fig.axes if ax.get_visible()]
   assert len(visible) == len(TABLE1_TASKS) + 1
   assert [ax.get_title() for ax in visible][:3] == ["wikitext (word_perplexity)", "lambada_openai (acc)",
-                                                    "hellaswag (acc_norm)"]
+                                                    "hellaswag (acc)"]
   assert visible[-1].get_title() == "average RI"
   for ax in visible:
     assert ax.get_xlabel() == "expanded-FFN ratio r (%)" and ax.get_ylabel() == "RI (%)"

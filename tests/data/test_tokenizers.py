@@ -78,10 +78,26 @@ def test_hf_model_tokenizer(tmp_path):
   tok = tokenizers.get_tokenizer(f"hf:{model_dir}")
   text = "to be, or not to be"
   assert tok.encode(text) == trained.encode(text) and tok.decode(tok.encode(text)) == text
-  assert tok.eot_id == 0
+  assert tok.eot_id == tok.prefix_token_id == 0  # no bos_token: lm-eval's prefix falls back to EOS
   assert 257 <= tok.vocab_size <= 300  # the file's own size: 256 bytes + <|endoftext|> + merges
   with pytest.raises(FileNotFoundError, match="tokenizer.json"):
     tokenizers.get_tokenizer(f"hf:{tmp_path / 'missing'}")
+
+
+def test_prefix_token_is_bos_when_defined_else_eos(gpt2, small_bpe, tmp_path):
+  """lm-eval's HFLM.prefix_token_id: BOS if the tokenizer has one, else EOS (GPT-2: both <|endoftext|>)."""
+  import json
+
+  assert gpt2.prefix_token_id == gpt2.eot_id == 50256 and small_bpe.prefix_token_id == small_bpe.eot_id == 0
+  tokenizers.train_bpe(["to be or not to be"] * 20, 300, str(tmp_path / "tokenizer.json"))
+  (tmp_path / "config.json").write_text(json.dumps({"eos_token_id": 0}))
+  for bos in ("to", {"content": "to", "special": False}):
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"bos_token": bos}))
+    tok = tokenizers.get_tokenizer(f"hf:{tmp_path}")
+    assert tok.prefix_token_id == tok.encode("to")[0] != tok.eot_id == 0
+  (tmp_path / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>"}))
+  with pytest.raises(ValueError, match="tokenizer_config.json: bos_token '<s>' is not in"):
+    tokenizers.get_tokenizer(f"hf:{tmp_path}")
 
 
 def test_bpe_needs_its_prepared_dir(tmp_path):
@@ -97,3 +113,15 @@ def test_bpe_needs_its_prepared_dir(tmp_path):
 def test_bpe_larger_than_requested_is_refused(small_bpe):
   with pytest.raises(ValueError, match="more than the requested"):
     tokenizers.get_tokenizer("bpe:300", os.path.dirname(small_bpe.path))
+
+
+def test_gpt2_tokenizer_json_tokenizes_like_gpt2(gpt2, tmp_path):
+  """What `convert --export_hf` writes for a gpt2 run: a tokenizer.json that Hugging Face loads, same ids."""
+  from tokenizers import Tokenizer
+
+  path = tmp_path / "tokenizer.json"
+  path.write_text(tokenizers.gpt2_tokenizer_json())
+  hf = Tokenizer.from_file(str(path))
+  for text in ["Hello world!  It's 2024, naïve café", " leading space\n\nnew  lines   x", "a<|endoftext|>b"]:
+    assert hf.encode(text, add_special_tokens=False).ids == gpt2.encode(text)
+  assert hf.token_to_id("<|endoftext|>") == tokenizers.GPT2_EOT_ID

@@ -22,7 +22,7 @@ class PieceTokenizer:
     pieces += [w for w in words] + [" " + w for w in words] + [" " + w.capitalize() for w in words]
     self.pieces = list(dict.fromkeys(pieces))
     self.ids = {p: i for i, p in enumerate(self.pieces)}
-    self.eot_id = len(self.pieces)
+    self.eot_id = self.prefix_token_id = len(self.pieces)
     self.vocab_size = len(self.pieces) + 1
     self.spec = "pieces"
 

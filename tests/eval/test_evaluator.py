@@ -130,7 +130,8 @@ def test_zsre_accuracy_counts_partial_matches(tok, tmp_path):
 
 def test_unknown_task_names_the_valid_ones(tok, data_dir):
   with pytest.raises(UnknownTaskError, match=r"unknown eval task 'hellaswagg'; valid tasks: lambada_openai, "
-                                             r"wikitext, hellaswag, piqa, arc_easy, arc_challenge, winogrande, zsre"):
+                                             r"wikitext, hellaswag, piqa, arc_easy, arc_challenge, winogrande, boolq, "
+                                             r"openbookqa, zsre"):
     evaluate(None, tok, "hellaswag,hellaswagg", data_dir)
 
 
@@ -209,3 +210,22 @@ def test_tfds_label_conversions():
   assert arc._from_tfds(ex) == {"question": "q", "choices": {"text": ["a", "b", "c"], "label": ["A", "B", "C"]},
                                 "answerKey": "C"}
   assert winogrande._from_tfds({"sentence": "s _", "option1": "a", "option2": "b", "label": 1})["answer"] == "2"
+
+
+def test_tfds_boolq_and_openbookqa(tok, tmp_path):
+  import tensorflow_datasets as tfds
+
+  from ffnjax.eval.tasks import boolq, openbookqa
+
+  assert boolq._from_tfds({"question": "q", "passage": "p", "answer": True, "title": "t"}) == {
+      "question": "q", "passage": "p", "answer": True}
+  ex = {"question": {"stem": "s", "choice_A": "a", "choice_B": "b", "choice_C": "c", "choice_D": "d"},
+        "fact1": "f", "answerKey": 3}
+  assert openbookqa._from_tfds(ex) == {"question_stem": "s", "choices": {"text": ["a", "b", "c", "d"],
+                                                                          "label": ["A", "B", "C", "D"]},
+                                       "answerKey": "D"}
+  for name in ("bool_q", "openbookqa"):
+    os.makedirs(tmp_path / name)  # (mocked) prepared TFDS dirs
+  with tfds.testing.mock_data(num_examples=3):
+    assert prepare("boolq", tok, str(tmp_path)).num_requests == 6
+    assert prepare("openbookqa", tok, str(tmp_path)).num_requests == 12

@@ -1,6 +1,7 @@
 """Every formatting rule against hand-written records in the upstream formats (lm-eval 0.4.x task definitions)."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -132,3 +133,71 @@ def test_multiple_choice_acc_and_acc_norm():
   assert (out["prediction"], out["acc"], out["acc_norm"]) == (1, 0.0, 1.0)
   agg = task.aggregate([out, dict(out, acc=1.0)])
   assert agg["acc"] == 0.5 and agg["acc_norm"] == 1.0 and agg["acc_stderr"] == pytest.approx(0.5)
+
+
+# The first validation record of super_glue/boolq (lm-eval's source): question lower-case without "?", label 0/1.
+BOOLQ = {"question": "do iran and afghanistan speak the same language",
+         "passage": "Persian language -- Persian (/ˈpɜːrʒən, -ʃən/), also known by its endonym Farsi (فارسی fārsi "
+                    "(fɒːɾˈsiː) ( listen)), is one of the Western Iranian languages within the Indo-Iranian branch of "
+                    "the Indo-European language family.",
+         "idx": 0, "label": 1}
+
+
+def test_boolq_prompt_choices_and_label_fields():
+  task = get_task("boolq")
+  ctx = BOOLQ["passage"] + "\nQuestion: do iran and afghanistan speak the same language?\nAnswer:"
+  assert task.requests(BOOLQ) == [(ctx, " no"), (ctx, " yes")]
+  assert task.doc_to_target(BOOLQ) == 1 and task.doc_to_target(dict(BOOLQ, label=0)) == 0
+  # google/boolq and TFDS bool_q carry the gold as answer: true/false
+  google = {"question": BOOLQ["question"], "passage": BOOLQ["passage"], "answer": False, "title": "Persian language"}
+  assert task.doc_to_target(google) == 0 and task.requests(google) == task.requests(BOOLQ)
+  assert task.higher_is_better == {"acc": True} and task.primary_metric == "acc"
+  assert task.chance([BOOLQ]) == 0.5
+
+
+def test_openbookqa_stem_choices_and_gold():
+  # the first test record of Hugging Face openbookqa, config main
+  doc = {"id": "8-343", "question_stem": "A person wants to start saving money so that they can afford a nice "
+         "vacation at the end of the year. After looking over their budget and expenses, they decide the best way "
+         "to save money is to",
+         "choices": {"text": ["make more phone calls", "quit eating lunch out", "buy less with monopoly money",
+                              "have lunch with friends"], "label": ["A", "B", "C", "D"]},
+         "answerKey": "B"}
+  task = get_task("openbookqa")
+  assert task.requests(doc) == [(doc["question_stem"], " " + t) for t in doc["choices"]["text"]]
+  assert task.doc_to_target(doc) == 1
+  assert task.doc_to_target(dict(doc, answerKey=" D")) == 3  # lm-eval strips the key: answerKey.lstrip()
+  assert task.higher_is_better == {"acc": True, "acc_norm": True} and task.primary_metric == "acc_norm"
+  assert task.chance([doc]) == 0.25
+
+
+@pytest.mark.parametrize("name,doc", [
+    ("boolq", BOOLQ),
+    ("openbookqa", {"question_stem": "Which is a metal", "choices": {"text": ["iron", "wood"], "label": ["A", "B"]},
+                    "answerKey": "A"})])
+def test_boolq_openbookqa_match_lm_eval_templates(name, doc):
+  """Our requests equal what lm-eval 0.4's own task YAML renders (its Jinja templates, offline)."""
+  import lm_eval
+  import yaml
+  from lm_eval.utils import apply_template
+
+  root = os.path.join(os.path.dirname(lm_eval.__file__), "tasks")
+  path = {"boolq": "super_glue/boolq/default.yaml", "openbookqa": "openbookqa/openbookqa.yaml"}[name]
+  with open(os.path.join(root, path)) as f:
+    spec = yaml.safe_load(f)
+  text = spec["doc_to_text"]
+  text = apply_template(text, doc) if "{{" in text else doc[text]
+  choices = spec["doc_to_choice"]
+  choices = choices if isinstance(choices, list) else eval(apply_template(choices, doc))  # noqa: S307 - a list literal
+  target = spec["doc_to_target"]
+  target = int(apply_template(target, doc)) if "{{" in target else int(doc[target])
+  task = get_task(name)
+  assert task.requests(doc) == [(text, " " + c) for c in choices]
+  assert task.doc_to_target(doc) == target
+
+
+def test_boolq_record_without_gold_is_refused():
+  from ffnjax.eval.sources import DataError
+
+  with pytest.raises(DataError, match="neither field 'label'.*nor 'answer'"):
+    get_task("boolq").check({"question": "q", "passage": "p"}, 3, "boolq/validation.jsonl")

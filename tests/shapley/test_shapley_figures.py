@@ -9,7 +9,7 @@ from ffnjax.shapley import figures, players_from_layer_types
 def test_player_and_ablation_figures(tmp_path):
   players = players_from_layer_types(["standard", "deactivated", "expanded"])
   phi = np.array([0.3, 0.2, -0.05, 0.1, 0.0])
-  fig = figures.player_values_figure(phi, players, cornerstones=[0, 1])
+  fig = figures.player_values_figure(phi, players, cornerstones=[0, 1], title="t", ylabel="Shapley value (Δ accuracy)")
   ax = fig.axes[0]
   labels = ax.get_legend().get_texts()
   assert sorted(t.get_text() for t in labels) == ["FFN", "attention", "cornerstone (removal -> chance)"]
@@ -20,6 +20,6 @@ def test_player_and_ablation_figures(tmp_path):
   assert [os.path.splitext(p)[1] for p in paths] == [".png", ".svg"]
   assert all(os.path.getsize(p) > 1000 for p in paths)
 
-  fig2 = figures.ablation_figure(phi, players, chance_drop=0.4)
-  assert "v(N) − v(N∖{i})" in fig2.axes[0].get_ylabel()
+  fig2 = figures.ablation_figure(phi, players, chance_drop=0.4, title="t", unit="Δ accuracy")
+  assert "v(N) − v(N∖{i}) (Δ accuracy)" in fig2.axes[0].get_ylabel()
   assert "drop to chance level" in [t.get_text() for t in fig2.axes[0].get_legend().get_texts()]

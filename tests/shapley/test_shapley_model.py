@@ -40,7 +40,8 @@ def test_block_run_compiles_once_per_shape_not_per_coalition(run_dir, tmp_path):
   assert large["coalitions_evaluated"] > small["coalitions_evaluated"] >= 5
   # One program per bucket shape of the task's requests (fixed by the data), none per coalition.
   assert small["compilations"] == large["compilations"] <= 3
-  assert len(small["values"]) == 4 and small["players"] == ["L1.attn", "L1.ffn", "L2.attn", "L2.ffn"]
+  assert len(small["tasks"]["hellaswag"]["values"]) == 4
+  assert small["players"] == ["L1.attn", "L1.ffn", "L2.attn", "L2.ffn"]
   assert os.path.exists(tmp_path / "k3" / "shapley_values.png")
 
 
@@ -48,7 +49,7 @@ def test_interrupted_analysis_resumes_from_the_cache(run_dir, tmp_path):
   first = shapley(run_dir, tmp_path / "out", method="exact")
   assert first["coalitions_evaluated"] == 16
   again = shapley(run_dir, tmp_path / "out", method="exact")
-  assert again["coalitions_evaluated"] == 0 and again["values"] == first["values"]
+  assert again["coalitions_evaluated"] == 0 and again["tasks"] == first["tasks"]
 
 
 def test_exact_values_are_efficient_and_permutations_converge(run_dir, tmp_path):
@@ -57,11 +58,13 @@ def test_exact_values_are_efficient_and_permutations_converge(run_dir, tmp_path)
   values = {r["key"]: r["value"] for r in cache}  # key: one bit per player, "1" = kept
   assert len(values) == 16
   v_full, v_empty = values["1111"], values["0000"]
-  assert v_full == exact["v_full"]
-  assert sum(exact["values"]) == pytest.approx(v_full - v_empty, abs=1e-9)
+  game = exact["tasks"]["hellaswag"]
+  assert v_full == game["v_full"] and v_empty == game["v_empty"]
+  assert sum(game["values"]) == pytest.approx(v_full - v_empty, abs=1e-9) and abs(game["efficiency_gap"]) < 1e-9
   perm = shapley(run_dir, tmp_path / "out", method="permutation", permutations=400)
   assert perm["coalitions_evaluated"] == 0  # every coalition of 4 players is already cached
-  np.testing.assert_allclose(perm["values"], exact["values"], atol=4 * max(perm["stderr"]) + 1e-9)
+  perm = perm["tasks"]["hellaswag"]
+  np.testing.assert_allclose(perm["values"], game["values"], atol=4 * max(perm["stderr"]) + 1e-9)
 
 
 def cli(*args):

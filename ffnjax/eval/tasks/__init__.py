@@ -9,6 +9,8 @@
 | arc_easy       | acc, acc_norm                                  | arc_easy/test.*  (or TFDS ai2_arc/)      | question, choices{text,label}, answerKey |
 | arc_challenge  | acc, acc_norm                                  | arc_challenge/test.*  (or TFDS ai2_arc/) | question, choices{text,label}, answerKey |
 | winogrande     | acc                                            | winogrande/validation.* (or TFDS winogrande/) | sentence, option1, option2, answer |
+| boolq          | acc                                            | boolq/validation.* (or TFDS bool_q/)     | question, passage, label (or answer) |
+| openbookqa     | acc, acc_norm                                  | openbookqa/test.* (or TFDS openbookqa/)  | question_stem, choices{text,label}, answerKey |
 | zsre           | acc (token accuracy)                           | zsre/zsre_mend_eval.json or zsre_mend_eval.json | src, answers |
 
 `*` = .jsonl, .json, .parquet or HF hub parquet shards `<split>-*.parquet` (see ffnjax/eval/sources.py).
@@ -18,8 +20,10 @@ from __future__ import annotations
 
 from ffnjax.eval.tasks.arc import ARC
 from ffnjax.eval.tasks.base import Task
+from ffnjax.eval.tasks.boolq import BoolQ
 from ffnjax.eval.tasks.hellaswag import HellaSwag
 from ffnjax.eval.tasks.lambada import LambadaOpenAI
+from ffnjax.eval.tasks.openbookqa import OpenBookQA
 from ffnjax.eval.tasks.piqa import PIQA
 from ffnjax.eval.tasks.wikitext import WikiText
 from ffnjax.eval.tasks.winogrande import WinoGrande
@@ -27,7 +31,7 @@ from ffnjax.eval.tasks.zsre import ZsRE
 
 TASKS: dict[str, Task] = {t.name: t for t in (
     LambadaOpenAI(), WikiText(), HellaSwag(), PIQA(), ARC("arc_easy", "ARC-Easy"),
-    ARC("arc_challenge", "ARC-Challenge"), WinoGrande(), ZsRE())}
+    ARC("arc_challenge", "ARC-Challenge"), WinoGrande(), BoolQ(), OpenBookQA(), ZsRE())}
 
 
 class UnknownTaskError(ValueError):

@@ -75,7 +75,8 @@ class WikiText(Task):
   def encode(self, docs, tokenizer, max_length):
     requests, offsets = [], [0]
     for doc in docs:
-      requests += engine.rolling_requests(tokenizer.encode(detokenize(doc["page"])), tokenizer.eot_id, max_length)
+      requests += engine.rolling_requests(tokenizer.encode(detokenize(doc["page"])), tokenizer.prefix_token_id,
+                                          max_length)
       offsets.append(len(requests))
     return Encoded(requests, [], np.asarray(offsets, np.int64))
 

@@ -17,7 +17,7 @@ from ffnjax.eval.tasks.base import Encoded, Task, mean_metrics
 
 
 def encode_instance(tokenizer, src: str, answer: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-  prompt = tuple(tokenizer.encode(src)) or (tokenizer.eot_id,)
+  prompt = tuple(tokenizer.encode(src)) or (tokenizer.prefix_token_id,)
   return prompt, tuple(tokenizer.encode(" " + answer))
 
 
