@@ -44,7 +44,7 @@ def run(workdir: str, *, step: int | None = None, tasks: str | None = None, data
   from ffnjax.analysis.results import make_results, write_results
   from ffnjax.eval import evaluator
   from ffnjax.eval.tasks import parse_tasks
-  from ffnjax.model import make_logits_fn
+  from ffnjax.model import make_scorer
   from ffnjax.parallel import make_mesh
   from ffnjax.train import checkpoint
   from ffnjax.train.rundir import load_config
@@ -73,7 +73,7 @@ def run(workdir: str, *, step: int | None = None, tasks: str | None = None, data
     available = checkpoint.steps(workdir)
     step = max(available) if available else None  # restore_params names the missing checkpoints
   params, config, plan = checkpoint.restore_params(workdir, step, mesh=the_mesh)
-  logits_fn = make_logits_fn(config, plan, params, mesh=the_mesh)
+  logits_fn = make_scorer(config, plan, params, mesh=the_mesh)  # packed hidden-state scoring (engine.py)
   logging.info("evaluating %s step %s on %s (max_length %d, token budget %d)", workdir, step, tasks, max_length,
                token_budget)
   import jax
