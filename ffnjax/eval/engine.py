@@ -370,6 +370,7 @@ def loglikelihood_rolling(logits_fn: LogitsFn, tokenizer, texts: Sequence[str], 
 # gives them, so LL and is_greedy are the same per request (up to float summation order).
 
 DEFAULT_VOCAB_CHUNK = 8192
+HEAD_BLOCK_ELEMENTS = 1 << 23  # scored positions x vocabulary chunk: 32 MiB of float32 logits per step
 
 
 @dataclasses.dataclass
@@ -494,12 +495,10 @@ class HiddenScorer:
   def __init__(self, hidden_fn, head, num_layers: int, *, mesh=None, vocab_chunk: int = DEFAULT_VOCAB_CHUNK):
     self.hidden_fn, self.num_layers, self.mesh = hidden_fn, num_layers, mesh
     d, v = head.shape
-    chunk = min(vocab_chunk, v)
-    nc = -(-v // chunk)
-    padded = jnp.zeros((d, nc * chunk), head.dtype).at[:, :v].set(head)
-    self.head = padded.reshape(d, nc, chunk).transpose(1, 0, 2)  # [nc, d, chunk]
-    self.vocab_size, self.chunk = v, chunk
-    self._head_fn = jax.jit(functools.partial(_chunked_head, vocab_size=v))
+    self.max_chunk = _next_pow2(min(vocab_chunk, v))
+    self.head = jnp.zeros((d, -(-v // self.max_chunk) * self.max_chunk), head.dtype).at[:, :v].set(head)
+    self.vocab_size = v
+    self._head_fn = jax.jit(functools.partial(_chunked_head, vocab_size=v, max_chunk=self.max_chunk))
 
   def hidden(self, tokens, positions, doc, branch, keep):
     return self.hidden_fn(tokens, positions, doc, branch, keep)
@@ -511,15 +510,17 @@ class HiddenScorer:
     return self.hidden_fn.jitted._cache_size() + self._head_fn._cache_size()
 
 
-def _chunked_head(hidden, head, flat_index, targets, *, vocab_size):
-  """(log-prob of target, argmax) at hidden[flat_index]; the head runs over vocabulary chunks."""
+def _chunked_head(hidden, head, flat_index, targets, *, vocab_size, max_chunk):
+  """(log-prob of target, argmax) at hidden[flat_index]; the head [d, V_pad] runs over vocabulary chunks sized
+  so that scored positions x chunk stays within HEAD_BLOCK_ELEMENTS (memory bounded by the token budget)."""
   d = hidden.shape[-1]
   h = hidden.reshape(-1, d)[flat_index]  # [S, d]
-  chunk = head.shape[-1]
+  fits = max(HEAD_BLOCK_ELEMENTS // max(h.shape[0], 1), 1)
+  chunk = min(max_chunk, max(128, 1 << (fits.bit_length() - 1)))  # a power of two: divides V_pad
 
-  def body(carry, xs):
+  def body(carry, c):
     m, s, tgt, best, arg = carry
-    w, c = xs
+    w = jax.lax.dynamic_slice_in_dim(head, c * chunk, chunk, axis=1)
     logits = jnp.einsum("sd,dv->sv", h, w.astype(h.dtype), preferred_element_type=jnp.float32)
     cols = c * chunk + jnp.arange(chunk)
     logits = jnp.where(cols[None] < vocab_size, logits, -jnp.inf)
@@ -534,7 +535,7 @@ def _chunked_head(hidden, head, flat_index, targets, *, vocab_size):
   n = h.shape[0]
   init = (jnp.full((n,), -jnp.inf, jnp.float32), jnp.zeros((n,), jnp.float32), jnp.zeros((n,), jnp.float32),
           jnp.full((n,), -jnp.inf, jnp.float32), jnp.zeros((n,), jnp.int32))
-  (m, s, tgt, _, arg), _ = jax.lax.scan(body, init, (head, jnp.arange(head.shape[0])))
+  (m, s, tgt, _, arg), _ = jax.lax.scan(body, init, jnp.arange(head.shape[1] // chunk))
   return tgt - (m + jnp.log(s)), arg
 
 

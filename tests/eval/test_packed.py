@@ -93,19 +93,21 @@ def test_truncated_and_empty_context_requests(tok, models):
     _compare(requests, logits, s)
 
 
-def test_shared_contexts_run_once_and_padding_is_small(tok, models):
-  prepared = evaluator.prepare("hellaswag", tok, "embedded", limit=40, max_length=256)
-  requests, offsets = prepared.encoded.requests, prepared.encoded.offsets
+def test_shared_contexts_run_once_and_padding_is_small():
+  rng = np.random.RandomState(0)
+  requests, expected = [], 0
+  for _ in range(60):  # documents: a 30-60 token context and four 3-20 token endings
+    ctx = tuple(rng.randint(1, 100, rng.randint(30, 60)))
+    conts = [tuple(rng.randint(1, 100, rng.randint(3, 20))) for _ in range(4)]
+    requests += [(ctx, c) for c in conts]
+    expected += len(ctx) - 1 + sum(len(c) for c in conts)  # the context (but its last token) once
+  long_ctx = tuple(range(1, 300))  # truncated at max_length 256: each request has its own window, no sharing
+  requests += [(long_ctx, (5, 6)), (long_ctx, (7,))]
+  expected += 2 * 256
   plan = engine.plan_packed(requests, 256)
-  # A document none of whose requests is truncated, and whose context + endings fit one row, runs its context (all
-  # but its last token) once, not 4 times.
-  saved = 0
-  for i in range(len(prepared.docs)):
-    doc = requests[offsets[i]:offsets[i + 1]]
-    if all(len(c) + len(x) <= 257 for c, x in doc) and len(doc[0][0]) - 1 + sum(len(x) for _, x in doc) <= 256:
-      saved += (len(doc) - 1) * (len(doc[0][0]) - 1)
-  assert saved > 0.1 * plan.request_tokens
-  assert plan.real_tokens <= plan.request_tokens - saved
+  assert plan.real_tokens == expected
+  assert plan.request_tokens == sum(min(len(c) + len(x), 257) - 1 for c, x in requests)
+  assert plan.real_tokens < 0.6 * plan.request_tokens
   assert plan.padded_fraction < 0.10
 
 
