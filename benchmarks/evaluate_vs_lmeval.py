@@ -104,7 +104,8 @@ def write_task_files(data_dir: str, seed: int = 0, counts: dict | None = None) -
                "source_id": f"synthetic~{i}", "split": "val", "split_type": "indomain", "label": str(label)})
   dump("hellaswag", "validation", hs)
   dump("piqa", "validation", [{"goal": _sentence(rng, int(rng.randint(5, 16))).rstrip(".") + "?",
-                               "sol1": _prose(rng, int(rng.randint(5, 40))), "sol2": _prose(rng, int(rng.randint(5, 40))),
+                               "sol1": _prose(rng, int(rng.randint(5, 40))),
+                               "sol2": _prose(rng, int(rng.randint(5, 40))),
                                "label": int(rng.randint(2))} for _ in range(counts["piqa"])])
   dump("lambada_openai", "test", [{"text": _prose(rng, int(rng.randint(50, 110))).rstrip(".")}
                                   for _ in range(counts["lambada_openai"])])
@@ -211,7 +212,7 @@ def main():
   med = {k: (statistics.median(w for w, _ in v), max(m for _, m in v)) for k, v in times.items()}
   print(f"\n{args.label or 'comparison'}: {args.repeats} interleaved repeat(s), {os.cpu_count()} CPUs, "
         f"max_length {MAX_LENGTH}, tasks {tasks}")
-  print(f"| | wall time, whole process (median) | peak memory (max RSS) |\n|---|---:|---:|")
+  print("| | wall time, whole process (median) | peak memory (max RSS) |\n|---|---:|---:|")
   print(f"| lm-evaluation-harness 0.4.13, HF + torch CPU fp32, batch 16 | {med['lm-eval'][0]:.1f} s | "
         f"{med['lm-eval'][1]:.2f} GiB |")
   print(f"| `ffnjax.evaluate` fp32 | {med['ffnjax'][0]:.1f} s | {med['ffnjax'][1]:.2f} GiB |")

@@ -141,7 +141,7 @@ def main():
     results["torch hooks (llm_dissect-style), one per pass"] = (s, lls)
 
   ref = results["ffnjax batched (K masks per call)"]
-  print(f"| method | wall s | coalitions/s | batched speedup | max abs LL diff vs batched |\n|---|---:|---:|---:|---:|")
+  print("| method | wall s | coalitions/s | batched speedup | max abs LL diff vs batched |\n|---|---:|---:|---:|---:|")
   for name, (s, lls) in results.items():
     print(f"| {name} | {s:.1f} | {k / s:.3f} | {s / ref[0]:.2f}x | {np.abs(lls - ref[1]).max():.1e} |")
   # acc_norm per coalition must agree across methods

@@ -563,7 +563,9 @@ def score_packed(plan: PackedPlan, scorer: HiddenScorer, masks: np.ndarray | Non
   if not fixed_shapes:
     per_batch = min(per_batch, -(-_next_pow2(k_masks * r) // row_multiple) * row_multiple)
   row_counts = np.asarray([len(x) for x in plan.row_scored])
-  fixed_scored = _next_pow2(max(64, int(np.sort(row_counts)[::-1][:per_batch].sum()))) if fixed_shapes else 0
+  # fixed_shapes: a floor of the full batch's expected scored positions, so every batch of a run (and of every run
+  # on this plan) lands in the same one or two power-of-two head shapes
+  floor = _next_pow2(max(64, int(per_batch * row_counts.mean()))) if fixed_shapes else 64
   ll = np.zeros((k_masks, plan.num_unique), np.float64)
   greedy = np.zeros((k_masks, plan.num_unique), np.int64)
   progress = _Progress(label, k_masks * plan.num_unique, progress_every_s)
@@ -595,7 +597,7 @@ def score_packed(plan: PackedPlan, scorer: HiddenScorer, masks: np.ndarray | Non
     targets = np.concatenate([s[:, 1] for s in scored]).astype(np.int32)
     u = np.concatenate([s[:, 2] for s in scored])
     which = np.concatenate([np.full(len(s), m) for m, s in zip(mi, scored)]).astype(np.int64)
-    size = fixed_scored or max(64, _next_pow2(len(flat)))
+    size = max(floor, _next_pow2(len(flat)))
     flat_p = np.zeros(size, np.int32)
     flat_p[:len(flat)] = flat
     tgt_p = np.zeros(size, np.int32)
