@@ -539,6 +539,14 @@ def _chunked_head(hidden, head, flat_index, targets, *, vocab_size, max_chunk):
   return tgt - (m + jnp.log(s)), arg
 
 
+def _head_size(n: int) -> int:
+  """Scored positions of one head call, rounded up to 1/8 of a power of two: at most 12.5 % wasted head work and
+  a few shapes per octave (each a small, fast-compiling program)."""
+  n = max(n, 64)
+  step = _next_pow2(n) // 8
+  return -(-n // step) * step
+
+
 def rows_per_batch(row_length: int, token_budget: int, row_multiple: int = 1) -> int:
   """Rows of one forward pass: the token budget's worth, a power of two times row_multiple."""
   rows = max(1, token_budget // row_length // row_multiple)
@@ -552,7 +560,8 @@ def score_packed(plan: PackedPlan, scorer: HiddenScorer, masks: np.ndarray | Non
 
   Work items are (mask, row) pairs, so one forward pass mixes coalitions; every batch has the same number of rows
   (the last one padded). With fixed_shapes (Shapley), the rows and scored positions per batch do not depend on the
-  number of masks either: one body and one head program for a whole run, whatever the coalitions per call.
+  number of masks either: one body program for a whole run, whatever the coalitions per call (the head, a small
+program, takes the scored-position count rounded by _head_size).
   """
   masks = np.ones((1, scorer.num_layers, 2), np.float32) if masks is None else np.asarray(masks, np.float32)
   if masks.ndim != 3 or masks.shape[1:] != (scorer.num_layers, 2):
@@ -562,10 +571,6 @@ def score_packed(plan: PackedPlan, scorer: HiddenScorer, masks: np.ndarray | Non
   per_batch = rows_per_batch(plan.row_length, token_budget, row_multiple)
   if not fixed_shapes:
     per_batch = min(per_batch, -(-_next_pow2(k_masks * r) // row_multiple) * row_multiple)
-  row_counts = np.asarray([len(x) for x in plan.row_scored])
-  # fixed_shapes: a floor of the full batch's expected scored positions, so every batch of a run (and of every run
-  # on this plan) lands in the same one or two power-of-two head shapes
-  floor = _next_pow2(max(64, int(per_batch * row_counts.mean()))) if fixed_shapes else 64
   ll = np.zeros((k_masks, plan.num_unique), np.float64)
   greedy = np.zeros((k_masks, plan.num_unique), np.int64)
   progress = _Progress(label, k_masks * plan.num_unique, progress_every_s)
@@ -597,7 +602,7 @@ def score_packed(plan: PackedPlan, scorer: HiddenScorer, masks: np.ndarray | Non
     targets = np.concatenate([s[:, 1] for s in scored]).astype(np.int32)
     u = np.concatenate([s[:, 2] for s in scored])
     which = np.concatenate([np.full(len(s), m) for m, s in zip(mi, scored)]).astype(np.int64)
-    size = max(floor, _next_pow2(len(flat)))
+    size = _head_size(len(flat))
     flat_p = np.zeros(size, np.int32)
     flat_p[:len(flat)] = flat
     tgt_p = np.zeros(size, np.int32)
