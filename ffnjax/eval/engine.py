@@ -575,13 +575,16 @@ program, takes the scored-position count rounded by _head_size).
   greedy = np.zeros((k_masks, plan.num_unique), np.int64)
   progress = _Progress(label, k_masks * plan.num_unique, progress_every_s)
   t = plan.row_length
+  mean_scored = np.mean([len(x) for x in plan.row_scored])
+  head_piece = _head_size(int(per_batch * mean_scored) // 4) if fixed_shapes else 0
   row_requests = np.asarray([len(np.unique(s[:, 2])) for s in plan.row_scored])
   row_tokens = (plan.doc > 0).sum(axis=1)
 
   tokens_out = [[[] for _ in range(plan.num_unique)] for _ in range(k_masks)] if keep_greedy_tokens else None
 
   def collect(which, u, targets, out):
-    logp, arg = (np.asarray(_to_host(x)) for x in out)
+    logp = np.concatenate([np.asarray(_to_host(x[0])) for x in out])
+    arg = np.concatenate([np.asarray(_to_host(x[1])) for x in out])
     n = len(u)
     np.add.at(ll, (which, u), logp[:n].astype(np.float64))
     np.add.at(greedy, (which, u), (arg[:n] == targets).astype(np.int64))
@@ -602,14 +605,17 @@ program, takes the scored-position count rounded by _head_size).
     targets = np.concatenate([s[:, 1] for s in scored]).astype(np.int32)
     u = np.concatenate([s[:, 2] for s in scored])
     which = np.concatenate([np.full(len(s), m) for m, s in zip(mi, scored)]).astype(np.int64)
-    size = _head_size(len(flat))
-    flat_p = np.zeros(size, np.int32)
+    # fixed_shapes: the head runs in pieces of one fixed size (one program for the run); else one rounded call
+    size = head_piece or _head_size(len(flat))
+    pieces = max(1, -(-len(flat) // size))
+    flat_p = np.zeros(pieces * size, np.int32)
     flat_p[:len(flat)] = flat
-    tgt_p = np.zeros(size, np.int32)
+    tgt_p = np.zeros(pieces * size, np.int32)
     tgt_p[:len(flat)] = targets
     arrays = [_to_device(a[sel_rows], scorer.mesh) for a in (plan.tokens, plan.positions, plan.doc, plan.branch)]
     hidden = scorer.hidden(*arrays, jnp.asarray(keep))
-    out = scorer.head_scores(hidden, jnp.asarray(flat_p), jnp.asarray(tgt_p))
+    out = [scorer.head_scores(hidden, jnp.asarray(flat_p[i * size:(i + 1) * size]),
+                              jnp.asarray(tgt_p[i * size:(i + 1) * size])) for i in range(pieces)]
     if pending is not None:
       collect(*pending)
     pending = (which, u, targets, out)
