@@ -107,7 +107,7 @@ def run(workdir: str | None = None, *, hf_model: str | None = None, step: int | 
   from ffnjax.analysis.results import make_results, write_results
   from ffnjax.eval import evaluator
   from ffnjax.eval.tasks import parse_tasks
-  from ffnjax.model import make_logits_fn
+  from ffnjax.model import make_scorer
 
   start = time.perf_counter()
   if hf_model and not output:
@@ -123,7 +123,7 @@ def run(workdir: str | None = None, *, hf_model: str | None = None, step: int | 
   max_length = max_length or ev.get("max_length", 0) or config.data.seq_len
   token_budget = token_budget or ev.get("token_budget", 0) or 16384
   data_dir = evaluator.resolve_data_dir(data_dir)
-  logits_fn = make_logits_fn(config, plan, params, mesh=the_mesh)
+  logits_fn = make_scorer(config, plan, params, mesh=the_mesh)  # packed hidden-state scoring (engine.py)
   logging.info("evaluating %s step %s on %s (max_length %d, token budget %d)", workdir or hf_model, step, tasks,
                max_length, token_budget)
   import jax

@@ -10,6 +10,10 @@ Semantics (lm-eval's HFLM.loglikelihood, _encode_pair, _loglikelihood_tokens and
   (get_rolling_token_windows + make_disjoint_window, context_len=1, the first window conditioned on end-of-text),
   each scored as a request above, and their LLs summed.
 
+Two paths. Our model goes through the packed hidden-state path at the end of this file (`plan_packed`,
+`score_packed`, `HiddenScorer`): the output head only at scored positions, shared contexts computed once, keep
+masks per row. Any other logits function (tests, notebooks, full-logit callers) goes through the bucketed path:
+
 Efficiency: requests are bucketed by input length into power-of-two lengths (at least `min_bucket`, at most
 max_length) and batched to `token_budget` tokens per batch, so XLA compiles one program per (rows, length) shape;
 a bucket's last batch is padded to a power-of-two row count, so there are at most a handful of shapes and the
@@ -21,6 +25,7 @@ float32 per-token log-probs in float64.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from typing import Callable, Sequence
@@ -349,3 +354,276 @@ def loglikelihood_rolling(logits_fn: LogitsFn, tokenizer, texts: Sequence[str], 
   totals = np.zeros(len(texts), np.float64)
   np.add.at(totals, np.asarray(owner, np.int64), scores.ll)
   return [float(t) for t in totals]
+
+
+# ------------------------------------------------------------------------------------- packed hidden-state scoring
+#
+# The fast path for our own model (`HiddenScorer`): the model returns final hidden states and the output head is
+# applied, chunked over the vocabulary, only at the scored positions (log-prob of the target + whether it is the
+# argmax), so memory is bounded by the token budget, never by T x V. Requests that share their input prefix (the
+# choices of one document: same context, not truncated) are packed into one row as [prefix][branch 1][branch 2]..
+# with a block-causal mask (a branch sees the prefix and itself) and per-segment rotary positions, so the context
+# runs through the model once. Several documents share a row (a document id per token), so rows are almost full.
+# We pack rather than reuse a prefix KV cache: one static-shape forward per batch, no cache shapes or second
+# phase, and the same program serves every Shapley coalition (keep masks per row) on CPU and accelerators alike.
+# Each request's scored positions see exactly the tokens and positions lm-eval's `(ctx + cont)[-(L+1):][:-1]` row
+# gives them, so LL and is_greedy are the same per request (up to float summation order).
+
+DEFAULT_VOCAB_CHUNK = 8192
+HEAD_BLOCK_ELEMENTS = 1 << 23  # scored positions x vocabulary chunk: 32 MiB of float32 logits per step
+
+
+@dataclasses.dataclass
+class PackedPlan:
+  """Requests packed into rows of `row_length` tokens; build once, score under any number of keep masks."""
+
+  tokens: np.ndarray  # int32 [R, T]
+  positions: np.ndarray  # int32 [R, T] rotary positions (restart per document)
+  doc: np.ndarray  # int32 [R, T] document id within the row (0 = padding)
+  branch: np.ndarray  # int32 [R, T] 0 = shared prefix, j >= 1 = the j-th request's own tokens
+  row_scored: list[np.ndarray]  # per row: int [n, 3] (position, target, unique request) of each scored token
+  unique_index: np.ndarray  # int [N]: request i is scored by unique request unique_index[i]
+  num_tokens: np.ndarray  # int [N] continuation tokens of request i
+  num_unique: int
+  request_tokens: int  # tokens lm-eval's per-request rows would run through the model (its definition)
+
+  @property
+  def row_length(self) -> int:
+    return self.tokens.shape[1]
+
+  @property
+  def num_rows(self) -> int:
+    return self.tokens.shape[0]
+
+  @property
+  def real_tokens(self) -> int:
+    return int((self.doc > 0).sum())
+
+  @property
+  def padded_fraction(self) -> float:
+    """Padding tokens / all row tokens."""
+    return 1.0 - self.real_tokens / max(self.tokens.size, 1)
+
+  @property
+  def num_requests(self) -> int:
+    return len(self.unique_index)
+
+
+def plan_packed(requests: Sequence[EncodedRequest], max_length: int) -> PackedPlan:
+  """Deduplicates requests, groups those with the same input prefix, and packs the groups into rows of
+  max_length tokens (first fit, longest first)."""
+  if max_length < 1:
+    raise ValueError(f"max_length={max_length}: must be >= 1")
+  unique: dict[tuple, int] = {}
+  unique_index = np.empty(len(requests), np.int64)
+  num_tokens = np.empty(len(requests), np.int64)
+  groups: dict[tuple, list[tuple[int, tuple, tuple]]] = {}
+  request_tokens = 0
+  for i, (ctx, cont) in enumerate(requests):
+    if not ctx:
+      raise ValueError(f"request {i}: empty context tokens; encode with encode_pair (end-of-text for empty contexts)")
+    seq = (tuple(ctx) + tuple(cont))[-(max_length + 1):]
+    c = len(cont)
+    if c > len(seq) - 1:
+      raise RequestTooLong(i, f"request {i}: continuation of {c} tokens does not fit max_length="
+                           f"{max_length} (at most {max_length} continuation tokens can be scored)")
+    key = (seq, c)
+    if key not in unique:
+      u = unique[key] = len(unique)
+      n = len(seq) - 1
+      request_tokens += n
+      # input x = seq[:-1]; positions n-c..n-1 predict seq[-c:]; the rest is the prefix they all condition on
+      groups.setdefault(seq[:n - c], []).append((u, seq[n - c:n], seq[-c:]))
+    unique_index[i] = unique[key]
+    num_tokens[i] = c
+
+  items = []  # (prefix, [(u, branch tokens, targets)]) each fitting one row
+  for prefix, branches in groups.items():
+    cur, size = [], len(prefix)
+    for b in branches:
+      if cur and size + len(b[1]) > max_length:
+        items.append((prefix, cur))
+        cur, size = [], len(prefix)
+      cur.append(b)
+      size += len(b[1])
+    items.append((prefix, cur))
+  items.sort(key=lambda it: -(len(it[0]) + sum(len(b[1]) for b in it[1])))
+
+  rows: list[list] = []
+  free: list[int] = []
+  for item in items:
+    n = len(item[0]) + sum(len(b[1]) for b in item[1])
+    for r, f in enumerate(free):
+      if f >= n:
+        rows[r].append(item)
+        free[r] -= n
+        break
+    else:
+      rows.append([item])
+      free.append(max_length - n)
+
+  shape = (max(len(rows), 1), max_length)
+  tokens, positions, doc, branch = (np.zeros(shape, np.int32) for _ in range(4))
+  row_scored = []
+  for r, row in enumerate(rows):
+    at, scored = 0, []
+    for d, (prefix, branches) in enumerate(row, 1):
+      p = len(prefix)
+      tokens[r, at:at + p] = prefix
+      positions[r, at:at + p] = np.arange(p)
+      doc[r, at:at + p] = d
+      at += p
+      for j, (u, toks, targets) in enumerate(branches, 1):
+        m = len(toks)
+        tokens[r, at:at + m] = toks
+        positions[r, at:at + m] = np.arange(p, p + m)
+        doc[r, at:at + m] = d
+        branch[r, at:at + m] = j
+        scored += [(at + k, targets[k], u) for k in range(m)]
+        at += m
+    row_scored.append(np.asarray(scored, np.int64).reshape(-1, 3))
+  if not rows:
+    row_scored.append(np.zeros((0, 3), np.int64))
+  return PackedPlan(tokens, positions, doc, branch, row_scored, unique_index, num_tokens, len(unique),
+                    request_tokens)
+
+
+class HiddenScorer:
+  """Our model as the engine's fast path: `hidden(tokens, positions, doc, branch, keep[B, L, 2]) -> [B, T, d]`
+  and the output head [d, V]; jitted once per batch shape (rows) and per scored-position count."""
+
+  def __init__(self, hidden_fn, head, num_layers: int, *, mesh=None, vocab_chunk: int = DEFAULT_VOCAB_CHUNK):
+    self.hidden_fn, self.num_layers, self.mesh = hidden_fn, num_layers, mesh
+    d, v = head.shape
+    self.max_chunk = _next_pow2(min(vocab_chunk, v))
+    self.head = jnp.zeros((d, -(-v // self.max_chunk) * self.max_chunk), head.dtype).at[:, :v].set(head)
+    self.vocab_size = v
+    self._head_fn = jax.jit(functools.partial(_chunked_head, vocab_size=v, max_chunk=self.max_chunk))
+
+  def hidden(self, tokens, positions, doc, branch, keep):
+    return self.hidden_fn(tokens, positions, doc, branch, keep)
+
+  def head_scores(self, hidden, flat_index, targets):
+    return self._head_fn(hidden, self.head, flat_index, targets)
+
+  def compilations(self) -> int:
+    return self.hidden_fn.jitted._cache_size() + self._head_fn._cache_size()
+
+
+def _chunked_head(hidden, head, flat_index, targets, *, vocab_size, max_chunk):
+  """(log-prob of target, argmax) at hidden[flat_index]; the head [d, V_pad] runs over vocabulary chunks sized
+  so that scored positions x chunk stays within HEAD_BLOCK_ELEMENTS (memory bounded by the token budget)."""
+  d = hidden.shape[-1]
+  h = hidden.reshape(-1, d)[flat_index]  # [S, d]
+  fits = max(HEAD_BLOCK_ELEMENTS // max(h.shape[0], 1), 1)
+  chunk = min(max_chunk, max(128, 1 << (fits.bit_length() - 1)))  # a power of two: divides V_pad
+
+  def body(carry, c):
+    m, s, tgt, best, arg = carry
+    w = jax.lax.dynamic_slice_in_dim(head, c * chunk, chunk, axis=1)
+    logits = jnp.einsum("sd,dv->sv", h, w.astype(h.dtype), preferred_element_type=jnp.float32)
+    cols = c * chunk + jnp.arange(chunk)
+    logits = jnp.where(cols[None] < vocab_size, logits, -jnp.inf)
+    cm = logits.max(axis=-1)
+    m2 = jnp.maximum(m, cm)
+    s = s * jnp.exp(m - m2) + jnp.exp(logits - m2[:, None]).sum(axis=-1)
+    tgt = tgt + jnp.where(cols[None] == targets[:, None], logits, 0.0).sum(axis=-1)
+    ca = jnp.argmax(logits, axis=-1).astype(jnp.int32) + c * chunk
+    better = cm > best  # strict: the first maximum wins, as jnp.argmax / torch.argmax
+    return (m2, s, tgt, jnp.where(better, cm, best), jnp.where(better, ca, arg)), None
+
+  n = h.shape[0]
+  init = (jnp.full((n,), -jnp.inf, jnp.float32), jnp.zeros((n,), jnp.float32), jnp.zeros((n,), jnp.float32),
+          jnp.full((n,), -jnp.inf, jnp.float32), jnp.zeros((n,), jnp.int32))
+  (m, s, tgt, _, arg), _ = jax.lax.scan(body, init, jnp.arange(head.shape[1] // chunk))
+  return tgt - (m + jnp.log(s)), arg
+
+
+def _head_size(n: int) -> int:
+  """Scored positions of one head call, rounded up to 1/8 of a power of two: at most 12.5 % wasted head work and
+  a few shapes per octave (each a small, fast-compiling program)."""
+  n = max(n, 64)
+  step = _next_pow2(n) // 8
+  return -(-n // step) * step
+
+
+def rows_per_batch(row_length: int, token_budget: int, row_multiple: int = 1) -> int:
+  """Rows of one forward pass: the token budget's worth, a power of two times row_multiple."""
+  rows = max(1, token_budget // row_length // row_multiple)
+  return (1 << (rows.bit_length() - 1)) * row_multiple
+
+
+def score_packed(plan: PackedPlan, scorer: HiddenScorer, masks: np.ndarray | None = None, *,
+                 token_budget: int = DEFAULT_TOKEN_BUDGET, label: str = "", progress_every_s: float = 30.0,
+                 keep_greedy_tokens: bool = False, fixed_shapes: bool = False) -> list[Scores]:
+  """Scores every request under each keep mask (masks float [K, L, 2]; None = all kept): one Scores per mask.
+
+  Work items are (mask, row) pairs, so one forward pass mixes coalitions; every batch has the same number of rows
+  (the last one padded). With fixed_shapes (Shapley), the rows and scored positions per batch do not depend on the
+  number of masks either: one body program for a whole run, whatever the coalitions per call (the head, a small
+program, takes the scored-position count rounded by _head_size).
+  """
+  masks = np.ones((1, scorer.num_layers, 2), np.float32) if masks is None else np.asarray(masks, np.float32)
+  if masks.ndim != 3 or masks.shape[1:] != (scorer.num_layers, 2):
+    raise ValueError(f"masks of shape {masks.shape}: expected [K, {scorer.num_layers}, 2]")
+  k_masks, r = len(masks), plan.num_rows
+  row_multiple = data_parallel_size(scorer.mesh)
+  per_batch = rows_per_batch(plan.row_length, token_budget, row_multiple)
+  if not fixed_shapes:
+    per_batch = min(per_batch, -(-_next_pow2(k_masks * r) // row_multiple) * row_multiple)
+  ll = np.zeros((k_masks, plan.num_unique), np.float64)
+  greedy = np.zeros((k_masks, plan.num_unique), np.int64)
+  progress = _Progress(label, k_masks * plan.num_unique, progress_every_s)
+  t = plan.row_length
+  mean_scored = np.mean([len(x) for x in plan.row_scored])
+  head_piece = _head_size(int(per_batch * mean_scored) // 4) if fixed_shapes else 0
+  row_requests = np.asarray([len(np.unique(s[:, 2])) for s in plan.row_scored])
+  row_tokens = (plan.doc > 0).sum(axis=1)
+
+  tokens_out = [[[] for _ in range(plan.num_unique)] for _ in range(k_masks)] if keep_greedy_tokens else None
+
+  def collect(which, u, targets, out):
+    logp = np.concatenate([np.asarray(_to_host(x[0])) for x in out])
+    arg = np.concatenate([np.asarray(_to_host(x[1])) for x in out])
+    n = len(u)
+    np.add.at(ll, (which, u), logp[:n].astype(np.float64))
+    np.add.at(greedy, (which, u), (arg[:n] == targets).astype(np.int64))
+    if tokens_out is not None:
+      for w, r, a in zip(which, u, arg[:n]):  # a request's positions come in order within its row
+        tokens_out[w][r].append(a)
+
+  pending = None
+  work = np.arange(k_masks * r)
+  for start in range(0, len(work), per_batch):
+    items = work[start:start + per_batch]
+    mi, ri = items // r, items % r
+    pad = per_batch - len(items)
+    sel_rows = np.concatenate([ri, np.zeros(pad, np.int64)])
+    keep = np.concatenate([masks[mi], np.ones((pad,) + masks.shape[1:], np.float32)])
+    scored = [plan.row_scored[x] for x in ri]
+    flat = np.concatenate([s[:, 0] + b * t for b, s in enumerate(scored)]).astype(np.int32)
+    targets = np.concatenate([s[:, 1] for s in scored]).astype(np.int32)
+    u = np.concatenate([s[:, 2] for s in scored])
+    which = np.concatenate([np.full(len(s), m) for m, s in zip(mi, scored)]).astype(np.int64)
+    # fixed_shapes: the head runs in pieces of one fixed size (one program for the run); else one rounded call
+    size = head_piece or _head_size(len(flat))
+    pieces = max(1, -(-len(flat) // size))
+    flat_p = np.zeros(pieces * size, np.int32)
+    flat_p[:len(flat)] = flat
+    tgt_p = np.zeros(pieces * size, np.int32)
+    tgt_p[:len(flat)] = targets
+    arrays = [_to_device(a[sel_rows], scorer.mesh) for a in (plan.tokens, plan.positions, plan.doc, plan.branch)]
+    hidden = scorer.hidden(*arrays, jnp.asarray(keep))
+    out = [scorer.head_scores(hidden, jnp.asarray(flat_p[i * size:(i + 1) * size]),
+                              jnp.asarray(tgt_p[i * size:(i + 1) * size])) for i in range(pieces)]
+    if pending is not None:
+      collect(*pending)
+    pending = (which, u, targets, out)
+    progress.update(int(row_requests[ri].sum()), int(row_tokens[ri].sum()))
+  if pending is not None:
+    collect(*pending)
+  progress.update(0, 0, final=True)
+  idx = plan.unique_index
+  return [Scores(ll[k][idx], greedy[k][idx], plan.num_tokens.copy(),
+                 [np.asarray(tokens_out[k][u], np.int32) for u in idx] if tokens_out is not None else None)
+          for k in range(k_masks)]

@@ -54,6 +54,17 @@ class TaskRequests:
   def num_requests(self) -> int:
     return len(self.encoded.requests)
 
+  def packed(self) -> engine.PackedPlan:
+    """The packed plan of the hidden-state scorer (engine.plan_packed); built once."""
+    if "packed" not in self._plans:
+      try:
+        self._plans["packed"] = engine.plan_packed(self.encoded.requests, self.max_length)
+      except engine.RequestTooLong as e:
+        doc = int(np.searchsorted(self.encoded.offsets, e.index, side="right")) - 1
+        raise ValueError(f"task {self.task.name}: document {doc} of {self.data_dir}: {e}; raise max_length or "
+                         "leave the document out") from None
+    return self._plans["packed"]
+
   def plan(self, token_budget: int = engine.DEFAULT_TOKEN_BUDGET, row_multiple: int = 1,
            min_bucket: int = engine.DEFAULT_MIN_BUCKET) -> engine.BatchPlan:
     key = (token_budget, row_multiple, min_bucket)
@@ -111,12 +122,25 @@ class TaskResult:
 def score(prepared: TaskRequests, logits_fn: engine.LogitsFn, *, token_budget: int = engine.DEFAULT_TOKEN_BUDGET,
           mesh=None, records: bool = False, min_bucket: int = engine.DEFAULT_MIN_BUCKET,
           progress_every_s: float = 30.0) -> TaskResult:
-  """Scores prepared requests with `logits_fn` (int32 [B, T] -> logits [B, T, V]) and aggregates the metrics."""
+  """Scores prepared requests with `logits_fn` (int32 [B, T] -> logits [B, T, V], or an engine.HiddenScorer: the
+  packed fast path) and aggregates the metrics."""
   start = time.perf_counter()
   task = prepared.task
+  if isinstance(logits_fn, engine.HiddenScorer):
+    packed = prepared.packed()
+    (scores,) = engine.score_packed(packed, logits_fn, token_budget=token_budget, keep_greedy_tokens=records,
+                                    label=task.name, progress_every_s=progress_every_s)
+    return aggregate(prepared, scores, records, packed.real_tokens, [packed.tokens.shape], start)
   plan = prepared.plan(token_budget, engine.data_parallel_size(mesh), min_bucket)
   scores = engine.score_batches(plan, logits_fn, mesh=mesh, keep_greedy_tokens=records, label=task.name,
                                 progress_every_s=progress_every_s)
+  return aggregate(prepared, scores, records, plan.input_tokens, plan.shapes, start)
+
+
+def aggregate(prepared: TaskRequests, scores: engine.Scores, records: bool = False, input_tokens: int = 0,
+              shapes=(), start: float | None = None) -> TaskResult:
+  """Per-request scores -> the task's metrics (and records)."""
+  task = prepared.task
   offsets = prepared.encoded.offsets
   per_doc = [task.process(doc, scores, int(offsets[i]), int(offsets[i + 1])) for i, doc in enumerate(prepared.docs)]
   recs = None
@@ -128,8 +152,8 @@ def score(prepared: TaskRequests, logits_fn: engine.LogitsFn, *, token_budget: i
   return TaskResult(task=task.name, metrics=task.aggregate(per_doc), chance=task.chance(prepared.docs),
                     num_examples=len(prepared.docs), higher_is_better=dict(task.higher_is_better),
                     primary_metric=task.primary_metric, records=recs, num_requests=prepared.num_requests,
-                    input_tokens=plan.input_tokens, shapes=plan.shapes, wall_time_s=time.perf_counter() - start,
-                    per_doc=per_doc)
+                    input_tokens=input_tokens, shapes=list(shapes),
+                    wall_time_s=time.perf_counter() - start if start is not None else 0.0, per_doc=per_doc)
 
 
 def evaluate(logits_fn: engine.LogitsFn, tokenizer, tasks: str | Sequence[str], data_dir: str, limit: int = 0,

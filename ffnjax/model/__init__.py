@@ -16,7 +16,7 @@ from ffnjax.parallel.rules import logical_sharding
 from ffnjax.placement import LayerPlan
 
 __all__ = ["default_config", "validate", "build", "Transformer", "param_shapes", "param_shardings",
-           "placed_param_shapes", "init_params", "make_logits_fn", "head_from_params", "padded_width", "scanned_to_unrolled",
+           "placed_param_shapes", "init_params", "make_logits_fn", "make_scorer", "head_from_params", "padded_width", "scanned_to_unrolled",
            "unrolled_to_scanned"]
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -129,3 +129,26 @@ def make_logits_fn(config, plan: LayerPlan, params, mesh=None, with_keep: bool =
   fn = functools.partial(call, keep=None)
   fn.jitted = jitted
   return fn
+
+
+def make_scorer(config, plan: LayerPlan, params, mesh=None):
+  """The evaluator's fast path (ffnjax.eval.engine.HiddenScorer): final hidden states of packed rows under keep
+  masks [B, L, 2], and the output head applied only at scored positions."""
+  from ffnjax.eval.engine import HiddenScorer
+
+  model = build(config.model, plan)
+
+  def forward(p, tokens, positions, doc, branch, keep):
+    return model.apply({"params": p}, tokens, keep=keep, return_hidden=True, positions=positions,
+                       segments=(doc, branch))
+
+  jitted = jax.jit(forward)
+
+  def call(tokens, positions, doc, branch, keep):
+    if mesh is None:
+      return jitted(params, tokens, positions, doc, branch, keep)
+    with jax.set_mesh(mesh):
+      return jitted(params, tokens, positions, doc, branch, keep)
+
+  call.jitted = jitted
+  return HiddenScorer(call, head_from_params(params, config.model.tie_embeddings), plan.num_layers, mesh=mesh)

@@ -53,7 +53,7 @@ class Attention(nn.Module):
   cfg: object
 
   @nn.compact
-  def __call__(self, x, cos, sin):
+  def __call__(self, x, cos, sin, mask=None):
     cfg = self.cfg
     d, h, kv = x.shape[-1], cfg.num_heads, cfg.num_kv_heads or cfg.num_heads
     hd = cfg.head_dim or d // h
@@ -69,9 +69,21 @@ class Attention(nn.Module):
     q = constrain(apply_rope(q, cos, sin), ("batch", "length", "heads", "head_dim"))
     k = constrain(apply_rope(k, cos, sin), ("batch", "length", "kv_heads", "head_dim"))
     v = constrain(v, ("batch", "length", "kv_heads", "head_dim"))
-    out = ops.attention(q, k, v, cfg=cfg.kernels)
+    # mask: bool [B, T, T] (packed scoring rows, block-causal) -> masked reference attention; None = causal kernel
+    out = ops.attention(q, k, v, cfg=cfg.kernels) if mask is None else masked_attention(q, k, v, mask)
     out = checkpoint_name(out, "attention")
     return jnp.einsum("bthk,hkd->btd", out, wo.astype(dt))
+
+
+def masked_attention(q, k, v, mask):
+  """The reference attention (fp32, GQA by repeating kv heads) with an explicit bool mask [B, Tq, Tk]."""
+  from ffnjax.kernels.flash_attention import MASK_VALUE
+
+  hd, group = q.shape[-1], q.shape[2] // k.shape[2]
+  k, v = jnp.repeat(k, group, axis=2), jnp.repeat(v, group, axis=2)
+  s = jnp.einsum("bqhd,bkhd->bhqk", q.astype(jnp.float32), k.astype(jnp.float32)) / (hd ** 0.5)
+  p = jax.nn.softmax(jnp.where(mask[:, None], s, MASK_VALUE), axis=-1)
+  return jnp.einsum("bhqk,bkhd->bqhd", p, v.astype(jnp.float32)).astype(q.dtype)
 
 
 class FFN(nn.Module):
@@ -116,14 +128,16 @@ class Block(nn.Module):
   padded: int
 
   @nn.compact
-  def __call__(self, x, keep, cos, sin):
+  def __call__(self, x, keep, cos, sin, mask=None):
+    # keep [2] (one mask for the batch) or [B, 2] (one per row: many Shapley coalitions in one pass)
     keep = keep.astype(x.dtype)
-    attn = Attention(self.cfg, name="attn")(RMSNorm(self.cfg, name="attn_norm")(x), cos, sin)
-    x = constrain(x + keep[0] * attn, ("batch", "length", "activation_embed"))
+    keep_attn, keep_ffn = (keep[0], keep[1]) if keep.ndim == 1 else (keep[:, 0, None, None], keep[:, 1, None, None])
+    attn = Attention(self.cfg, name="attn")(RMSNorm(self.cfg, name="attn_norm")(x), cos, sin, mask)
+    x = constrain(x + keep_attn * attn, ("batch", "length", "activation_embed"))
     if self.width:
       ffn = FFN(self.cfg, self.width, self.padded, name="ffn")(RMSNorm(self.cfg, name="ffn_norm")(x))
       ffn = checkpoint_name(ffn, "ffn")
-      x = constrain(x + keep[1] * ffn, ("batch", "length", "activation_embed"))
+      x = constrain(x + keep_ffn * ffn, ("batch", "length", "activation_embed"))
     return x, None
 
 

@@ -1,8 +1,9 @@
 """The Shapley value function over a real model: v(S) = benchmark metric with only the sub-layers in S kept.
 
-Requests are tokenized once per task; every coalition is scored by the same jitted forward with a different
-[L, 2] keep mask (an array input), so the whole analysis compiles one program per batch shape, not one per
-coalition (`compilations` exposes the count).
+Requests are tokenized and packed once per task (ffnjax.eval.engine.plan_packed). `values(masks[K, L, 2])` scores
+K coalitions together: the engine batches (coalition, row) pairs with one keep mask per row, so one forward pass
+covers many coalitions, and every batch has the same shape whatever K is: the whole analysis compiles one body
+and one output-head program per task shape, not one per coalition (`compilations` exposes the count).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ffnjax.eval import evaluator
+from ffnjax.eval import engine, evaluator
 from ffnjax.eval.tasks import parse_tasks
-from ffnjax.model import make_logits_fn
-from ffnjax.shapley.players import keep_mask, players_from_layer_types
+from ffnjax.model import make_scorer
+from ffnjax.shapley.players import keep_masks, players_from_layer_types
 from ffnjax.train.metrics import format_duration
 
 # Perplexity-like tasks enter the value as -log(perplexity) (the mean log-likelihood per word or token): larger is
@@ -45,7 +46,7 @@ class ModelValue:
                expected: int | None = None, log=None):
     self.plan = plan
     self.players = players_from_layer_types(plan.layer_types)
-    self.logits = make_logits_fn(config, plan, params, mesh, with_keep=True)
+    self.scorer = make_scorer(config, plan, params, mesh)
     max_length = max_length or config.data.seq_len
     self.prepared = [evaluator.prepare(t, tokenizer, data_dir, limit, max_length) for t in parse_tasks(tasks)]
     self.token_budget, self.mesh = token_budget, mesh
@@ -64,28 +65,42 @@ class ModelValue:
 
   @property
   def compilations(self) -> int:
-    return self.logits.jitted._cache_size()
+    return self.scorer.compilations()
 
-  def results_of_mask(self, mask: np.ndarray) -> list[evaluator.TaskResult]:
-    fn = lambda tokens: self.logits(tokens, mask)  # noqa: E731 - the mask is an argument, not a constant
-    return [evaluator.score(p, fn, token_budget=self.token_budget, mesh=self.mesh, progress_every_s=1e9)
-            for p in self.prepared]
+  def mask_results(self, masks: np.ndarray) -> list[list[evaluator.TaskResult]]:
+    """Each task's result under each keep mask (float [K, L, 2]), one batched pass per task: [task][k]."""
+    masks = np.asarray(masks, np.float32)
+    out = []
+    for p in self.prepared:
+      scores = engine.score_packed(p.packed(), self.scorer, masks, token_budget=self.token_budget,
+                                   progress_every_s=-1, fixed_shapes=True)
+      out.append([evaluator.aggregate(p, s) for s in scores])
+    return out
+
+  def values(self, masks: np.ndarray) -> np.ndarray:
+    """The task-mean v of each keep mask (float [K, L, 2]): float64 [K]."""
+    per_task = self.mask_results(masks)
+    return np.asarray([np.mean([task_value(r[k]) for r in per_task]) for k in range(len(masks))], np.float64)
 
   def value_of_mask(self, mask: np.ndarray) -> float:
-    return float(np.mean([task_value(r) for r in self.results_of_mask(mask)]))
+    return float(self.values(np.asarray(mask)[None])[0])
 
-  def task_results(self, coalitions: Sequence[Iterable[int]]) -> list[list[evaluator.TaskResult]]:
-    """Per coalition, every task's result (per-task games, per-example scores): one evaluation serves all tasks."""
+  def task_results(self, coalitions: Sequence[Iterable[int]], chunk: int = 64) -> list[list[evaluator.TaskResult]]:
+    """Per coalition, every task's result (per-task games, per-example scores); `chunk` coalitions per batched
+    pass, progress reported after each."""
+    coalitions = list(coalitions)
     out = []
-    for c in coalitions:
-      out.append(self.results_of_mask(keep_mask(self.players, c, self.plan.num_layers)))
-      self.done += 1
+    for start in range(0, len(coalitions), chunk):
+      part = coalitions[start:start + chunk]
+      per_task = self.mask_results(keep_masks(self.players, part, self.plan.num_layers))
+      out += [[r[k] for r in per_task] for k in range(len(part))]
+      self.done += len(part)
       self._progress()
     return out
 
-  def batch(self, coalitions: Sequence[Iterable[int]]) -> list[float]:
+  def batch(self, coalitions: Sequence[Iterable[int]], chunk: int = 64) -> list[float]:
     """The task-mean value of each coalition."""
-    return [float(np.mean([task_value(r) for r in results])) for results in self.task_results(coalitions)]
+    return [float(np.mean([task_value(r) for r in results])) for results in self.task_results(coalitions, chunk)]
 
   def __call__(self, coalition: Iterable[int]) -> float:
     return self.batch([coalition])[0]
