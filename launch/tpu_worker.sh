@@ -97,7 +97,7 @@ fi
 if [[ $ACTION == install ]]; then
   [[ -n $TARBALL ]] || die "--tarball=FILE is required (the packed checkout; launch/tpu_pod.sh install makes it)"
   # [gcs]: gcsfs, for gs:// workdirs (config, metrics, evaluation outputs; Orbax writes arrays itself)
-  pip_cmd=("$VENV/bin/pip" install -q -c "$SRC/requirements/constraints.txt" -e "$SRC[gcs]" "jax[tpu]")
+  pip_cmd=("$VENV/bin/pip" install -q -c "$SRC/requirements/constraints.txt" -e "${SRC}[gcs]" "jax[tpu]")
   if (( DRY_RUN )); then
     show rm -rf "$SRC"; show mkdir -p "$SRC"; show tar -xzf "$TARBALL" -C "$SRC"
     show "$PYTHON" -m venv "$VENV"; show "${pip_cmd[@]}"
