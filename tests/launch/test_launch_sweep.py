@@ -56,7 +56,10 @@ def test_backends_and_trainer_flags(stubs, tmp_path, gcs_bucket):
   assert len(jobs) == 1
   assert jobs[0] == [os.path.join(LAUNCH, "slurm_gpu.sbatch"), "--job-name=middle_70_285m_12l", "--nodes=2",
                      "--partition=gpu", "--config=configs/paper.py:middle_70_285m_12l",
-                     f"--workdir={tmp_path}/middle_70_285m_12l", "--config.seed=0", "--config.train.steps=100"]
+                     f"--workdir={tmp_path}/middle_70_285m_12l",
+                     # the paper study's data overrides travel with every job (configs/study.py:_paper_data)
+                     "--config.data.input=data/fineweb-edu/sample-10BT", "--config.data.path=",
+                     "--config.eval.data_dir=data/eval", "--config.seed=0", "--config.train.steps=100"]
 
   jobs, _ = _dry_run(stubs, f"{gcs_bucket}/study", "--backend=tpu", "--launcher-args=--zone=z --spot",
                      "--only=baseline|final_10")
