@@ -6,7 +6,7 @@ timed in alternating rounds in one process, so machine load (a shared host) affe
 medians over rounds and the median of the per-round ratios. torch comes from the `[hf]` extra; without it the
 torch columns are skipped with a message.
 
-ffnjax's step is built as the trainer builds it (under the config's mesh, so CPU-specific choices apply).
+ffnjax's step is built as the trainer builds it (jit under the config's mesh, donated state).
 MFU-on-CPU = model FLOP/s (LayerPlan.flops_per_token x tokens/s) / FLOP/s of a large fp32 matmul measured in
 the same process.
 

@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from ffnjax.kernels.backend import mesh_platform
 from ffnjax.model.layers import REMAT_POLICIES, Block, RMSNorm, _dtype, normal_init, rope_tables
 from ffnjax.parallel.constraints import constrain
 from ffnjax.placement import LayerPlan
@@ -18,13 +17,6 @@ from ffnjax.placement import LayerPlan
 
 def padded_width(width: int, multiple: int) -> int:
   return 0 if width == 0 else -(-width // multiple) * multiple
-
-
-def _scan_unroll(count: int) -> int:
-  """Fully unrolled layer loop under a CPU mesh: XLA:CPU runs a while loop's body without fusing across
-  iterations and copies the stacked residuals; unrolled, the same stacked parameters train faster
-  (benchmarks/train_step.py). Accelerators keep the rolled loop (compile time, memory)."""
-  return count if mesh_platform() == "cpu" else 1
 
 
 class Transformer(nn.Module):
@@ -38,8 +30,7 @@ class Transformer(nn.Module):
       block = nn.remat(block, policy=REMAT_POLICIES[policy], prevent_cse=not self.cfg.scan_layers)
     if self.cfg.scan_layers:
       block = nn.scan(block, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=(0, nn.broadcast,
-                      nn.broadcast), length=count, unroll=_scan_unroll(count),
-                      metadata_params={nn.PARTITION_NAME: "layers"})
+                      nn.broadcast), length=count, metadata_params={nn.PARTITION_NAME: "layers"})
     return block
 
   @nn.compact
