@@ -1,13 +1,21 @@
-"""Train-step throughput and MFU-on-CPU of the tiny and a ~25M-parameter model on this machine.
+"""Train-step throughput of ffnjax vs Hugging Face transformers + torch (CPU), and MFU-on-CPU, side by side.
 
-MFU-on-CPU = achieved model FLOP/s (LayerPlan.flops_per_token x tokens/s) / FLOP/s of a large fp32 matmul
-measured in the same process.
+Both frameworks train the same LLaMA (same d_model, layers, heads, d_ff, vocabulary, untied head, fp32) with the
+same AdamW (betas, eps, weight decay on matrices only, global-norm clipping) on the same batch shape. The two are
+timed in alternating rounds in one process, so machine load (a shared host) affects both alike; the table shows
+medians over rounds and the median of the per-round ratios. torch comes from the `[hf]` extra; without it the
+torch columns are skipped with a message.
 
-    python benchmarks/train_step.py [--steps=10]
+ffnjax's step is built as the trainer builds it (jit under the config's mesh, donated state).
+MFU-on-CPU = model FLOP/s (LayerPlan.flops_per_token x tokens/s) / FLOP/s of a large fp32 matmul measured in
+the same process.
+
+    nice -n 10 python benchmarks/train_step.py [--steps=2] [--rounds=5] [--models=tiny,27m] [--vocab_size=0]
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import jax
@@ -16,53 +24,152 @@ from absl import app, flags
 
 from configs import tiny
 from ffnjax import model as model_lib
+from ffnjax.parallel import make_mesh
 from ffnjax.placement import LayerPlan
 from ffnjax.train.mfu import measure_matmul_flops
 from ffnjax.train.optimizer import make_optimizer
 from ffnjax.train.step import make_train_step
 
-_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per model (after one warm-up step).")
+_STEPS = flags.DEFINE_integer("steps", 2, "Steps per timed round per framework.")
+_ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds; the frameworks alternate within and across rounds.")
+_MODELS = flags.DEFINE_list("models", ["tiny", "27m"], "Models to run (keys of MODELS).")
+_VOCAB = flags.DEFINE_integer("vocab_size", 0, "Vocabulary of both frameworks' models (0 = the config's, 4096).")
 
 MODELS = {
-    "tiny_8l (configs/tiny.py)": dict(name="baseline_tiny_8l", model={}, seq_len=128, batch=16),
-    "25M (d=512, 6 layers)": dict(name="baseline_tiny_8l", model=dict(d_model=512, d_ff=1792, num_heads=8,
-                                                                      num_layers=6), seq_len=256, batch=8),
+    "tiny": dict(label="tiny_8l (configs/tiny.py)", model={}, seq_len=128, batch=16),
+    "27m": dict(label="27M (d=512, 6 layers)", model=dict(d_model=512, d_ff=1792, num_heads=8, num_layers=6),
+                seq_len=256, batch=8),
 }
 
 
-def bench(spec, peak):
-  config = tiny.get_config(spec["name"])
+def make_config(spec):
+  config = tiny.get_config("baseline_tiny_8l")
   config.model.update(spec["model"])
+  if _VOCAB.value:
+    config.model.vocab_size = _VOCAB.value
   config.train.global_batch = spec["batch"]
+  return config
+
+
+def ffnjax_runner(config, spec):
+  """(run(n): n train steps, param count). Built like ffnjax.train.loop: jit under the config's mesh, donated."""
   plan = LayerPlan.from_config(config)
+  mesh = make_mesh(config.mesh)
   model = model_lib.build(config.model, plan)
   optimizer = make_optimizer(config.train)
-  params = model_lib.init_params(model, jax.random.key(0))
-  state = {"params": params, "opt_state": optimizer.init(params), "step": jnp.zeros((), jnp.int32)}
-  step = jax.jit(make_train_step(model, optimizer, config.train), donate_argnums=0)
-  tokens = jax.random.randint(jax.random.key(1), (spec["batch"], spec["seq_len"] + 1), 0, config.model.vocab_size)
-  t = time.perf_counter()
-  state, m = step(state, tokens)
-  jax.block_until_ready(m)
-  compile_s = time.perf_counter() - t
-  t = time.perf_counter()
-  for _ in range(_STEPS.value):
-    state, m = step(state, tokens)
-  jax.block_until_ready(m)
-  dt = (time.perf_counter() - t) / _STEPS.value
-  tok_s = spec["batch"] * spec["seq_len"] / dt
-  flops = plan.flops_per_token(spec["seq_len"]) * tok_s
-  return plan.param_count(), compile_s, dt, tok_s, flops / peak
+  with jax.set_mesh(mesh):
+    params = model_lib.init_params(model, jax.random.key(0), mesh)
+    state = {"params": params, "opt_state": jax.jit(optimizer.init)(params), "step": jnp.zeros((), jnp.int32)}
+    step = jax.jit(make_train_step(model, optimizer, config.train), donate_argnums=0)
+    tokens = jax.random.randint(jax.random.key(1), (spec["batch"], spec["seq_len"] + 1), 0, config.model.vocab_size)
+  box = [state]
+
+  def run(n):
+    with jax.set_mesh(mesh):
+      state = box[0]
+      for _ in range(n):
+        state, metrics = step(state, tokens)
+      jax.block_until_ready(metrics)
+    box[0] = state
+
+  return run, plan.param_count()
+
+
+def torch_runner(config, spec):
+  """The same model and optimizer in HF transformers + torch (fp32, CPU): LlamaForCausalLM, torch.optim.AdamW."""
+  import torch
+  import transformers
+
+  torch.manual_seed(0)
+  m, t = config.model, config.train
+  hf = transformers.LlamaConfig(
+      vocab_size=m.vocab_size, hidden_size=m.d_model, intermediate_size=m.d_ff, num_hidden_layers=m.num_layers,
+      num_attention_heads=m.num_heads, num_key_value_heads=m.num_kv_heads or m.num_heads,
+      max_position_embeddings=spec["seq_len"], rms_norm_eps=m.norm_eps, rope_theta=m.rope_theta,
+      tie_word_embeddings=m.tie_embeddings, torch_dtype=torch.float32)
+  model = transformers.LlamaForCausalLM(hf).train()
+  # ffnjax's decay mask: matrices only, not norm scales or the embedding (optimizer.decay_mask)
+  decay = [p for n, p in model.named_parameters() if p.ndim == 2 and "embed_tokens" not in n]
+  rest = [p for n, p in model.named_parameters() if not (p.ndim == 2 and "embed_tokens" not in n)]
+  opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+                          lr=t.peak_lr, betas=(t.b1, t.b2), eps=t.eps)
+  tokens = torch.randint(0, m.vocab_size, (spec["batch"], spec["seq_len"] + 1))
+
+  def run(n):
+    for _ in range(n):
+      logits = model(input_ids=tokens[:, :-1]).logits
+      loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+      loss.backward()
+      torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+      opt.step()
+      opt.zero_grad(set_to_none=True)
+      loss.item()
+
+  return run, sum(p.numel() for p in model.parameters())
+
+
+def torch_available() -> str | None:
+  """None when torch + transformers import, else why not."""
+  try:
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+  except ImportError as e:
+    return f"{e}; install the [hf] extra (pip install -e '.[hf]') for the torch columns"
+  return None
+
+
+def bench(spec, with_torch: bool):
+  config = make_config(spec)
+  runners = {"ffnjax": ffnjax_runner(config, spec)}
+  if with_torch:
+    runners["torch"] = torch_runner(config, spec)
+  compile_s = {}
+  for name, (run, _) in runners.items():
+    t = time.perf_counter()
+    run(1)  # compile / warm-up
+    compile_s[name] = time.perf_counter() - t
+  tokens = spec["batch"] * spec["seq_len"] * _STEPS.value
+  rates = {name: [] for name in runners}
+  for r in range(_ROUNDS.value):
+    order = list(runners) if r % 2 == 0 else list(runners)[::-1]  # alternate who goes first
+    for name in order:
+      t = time.perf_counter()
+      runners[name][0](_STEPS.value)
+      rates[name].append(tokens / (time.perf_counter() - t))
+  plan = LayerPlan.from_config(config)
+  return dict(params={n: p for n, (_, p) in runners.items()}, compile_s=compile_s, rates=rates,
+              flops_per_token=plan.flops_per_token(spec["seq_len"]))
 
 
 def main(argv):
   del argv
+  why_not = torch_available()
+  if why_not:
+    print(f"torch columns skipped: {why_not}")
   peak = measure_matmul_flops()
-  print(f"backend {jax.default_backend()}, {jax.device_count()} device(s); fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")
-  print(f"{'model':<28}{'params':>12}{'compile s':>11}{'step s':>9}{'tokens/s':>11}{'MFU':>8}")
-  for label, spec in MODELS.items():
-    params, compile_s, dt, tok_s, mfu = bench(spec, peak)
-    print(f"{label:<28}{params:>12,}{compile_s:>11.1f}{dt:>9.3f}{tok_s:>11,.0f}{100 * mfu:>7.1f}%")
+  print(f"backend {jax.default_backend()}, {jax.device_count()} device(s); fp32 matmul peak {peak / 1e9:.1f} GFLOP/s; "
+        f"{_ROUNDS.value} alternating rounds of {_STEPS.value} steps per framework, medians")
+  head = f"{'model':<28}{'params':>12}{'ffnjax tok/s':>14}{'torch tok/s':>13}{'ratio':>7}{'MFU ffnjax':>12}" \
+         f"{'MFU torch':>11}{'compile s':>11}"
+  print(head)
+  for key in _MODELS.value:
+    spec = MODELS[key]
+    res = bench(spec, with_torch=why_not is None)
+    rates = res["rates"]
+    ours = statistics.median(rates["ffnjax"])
+    mfu = lambda r: f"{100 * res['flops_per_token'] * r / peak:.1f}%"  # noqa: E731
+    line = f"{spec['label']:<28}{res['params']['ffnjax']:>12,}{ours:>14,.0f}"
+    if "torch" in rates:
+      theirs = statistics.median(rates["torch"])
+      ratio = statistics.median(a / b for a, b in zip(rates["ffnjax"], rates["torch"]))
+      line += f"{theirs:>13,.0f}{ratio:>7.2f}{mfu(ours):>12}{mfu(theirs):>11}"
+    else:
+      line += f"{'-':>13}{'-':>7}{mfu(ours):>12}{'-':>11}"
+    line += f"{res['compile_s']['ffnjax']:>11.1f}"
+    print(line, flush=True)
+    if "torch" in rates and res["params"]["torch"] != res["params"]["ffnjax"]:
+      print(f"  note: torch model has {res['params']['torch']:,} parameters")
+    print("  per round tok/s: " + "; ".join(f"{n} " + " ".join(f"{r:.0f}" for r in v) for n, v in rates.items()))
 
 
 if __name__ == "__main__":
