@@ -224,6 +224,7 @@ class Appender:
     if self._file is not None:
       self._file.write(text)
       self._file.flush()
+      os.fsync(self._file.fileno())
     else:
       self._text += text
       write_text(self._path, self._text)

@@ -32,6 +32,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from ffnjax.core import rundir
 from ffnjax.data import RAW_SOURCES, tokenizers, tokenstore, validate
 from ffnjax.data import readers
 
@@ -220,6 +221,16 @@ def _existing(output: str, recipe_: dict) -> dict | None:
   return None
 
 
+def _existing_remote(output: str, recipe_: dict, progress: bool) -> dict:
+  manifest = tokenstore.read_manifest(output)
+  if manifest.get("recipe") != recipe_:
+    raise FileExistsError(f"--output={output} already holds different prepared data "
+                          f"({_differences(recipe_, manifest.get('recipe') or {})}); choose another --output")
+  if progress:
+    print(f"prepare: {output} already holds this data ({manifest['num_tokens']:,} tokens); nothing to do")
+  return manifest
+
+
 def prepare(source: str, output: str, *, input: str = "", tokenizer: str = "gpt2", num_workers: int | None = None,
             shard_tokens: int = DEFAULT_SHARD_TOKENS, heldout_every: int = 0,
             bpe_train_bytes: int = DEFAULT_BPE_TRAIN_BYTES, progress: bool = True) -> dict:
@@ -230,8 +241,20 @@ def prepare(source: str, output: str, *, input: str = "", tokenizer: str = "gpt2
   """
   if not output:
     raise ValueError("--output: required (the prepared dir to write)")
-  output = os.path.abspath(os.path.expanduser(output))
   recipe_ = recipe(source, input, tokenizer, heldout_every=heldout_every, bpe_train_bytes=bpe_train_bytes)
+  if rundir.is_remote(output):  # prepared locally (the mirror a trainer reads), then uploaded, manifests last
+    if tokenstore.is_prepared(output):
+      return _existing_remote(output, recipe_, progress)
+    if rundir.listdir(output):
+      raise FileExistsError(f"--output={output} is not empty and holds no {tokenstore.MANIFEST}: not prepared data "
+                            "(or an interrupted upload); choose another --output or delete it")
+    local = tokenstore.mirror_dir(output, cache_root())
+    manifest = prepare(source, local, input=input, tokenizer=tokenizer, num_workers=num_workers,
+                       shard_tokens=shard_tokens, heldout_every=heldout_every, bpe_train_bytes=bpe_train_bytes,
+                       progress=progress)
+    tokenstore.upload(local, output)
+    return manifest
+  output = os.path.abspath(os.path.expanduser(output))
   found = _existing(output, recipe_)
   if found is not None:
     if progress:
@@ -346,13 +369,14 @@ def ensure_prepared(data_cfg) -> str:
   Safe when several processes call it at once (file lock + atomic rename).
   """
   validate(data_cfg)
-  path = os.path.abspath(os.path.expanduser(data_cfg.path)) if data_cfg.path else ""
+  path = data_cfg.path if rundir.is_remote(data_cfg.path or "") else (
+      os.path.abspath(os.path.expanduser(data_cfg.path)) if data_cfg.path else "")
   reuse = data_cfg.source == "tokens" or (path and data_cfg.source != "shakespeare" and not data_cfg.input)
   if reuse and not tokenstore.is_prepared(path):
     tokenstore.read_manifest(path)  # raises, naming the missing manifest and the prepare command
   if not reuse:
     path = path or default_dir(data_cfg)
-    with _file_lock(path):
+    with _file_lock(tokenstore.mirror_dir(path, cache_root()) if rundir.is_remote(path) else path):
       # the embedded corpus (5 MB) tokenizes faster here than worker processes start
       prepare(data_cfg.source, path, input=data_cfg.input, tokenizer=data_cfg.tokenizer, progress=False,
               num_workers=0 if data_cfg.source == "shakespeare" else None)
@@ -360,7 +384,7 @@ def ensure_prepared(data_cfg) -> str:
   if manifest["tokenizer"] != data_cfg.tokenizer:
     raise ValueError(f"data.tokenizer={data_cfg.tokenizer!r}, but {path} was prepared with "
                      f"{manifest['tokenizer']!r}; set data.tokenizer={manifest['tokenizer']!r} or prepare again")
-  return path
+  return tokenstore.localize(path, cache_root())  # memmaps read local files: gs:// data is mirrored once
 
 
 # ----------------------------------------------------------------------------------------------- CLI

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ffnjax.core import rundir
+
 FORMAT = "ffnjax.tokens/1"
 MANIFEST = "manifest.json"
 
@@ -36,8 +38,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 def read_json(path: str) -> dict:
   try:
-    with open(path) as f:
-      return json.load(f)
+    return json.loads(rundir.read_text(path))
   except json.JSONDecodeError as e:
     raise ValueError(f"{path}: not valid JSON ({e}); the dir was not written by ffnjax.data.prepare") from e
 
@@ -54,13 +55,14 @@ def write_json(path: str, obj: Any) -> None:
 
 
 def is_prepared(path: str) -> bool:
-  return bool(path) and os.path.isfile(os.path.join(path, MANIFEST))
+  return bool(path) and rundir.isfile(rundir.join(path, MANIFEST))
 
 
 def read_manifest(path: str) -> dict:
-  """The top-level manifest of a prepared dir; FileNotFoundError naming the prepare command otherwise."""
-  file = os.path.join(path, MANIFEST)
-  if not os.path.isfile(file):
+  """The top-level manifest of a prepared dir (local or gs://); FileNotFoundError naming the prepare command
+  otherwise."""
+  file = rundir.join(path, MANIFEST)
+  if not rundir.isfile(file):
     raise FileNotFoundError(f"{file}: missing, so {path!r} is not (completely) prepared data; "
                             "write it with python -m ffnjax.data.prepare --output=DIR")
   manifest = read_json(file)
@@ -155,6 +157,34 @@ def write_prepared(path: str, splits: dict[str, np.ndarray], *, tokenizer: str =
   manifest = finish(tmp, writers, common, recipe=dict(source="tokens"))
   os.rename(tmp, path)
   return manifest
+
+
+def mirror_dir(remote: str, cache_root: str) -> str:
+  """Where a prepared dir on an object store is mirrored locally (memmaps need a local file)."""
+  return os.path.join(cache_root, "remote", hashlib.sha256(remote.rstrip("/").encode()).hexdigest()[:16])
+
+
+def localize(path: str, cache_root: str) -> str:
+  """A local directory holding prepared dir `path`: `path` itself when local; for gs:// a mirror under the cache,
+  copied once (shards first, manifests last, so an interrupted copy is never taken as complete) and reused while
+  its top-level manifest equals the remote one."""
+  if not rundir.is_remote(path):
+    return path
+  local = mirror_dir(path, cache_root)
+  remote_manifest = rundir.read_text(rundir.join(path, MANIFEST))
+  if rundir.read_text(os.path.join(local, MANIFEST), default=None) == remote_manifest:
+    return local
+  files = list(rundir.walk_files(path))
+  for rel in sorted(files, key=lambda f: f.endswith(MANIFEST)):  # manifests after the shards they describe
+    rundir.copy(rundir.join(path, rel), os.path.join(local, rel))
+  return local
+
+
+def upload(local: str, remote: str) -> None:
+  """Copies a prepared dir to an object store, manifests last (readers take a manifest as 'complete')."""
+  files = list(rundir.walk_files(local))
+  for rel in sorted(files, key=lambda f: f.endswith(MANIFEST)):
+    rundir.copy(os.path.join(local, rel), rundir.join(remote, rel))
 
 
 def split_dir(path: str, split: str) -> str:

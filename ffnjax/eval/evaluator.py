@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from typing import Sequence
 
 import numpy as np
 
+from ffnjax.core import rundir
 from ffnjax.eval import engine
 from ffnjax.eval.tasks import Task, get_task, parse_tasks
 from ffnjax.eval.tasks.base import Encoded
@@ -33,7 +33,7 @@ def resolve_data_dir(data_dir: str) -> str:
     return embedded.ensure_embedded()
   if not data_dir:
     raise ValueError("eval data_dir is empty: give a directory of upstream task files or 'embedded'")
-  if not os.path.isdir(data_dir):
+  if not rundir.isdir(data_dir):
     raise FileNotFoundError(f"eval data_dir {data_dir}: no such directory")
   return data_dir
 
@@ -174,7 +174,6 @@ def evaluate(logits_fn: engine.LogitsFn, tokenizer, tasks: str | Sequence[str], 
 
 def write_records(path: str, records: Sequence[dict]) -> None:
   """JSON lines, written atomically (local or gs://)."""
-  from ffnjax.core import rundir
   rundir.write_text(path, "".join(json.dumps(_jsonable(record), ensure_ascii=False) + "\n" for record in records))
 
 

@@ -12,10 +12,11 @@ read with `tfds.data_source(..., download=False)` and converted to the upstream 
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
 from typing import Callable, Sequence
+
+from ffnjax.core import rundir
 
 EXTENSIONS = (".jsonl", ".json", ".parquet")
 
@@ -35,15 +36,20 @@ def candidate_paths(data_dir: str, stems: Sequence[str]) -> list[str]:
   """The file names a task may read, in order (each stem relative to data_dir, without extension)."""
   paths = []
   for stem in stems:
-    paths += [os.path.join(data_dir, stem + ext) for ext in EXTENSIONS]
-    paths.append(os.path.join(data_dir, stem + "-*.parquet"))
+    paths += [rundir.join(data_dir, stem + ext) for ext in EXTENSIONS]
+    paths.append(rundir.join(data_dir, stem + "-*.parquet"))
   return paths
 
 
 def find_file(data_dir: str, stems: Sequence[str]) -> list[str]:
-  """The files of the first candidate that exists ([] when none does)."""
-  for path in candidate_paths(data_dir, stems):
-    matches = sorted(glob.glob(path)) if "*" in path else ([path] if os.path.isfile(path) else [])
+  """The files of the first candidate that exists ([] when none does); data_dir may be local or gs://."""
+  for stem in stems:
+    for ext in EXTENSIONS:
+      path = rundir.join(data_dir, stem + ext)
+      if rundir.isfile(path):
+        return [path]
+    parent, _, name = rundir.join(data_dir, stem).rpartition("/")
+    matches = rundir.glob(parent, name + "-*.parquet") if rundir.isdir(parent) else []
     if matches:
       return matches
   return []
@@ -56,7 +62,8 @@ def read_records(paths: Sequence[str], limit: int = 0) -> list[dict]:
     if path.endswith(".parquet"):
       import pyarrow.parquet as pq
 
-      records += pq.read_table(path).to_pylist()
+      with rundir.open(path, "rb") as f:
+        records += pq.read_table(f).to_pylist()
     else:
       records += _read_json(path)
     if limit and len(records) >= limit:
@@ -65,8 +72,7 @@ def read_records(paths: Sequence[str], limit: int = 0) -> list[dict]:
 
 
 def _read_json(path: str) -> list[dict]:
-  with open(path, encoding="utf-8") as f:
-    text = f.read()
+  text = rundir.read_text(path)
   stripped = text.lstrip()
   if stripped.startswith("["):
     try:

@@ -12,9 +12,9 @@ values of another game must never be reused. A last line cut by a crash is dropp
 from __future__ import annotations
 
 import json
-import os
 from typing import Iterable, Mapping, Sequence
 
+from ffnjax.core import rundir
 from ffnjax.shapley.game import BatchValueFn, ValueFn, evaluate
 from ffnjax.shapley.players import Coalition, check_coalition
 
@@ -29,20 +29,17 @@ class CoalitionCache:
     self._values: dict[str, float] = {}
     self.fields = tuple(fields)
     self._extras: dict[str, dict] = {}
-    if os.path.exists(path) and os.path.getsize(path) > 0:
-      self._load()
+    data = rundir.read_bytes(path, default=b"")
+    if data:
+      self._load(data)
     else:
-      os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-      with open(path, "w") as f:
-        f.write(json.dumps({"num_players": num_players, "meta": self.meta}) + "\n")
+      rundir.write_text(path, json.dumps({"num_players": num_players, "meta": self.meta}) + "\n")
+    self._out = rundir.Appender(path)  # local: appended and fsynced; gs://: one object rewritten per batch
 
-  def _load(self) -> None:
-    with open(self.path, "rb") as f:
-      data = f.read()
+  def _load(self, data: bytes) -> None:
     if not data.endswith(b"\n"):  # an interrupted append: drop the partial line so the next one starts clean
       data = data[:data.rfind(b"\n") + 1]
-      with open(self.path, "r+b") as f:
-        f.truncate(len(data))
+      rundir.write_bytes(self.path, data)
     lines = data.decode().splitlines()
     if not lines:
       raise ValueError(f"{self.path}: coalition cache has no header line")
@@ -90,10 +87,7 @@ class CoalitionCache:
           self._extras[k] = {f: more[f] for f in self.fields if f in more}
         lines.append(json.dumps({"key": k, "value": float(value), **more}) + "\n")
     if lines:
-      with open(self.path, "a") as f:
-        f.writelines(lines)
-        f.flush()
-        os.fsync(f.fileno())
+      self._out.write("".join(lines))
 
   def put(self, coalition, value: float) -> None:
     self.put_many({check_coalition(coalition, self.num_players): value})

@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ffnjax.analysis.figures import save  # noqa: F401  (re-exported: one PNG+SVG writer for the project)
+from ffnjax.core import rundir
 from ffnjax.shapley.players import ATTN, Player
 
 KIND_COLOR = {"attn": "tab:purple", "ffn": "tab:green"}
@@ -138,10 +139,8 @@ def per_task_figure(result: dict, players: Sequence[Player], *, model: str, abla
 
 def save_run_figures(result: dict, players: Sequence[Player], output: str, *, model: str) -> list[str]:
   """OUTPUT/shapley_values.{png,svg} and OUTPUT/single_ablation.{png,svg} (one panel per task plus the mean)."""
-  import os
-
-  paths = save(per_task_figure(result, players, model=model), os.path.join(output, "shapley_values"))
-  paths += save(per_task_figure(result, players, model=model, ablation=True), os.path.join(output, "single_ablation"))
+  paths = save(per_task_figure(result, players, model=model), rundir.join(output, "shapley_values"))
+  paths += save(per_task_figure(result, players, model=model, ablation=True), rundir.join(output, "single_ablation"))
   return paths
 
 

@@ -72,3 +72,12 @@ def test_refuses_another_games_cache(tmp_path):
     CoalitionCache(path, 4, {"task": "piqa"})
   with pytest.raises(ValueError, match=r"player indices \['3'\]"):
     CoalitionCache(path, 3, {"task": "piqa"}).put({3}, 1.0)
+
+
+def test_cache_on_gcs_survives_reopening(gcs_bucket):
+  path = f"{gcs_bucket}/shapley/coalitions.jsonl"
+  cache = CoalitionCache(path, 3, meta={"task": "piqa"})
+  cache.put_many({frozenset({0}): 0.5, frozenset({0, 1}): 0.75})
+  cache.put(frozenset(), 0.25)
+  again = CoalitionCache(path, 3, meta={"task": "piqa"})
+  assert len(again) == 3 and again.get(frozenset({0, 1})) == 0.75 and again.get(frozenset()) == 0.25

@@ -2,8 +2,8 @@
 
 GPT-2 tokenizer, FineWeb-Edu-format parquet through data.prepare, the 8 lm-eval tasks + zsRE from upstream-format
 fixture files, Table 1/2 analyses with the family chance rule, report.md in the paper's layouts with Figures 4 and 5.
-The study directory is FFNJAX_REHEARSAL_STUDY when set (any etils.epath URL, e.g. gs://bucket/rehearsal), else a
-temporary directory.
+The study directory is a gs:// bucket on the GCS emulator (tests/conftest.py), as on a pod; FFNJAX_REHEARSAL_STUDY
+overrides it (any etils.epath URL or a local directory).
 """
 
 import json
@@ -22,12 +22,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RUNS = ["baseline_rehearsal_4l", "first_50_rehearsal_4l", "middle_50_rehearsal_4l", "final_50_rehearsal_4l"]
 
 
-def test_rehearsal_study_end_to_end(tmp_path):
+def test_rehearsal_study_end_to_end(tmp_path, gcs_bucket):
   data = tmp_path / "data"
   eval_dir = str(data / "eval")
   fixtures.write_eval(eval_dir, n=6)
   parquet = fixtures.write_fineweb_edu(str(data / "fineweb-edu" / "sample-fixture"), documents=200)
-  study = epath.Path(os.environ.get("FFNJAX_REHEARSAL_STUDY") or str(tmp_path / "study"))
+  study = epath.Path(os.environ.get("FFNJAX_REHEARSAL_STUDY") or f"{gcs_bucket}/rehearsal")
   env = {**os.environ, "FFNJAX_CACHE": str(tmp_path / "cache"), "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
   start = time.perf_counter()
   proc = subprocess.run([sys.executable, "-m", "ffnjax.study", "--config=configs/study.py:rehearsal",
