@@ -37,9 +37,13 @@ def plan_json(name: str) -> dict:
 
 
 def test_scaleout_plan_json_is_the_layer_plan():
-  # `plan --json` prints LayerPlan.to_json(); the parametrised test compares the planner with the in-process object
+  # `plan --json` prints LayerPlan.to_json() plus the data budget; the parametrised test compares the planner with
+  # the in-process object
   config = paper.get_config("middle_70_1b_40l")
-  assert plan_json("middle_70_1b_40l") == json.loads(json.dumps(LayerPlan.from_config(config).to_json()))
+  got = plan_json("middle_70_1b_40l")
+  budget = got.pop("data_budget")
+  assert got == json.loads(json.dumps(LayerPlan.from_config(config).to_json()))
+  assert budget["epochs"] == pytest.approx(20_000 * 1152 * 1024 / budget["data_tokens"])
 
 
 @pytest.mark.parametrize("name", NAMES)
