@@ -77,6 +77,9 @@ def ri_vs_ratio_figure(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric],
         ax.errorbar(xs, ys, yerr=[lo, hi] if any(lo) or any(hi) else None, color=color, marker=marker, capsize=2,
                     label=position)
     ax.axhline(0.0, color="black", linestyle="--", linewidth=1, label="baseline (RI = 0)")
+    if not ax.lines[:-1]:  # only the baseline line: every configuration left this task out
+      ax.text(0.5, 0.5, "left out of every comparison\n(chance rule, no signal or missing;\nsee the report's "
+              "Exclusions)", transform=ax.transAxes, ha="center", va="center", fontsize=8, color="gray")
     ax.set_title("average RI" if panel == AVERAGE else f"{panel[0]} ({panel[1]})", fontsize=10)
     ax.set_xlabel("expanded-FFN ratio r (%)")
     ax.set_ylabel("RI (%)")
