@@ -8,7 +8,6 @@ from scratch: the stub directory plus a directory of symlinks to the few system 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ LAUNCH = os.path.join(REPO, "launch")
 if LAUNCH not in sys.path:
   sys.path.insert(0, LAUNCH)
 
+_SYSTEM_DIRS = ("/usr/bin", "/bin", "/usr/sbin", "/sbin")
 # What the launch scripts call besides the cluster tools.
 _SYSTEM_TOOLS = ("bash", "env", "dirname", "basename", "cat", "grep", "mktemp", "rm", "mkdir", "cp", "git", "tar",
                  "gzip", "sleep", "hostname", "stat", "date", "tail", "sed", "head", "kill", "chmod", "touch")
@@ -32,8 +32,8 @@ class Stubs:
     self.log = root / "stub.log"
     self.bin.mkdir()
     self.sys.mkdir()
-    for tool in _SYSTEM_TOOLS:
-      path = shutil.which(tool)
+    for tool in _SYSTEM_TOOLS:  # the system's own tools, from its base directories (never the caller's PATH)
+      path = next((p for p in (f"{d}/{tool}" for d in _SYSTEM_DIRS) if os.access(p, os.X_OK)), None)
       if path:
         (self.sys / tool).symlink_to(path)
     self.log.write_text("")
