@@ -8,8 +8,8 @@ numeric labels to letters and stores them as class indices; the index lookup, an
 
 from __future__ import annotations
 
-from ffnjax.eval.sources import DataError, TfdsSource
-from ffnjax.eval.tasks.base import MultipleChoiceTask
+from ffnjax.eval.sources import TfdsSource
+from ffnjax.eval.tasks.base import LabelledChoicesTask
 
 _LETTERS = "ABCDE"  # TFDS ai2_arc ClassLabel names
 
@@ -21,7 +21,7 @@ def _from_tfds(ex: dict) -> dict:
           "answerKey": _LETTERS[ex["answerKey"]]}
 
 
-class ARC(MultipleChoiceTask):
+class ARC(LabelledChoicesTask):
   split = "test"
   fields = ("question", "choices.text", "choices.label", "answerKey")
 
@@ -29,20 +29,5 @@ class ARC(MultipleChoiceTask):
     self.name = name
     self.tfds = TfdsSource(f"ai2_arc/{config}", "test", _from_tfds)
 
-  def check(self, doc, index, where):
-    labels, texts = doc["choices"]["label"], doc["choices"]["text"]
-    if len(labels) != len(texts) or not texts:
-      raise DataError(f"{where}: record {index}: choices.label ({len(labels)}) and choices.text ({len(texts)}) "
-                      "must be non-empty and of equal length")
-    if doc["answerKey"] not in labels:
-      raise DataError(f"{where}: record {index}: answerKey={doc['answerKey']!r} is not one of "
-                      f"choices.label={list(labels)}")
-
   def doc_to_text(self, doc):
     return f"Question: {doc['question']}\nAnswer:"
-
-  def doc_to_choice(self, doc):
-    return list(doc["choices"]["text"])
-
-  def doc_to_target(self, doc):
-    return list(doc["choices"]["label"]).index(doc["answerKey"])

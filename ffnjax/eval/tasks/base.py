@@ -151,3 +151,25 @@ class MultipleChoiceTask(Task):
 
   def aggregate(self, per_doc: Sequence[dict]) -> dict[str, float]:
     return mean_metrics(per_doc, ["acc", "acc_norm"] if self.normalized else ["acc"])
+
+
+class LabelledChoicesTask(MultipleChoiceTask):
+  """Choices in `choices.text`, gold = `choices.label.index(answer_key(doc))` (ARC, OpenBookQA)."""
+
+  def answer_key(self, doc: dict) -> str:
+    return doc["answerKey"]
+
+  def check(self, doc, index, where):
+    labels, texts = doc["choices"]["label"], doc["choices"]["text"]
+    if len(labels) != len(texts) or not texts:
+      raise DataError(f"{where}: record {index}: choices.label ({len(labels)}) and choices.text ({len(texts)}) "
+                      "must be non-empty and of equal length")
+    if self.answer_key(doc) not in labels:
+      raise DataError(f"{where}: record {index}: answerKey={doc['answerKey']!r} is not one of "
+                      f"choices.label={list(labels)}")
+
+  def doc_to_choice(self, doc):
+    return list(doc["choices"]["text"])
+
+  def doc_to_target(self, doc):
+    return list(doc["choices"]["label"]).index(self.answer_key(doc))

@@ -8,8 +8,8 @@ order, with facts added) as question{stem, choice_A..choice_D} and answerKey a c
 
 from __future__ import annotations
 
-from ffnjax.eval.sources import DataError, TfdsSource
-from ffnjax.eval.tasks.base import MultipleChoiceTask
+from ffnjax.eval.sources import TfdsSource
+from ffnjax.eval.tasks.base import LabelledChoicesTask
 
 _LETTERS = "ABCD"  # TFDS openbookqa ClassLabel names
 
@@ -21,26 +21,14 @@ def _from_tfds(ex: dict) -> dict:
           "answerKey": _LETTERS[ex["answerKey"]]}
 
 
-class OpenBookQA(MultipleChoiceTask):
+class OpenBookQA(LabelledChoicesTask):
   name = "openbookqa"
   split = "test"
   fields = ("question_stem", "choices.text", "choices.label", "answerKey")
   tfds = TfdsSource("openbookqa", "test", _from_tfds)
 
-  def check(self, doc, index, where):
-    labels, texts = doc["choices"]["label"], doc["choices"]["text"]
-    if len(labels) != len(texts) or not texts:
-      raise DataError(f"{where}: record {index}: choices.label ({len(labels)}) and choices.text ({len(texts)}) "
-                      "must be non-empty and of equal length")
-    if str(doc["answerKey"]).lstrip() not in labels:
-      raise DataError(f"{where}: record {index}: answerKey={doc['answerKey']!r} is not one of "
-                      f"choices.label={list(labels)}")
+  def answer_key(self, doc):
+    return str(doc["answerKey"]).lstrip()  # lm-eval strips it too
 
   def doc_to_text(self, doc):
     return doc["question_stem"]
-
-  def doc_to_choice(self, doc):
-    return list(doc["choices"]["text"])
-
-  def doc_to_target(self, doc):
-    return list(doc["choices"]["label"]).index(str(doc["answerKey"]).lstrip())
