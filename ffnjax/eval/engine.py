@@ -96,9 +96,9 @@ def make_disjoint_window(pair: tuple[list[int], list[int]]) -> EncodedRequest:
   return tuple(a[:len(a) - (len(b) - 1)]), tuple(b)
 
 
-def rolling_requests(tokens: Sequence[int], eot_id: int, max_length: int) -> list[EncodedRequest]:
+def rolling_requests(tokens: Sequence[int], prefix_token: int, max_length: int) -> list[EncodedRequest]:
   """The loglikelihood requests whose LLs sum to a document's rolling LL (lm-eval loglikelihood_rolling)."""
-  return [make_disjoint_window(w) for w in rolling_token_windows(tokens, eot_id, max_length, context_len=1)]
+  return [make_disjoint_window(w) for w in rolling_token_windows(tokens, prefix_token, max_length, context_len=1)]
 
 
 # ----------------------------------------------------------------------------------------------------- batching
