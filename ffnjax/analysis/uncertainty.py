@@ -23,7 +23,7 @@ import numpy as np
 from ffnjax.analysis.importance import importance as layer_importance
 from ffnjax.analysis.results import AnalysisError
 from ffnjax.analysis.ri import TaskMetric, sign
-from ffnjax.analysis.table import ResultsTable, load_run, run_dirs
+from ffnjax.analysis.table import ResultsTable
 from ffnjax.core import bootstrap, rundir
 
 RECORDS_FILE = ("eval", "records.jsonl")
@@ -52,13 +52,10 @@ def load_records(run_dir: str) -> Records | None:
 def load_study_records(study_dir: str, table: ResultsTable) -> dict[ModelKey, Records]:
   """Records of every run of the table that has them, keyed like the table's models."""
   out = {}
-  for d in run_dirs(study_dir):
-    if rundir.exists(rundir.join(d, "eval", "results.json")):
-      model, _, _ = load_run(d)
-      if model.key in table.models:
-        recs = load_records(d)
-        if recs is not None:
-          out[model.key] = recs
+  for model in table.models.values():  # load_study noted each model's run directory: no second results read
+    recs = load_records(rundir.join(study_dir, model.run)) if model.run else None
+    if recs is not None:
+      out[model.key] = recs
   return out
 
 
