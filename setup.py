@@ -33,7 +33,7 @@ setup(
         "gguf": ["gguf>=0.10"],  # python -m ffnjax.convert --gguf
         "notebooks": ["jupyterlab", "nbclient>=0.10", "nbformat>=5", "ipykernel>=6"],
         "hf": ["transformers>=4.45,<6", "torch==2.13.0"],  # torch 2.13.0: the CPU wheel, not a CUDA build
-        # the reference scorer (ffnjax/eval/lmeval_ref.py, benchmarks/evaluate_vs_lmeval.py); HFLM needs accelerate
+        # the reference scorer (ffnjax/eval/lmeval_ref/, benchmarks/evaluate_vs_lmeval.py); HFLM needs accelerate
         "lmeval": ["lm-eval==0.4.13", "accelerate==1.15.0", "transformers>=4.45,<6", "torch==2.13.0"],
     },
 )

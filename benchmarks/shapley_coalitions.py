@@ -89,9 +89,9 @@ def main():
   import jax
 
   from ffnjax.eval import engine, evaluator
-  from ffnjax.eval.run import load_tokenizer
   from ffnjax.model import make_logits_fn, make_scorer
   from ffnjax.train import checkpoint
+  from ffnjax.train.runconfig import load_tokenizer
 
   work = args.workdir or tempfile.mkdtemp(prefix="shapley-bench-")
   hf_dir, data_dir, run_dir = (os.path.join(work, n) for n in ("hf", "data", "run"))

@@ -73,6 +73,29 @@ def test_no_library_imports_command_line_code():
   assert len(mains) >= 10  # plan, study, eval, analysis, train, shapley, convert, data.prepare/fetch/fixtures
 
 
+# docs/architecture.md, Layout: a package imports only from its own layer or below.
+LAYERS = ({"core"}, {"kernels", "parallel"}, {"model"}, {"data"}, {"train"}, {"convert"}, {"eval", "analysis"},
+          {"shapley"}, {"plan", "study", "notebook"})
+UPWARD = {("ffnjax.model", "ffnjax.eval.engine")}  # make_scorer returns the engine's HiddenScorer
+
+
+def _layer(module: str) -> int:
+  package = module.split(".")[1]
+  return next(i for i, group in enumerate(LAYERS) if package in group)
+
+
+def test_packages_import_only_their_layer_or_below():
+  assert {name.split(".")[1] for name in MODULES if name.count(".") >= 1} <= set().union(*LAYERS)
+  upward = set()
+  for name in MODULES:
+    if name.count(".") < 1 or name.endswith(".__main__"):
+      continue
+    for imported in _imports(name):
+      if imported.startswith("ffnjax.") and imported in MODULES and _layer(imported) > _layer(name):
+        upward.add((name, imported))
+  assert upward == UPWARD
+
+
 def test_only_main_files_define_flags():
   """absl flags are defined only in `__main__.py` files: importing a library never claims flag names."""
   defining = set()

@@ -11,11 +11,12 @@ import math
 from typing import Mapping, Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from ffnjax.core import placement, rundir
 from ffnjax.analysis.importance import ImportanceSummary
 from ffnjax.analysis.ri import ConfigRI, TaskMetric
+from ffnjax.core import placement, rundir
 
 POSITION_STYLE = {"first": ("tab:blue", "o"), "middle": ("tab:green", "s"), "final": ("tab:red", "^")}
 POSITIVE_COLOR, NEGATIVE_COLOR = "tab:blue", "tab:orange"
@@ -165,7 +166,5 @@ def loss_curves_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[floa
 
 
 def _colors(n: int) -> list:
-  from matplotlib import colormaps
-
   cmap = colormaps["tab20" if n > 10 else "tab10"]
   return [cmap(i % cmap.N) for i in range(n)]

@@ -21,10 +21,10 @@ import io
 import json
 import math
 import os
-import re
 from typing import Iterable, Mapping, Sequence
 
 from ffnjax.core import placement, rundir
+from ffnjax.core.config import NAME
 from ffnjax.analysis import results as results_lib
 from ffnjax.analysis.results import AnalysisError
 
@@ -33,8 +33,6 @@ POSITIONS = placement.POSITIONS
 TABLE_COLUMNS = ("model", "position", "ratio", "seed", "task", "metric", "value")
 OPTIONAL_COLUMNS = ("num_layers", "chance", "higher_is_better", "stderr", "family")
 
-_NAME = re.compile(r"^(?:(?P<base>baseline)|(?P<pos>[a-z]+)_(?P<pct>\d+))_(?P<family>.+)$")
-_LAYERS = re.compile(r"(?:^|_)(?P<layers>\d+)l$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,17 +160,16 @@ def _model_order(m: ModelInfo):
 def parse_model_name(name: str) -> dict:
   """`final_50_570m_40l` -> {position, ratio, family, num_layers}; missing parts are None."""
   out = dict(position=None, ratio=None, family=None, num_layers=None)
-  m = _NAME.match(name)
+  m = NAME.match(name)
   if m:
     if m["base"]:
       out.update(position=BASELINE, ratio=100)
     elif m["pos"] in POSITIONS:
       out.update(position=m["pos"], ratio=int(m["pct"]))
     if out["position"] is not None:
-      out["family"] = m["family"]
-  layers = _LAYERS.search(name)
-  if layers:
-    out["num_layers"] = int(layers["layers"])
+      out["family"] = m["family"] or None
+    if m["layers"]:
+      out["num_layers"] = int(m["layers"])
   return out
 
 

@@ -14,7 +14,10 @@ import sys
 
 from absl import app, flags, logging
 
+from ffnjax.convert import export_run_dir, import_to_run_dir
+from ffnjax.convert.gguf import import_gguf_to_run_dir
 from ffnjax.core import meshspec
+from ffnjax.parallel import make_mesh
 
 _HF_MODEL = flags.DEFINE_string("hf_model", None, "Import: a local Hugging Face Llama/Mistral directory.")
 _GGUF = flags.DEFINE_string("gguf", None, "Import: a Llama-architecture GGUF file (llama.cpp's format).")
@@ -37,14 +40,11 @@ _NO_METADATA = flags.DEFINE_bool("ignore_ffnjax_plan", False, "Import: ignore th
 
 
 def _mesh(spec: str):
-  from ffnjax.parallel import make_mesh
-
   return make_mesh(meshspec.parse(spec))
 
 
 def main(argv):
   del argv
-  from ffnjax.convert import export_run_dir, import_to_run_dir
 
   logging.set_verbosity(logging.WARNING)
   importing = bool(_HF_MODEL.value or _GGUF.value or _OUTPUT.value)
@@ -57,8 +57,6 @@ def main(argv):
   try:
     mesh = _mesh(_MESH.value)
     if _GGUF.value:
-      from ffnjax.convert.gguf import import_gguf_to_run_dir
-
       out = import_gguf_to_run_dir(_GGUF.value, _OUTPUT.value, mesh, param_dtype=_PARAM_DTYPE.value,
                                    dtype=_DTYPE.value, seq_len=_SEQ_LEN.value)
       print(f"imported {_GGUF.value} as {out['name']} ({out['plan']}, {out['params']:,} parameters, "

@@ -21,8 +21,12 @@ import json
 import os
 
 import numpy as np
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
 from ffnjax.convert.errors import ConvertError
+from ffnjax.convert.llama import load_params
+from ffnjax.convert.runs import save_import
+from ffnjax.train import checkpoint
 
 ARCHITECTURE = "llama"
 # ggml block layouts: (values per block, bytes per block)
@@ -178,7 +182,7 @@ class GGUFReader:
   """A GGUF file's tensors under Hugging Face names, dequantized to float32 (`CheckpointReader`'s interface)."""
 
   def __init__(self, path: str):
-    import gguf
+    import gguf  # optional extra [gguf]: only --gguf imports need it
 
     self.path = path
     self.model_dir, self._file = os.path.split(os.path.abspath(path))
@@ -254,8 +258,6 @@ class GGUFReader:
 # --- tokenizer ----------------------------------------------------------------------------------------------
 def write_tokenizer(reader, out_dir: str, path: str) -> list[str]:
   """tokenizer.json (+ tokenizer_config.json, generation_config.json) rebuilt from `tokenizer.ggml.*`."""
-  from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
-
   kind = _value(reader, "tokenizer.ggml.model")
   if kind != "gpt2":
     raise ConvertError(f"{path}: tokenizer.ggml.model={kind!r} is not supported; ffnjax.convert --gguf rebuilds "
@@ -300,8 +302,6 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "generation_config
 # --- import -------------------------------------------------------------------------------------------------
 def load_gguf(path: str, mesh=None, **load_kwargs):
   """A GGUF file -> (params, experiment config, LayerPlan, GGUFReader (closed)), like `load_hf`."""
-  from ffnjax.convert.llama import load_params
-
   if not os.path.isfile(path):
     raise ConvertError(f"--gguf={path}: no such file")
   with GGUFReader(path) as reader:
@@ -312,9 +312,6 @@ def load_gguf(path: str, mesh=None, **load_kwargs):
 
 def import_gguf_to_run_dir(path: str, run_dir: str, mesh=None, **load_kwargs) -> dict:
   """`ffnjax.convert --gguf=FILE --output=RUN_DIR`: checkpoint 0 + RUN_DIR/tokenizer rebuilt from the file."""
-  from ffnjax.convert.runs import save_import
-  from ffnjax.train import checkpoint
-
   if checkpoint.steps(run_dir):  # before the (slow) dequantization
     raise ConvertError(f"--output={run_dir} already has checkpoints {checkpoint.steps(run_dir)}; import into a new "
                        f"run directory")

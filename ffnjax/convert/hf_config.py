@@ -12,7 +12,8 @@ import math
 import os
 
 from ffnjax.convert.errors import ConvertError
-from ffnjax.core.placement import BASELINE, LayerPlan, ModelDims
+from ffnjax.core.placement import BASELINE, LayerPlan, ModelDims, PlanError
+from ffnjax.train import experiment
 
 CONFIG_FILE = "config.json"
 ARCHITECTURES = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral"}
@@ -63,6 +64,17 @@ def _field(hf: dict, name: str, path: str, default=None, required: bool = False)
   if value is None and required:
     raise ConvertError(f"{path}: missing field {name!r}")
   return value
+
+
+# ffnjax's model fields -> this file's, for messages of checks shared with ffnjax.core.placement.
+_HF_NAMES = (("model.num_kv_heads", "num_key_value_heads"), ("model.num_heads", "num_attention_heads"),
+             ("model.d_model", "hidden_size"), ("model.head_dim", "head_dim"))
+
+
+def _hf_names(message: str) -> str:
+  for ours, theirs in _HF_NAMES:
+    message = message.replace(ours, theirs)
+  return message
 
 
 def _int_field(hf: dict, name: str, path: str, default=None) -> int:
@@ -133,8 +145,6 @@ def to_ffnjax(hf: dict, model_dir: str, *, param_dtype: str | None = None, dtype
   evaluator's default max_length) defaults to max_position_embeddings, capped at a Mistral sliding window so
   that full causal attention equals the windowed one; a larger seq_len than the window is refused.
   """
-  from ffnjax.train import experiment
-
   path = os.path.join(model_dir, CONFIG_FILE)
   check_supported(hf, path)
   vocab = _int_field(hf, "vocab_size", path)
@@ -143,17 +153,11 @@ def to_ffnjax(hf: dict, model_dir: str, *, param_dtype: str | None = None, dtype
   layers = _int_field(hf, "num_hidden_layers", path)
   heads = _int_field(hf, "num_attention_heads", path)
   kv = _int_field(hf, "num_key_value_heads", path, default=heads)
-  head_dim = hf.get("head_dim")
-  if head_dim is None:
-    if d % heads:
-      raise ConvertError(f"{path}: num_attention_heads={heads} does not divide hidden_size={d} and there is no "
-                         f"head_dim")
-    head_dim = d // heads
-  head_dim = _int_field({"head_dim": head_dim}, "head_dim", path)
-  if heads % kv:
-    raise ConvertError(f"{path}: num_key_value_heads={kv} must divide num_attention_heads={heads}")
-  if head_dim % 2:
-    raise ConvertError(f"{path}: head_dim={head_dim} must be even for rotary embeddings")
+  head_dim = 0 if hf.get("head_dim") is None else _int_field(hf, "head_dim", path)
+  try:  # the one check of heads against the width (ffnjax.core.placement), in this file's field names
+    head_dim = ModelDims(vocab, layers, d, f, heads, num_kv_heads=kv, head_dim=head_dim).head_size
+  except PlanError as e:
+    raise ConvertError(f"{path}: {_hf_names(str(e))}") from None
   eps = _field(hf, "rms_norm_eps", path, 1e-6)
   if not isinstance(eps, (int, float)) or not eps > 0:
     raise ConvertError(f"{path}: rms_norm_eps={eps!r} must be a positive number")

@@ -39,10 +39,13 @@ from typing import Callable
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
+from ffnjax import model as model_lib
 from ffnjax.convert import hf_config
 from ffnjax.convert.errors import ConvertError
 from ffnjax.convert.safetensors_io import INDEX_FILE, SINGLE_FILE, CheckpointReader, StreamingWriter, np_dtype
+from ffnjax.core import rundir
 from ffnjax.core.placement import LayerPlan
 
 log = logging.getLogger(__name__)
@@ -200,8 +203,6 @@ def load_hf(model_dir: str, mesh=None, *, param_dtype: str | None = None, dtype:
 def load_params(hf: dict, reader, model_dir: str, mesh=None, *, param_dtype: str | None = None,
                 dtype: str | None = None, seq_len: int | None = None, use_metadata: bool = True):
   """`load_hf` on an open reader of Hugging Face-named tensors (a `CheckpointReader` or the GGUF one)."""
-  from ffnjax import model as model_lib
-
   ckpt_dtype = reader.dtype(EMBED) if EMBED in reader else None
   config, plan = hf_config.to_ffnjax(hf, model_dir, param_dtype=param_dtype, dtype=dtype, seq_len=seq_len,
                                      checkpoint_dtype=ckpt_dtype, use_metadata=use_metadata)
@@ -257,7 +258,6 @@ def _fetcher(reader, keys: tuple, plan: LayerPlan, shape: tuple[int, ...],
 def _host(x) -> np.ndarray:
   """A (possibly sharded, possibly multi-host) array as one numpy array on this host."""
   if isinstance(x, jax.Array) and not x.is_fully_addressable:
-    from jax.experimental import multihost_utils
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
   return np.asarray(jax.device_get(x))
 
@@ -328,7 +328,6 @@ def export_hf(params, config, plan: LayerPlan, output_dir: str, *, dtype: str | 
     raise
   if writer is not None:
     writer.close()
-    from ffnjax.core import rundir
     rundir.write_json(rundir.join(output_dir, hf_config.CONFIG_FILE), hf)
   exported = hf_config.exported_param_count(plan, width)
   summary = {"output": output_dir, "dtype": dtype, "intermediate_size": width, "params_exported": exported,

@@ -5,9 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 
+import jax
+import orbax.checkpoint as ocp
+
 from ffnjax.convert import hf_config
 from ffnjax.convert.errors import ConvertError
 from ffnjax.convert.llama import export_hf, load_hf
+from ffnjax.core import rundir
+from ffnjax.data import tokenizers
+from ffnjax.train import checkpoint
+from ffnjax.train.checkpoint import restore_params
+from ffnjax.train.runconfig import config_to_dict, init_run_dir, load_tokenizer, tokenizer_spec
 
 IMPORT_STEP = 0
 TOKENIZER_DIR = "tokenizer"  # RUN/tokenizer: the imported model's Hugging Face tokenizer files
@@ -31,8 +39,6 @@ def import_to_run_dir(model_dir: str, run_dir: str, mesh=None, **load_kwargs) ->
   `ffnjax.train.checkpoint.restore_params(run_dir)` and the evaluator read it. The tokenizer files, if the model
   directory has them, are copied to RUN/tokenizer and `data.tokenizer` is `hf:tokenizer` (relative to the run).
   """
-  from ffnjax.train import checkpoint
-
   if checkpoint.steps(run_dir):  # before loading anything
     raise ConvertError(f"--output={run_dir} already has checkpoints {checkpoint.steps(run_dir)}; import into a new "
                        f"run directory")
@@ -46,12 +52,6 @@ def save_import(run_dir: str, params, config, plan, mesh=None, *, source: str, w
                 tokenizer_files: list[str] | None = None) -> dict:
   """Writes an imported model as RUN/config.json, plan.json, checkpoint 0 and RUN/tokenizer (via
   `write_tokenizer(dir) -> file names`, on the lead process; the others pass `tokenizer_files` or get none)."""
-  import jax
-  import orbax.checkpoint as ocp
-
-  from ffnjax.train import checkpoint
-  from ffnjax.train.runconfig import config_to_dict, init_run_dir
-
   if checkpoint.steps(run_dir):
     raise ConvertError(f"--output={run_dir} already has checkpoints {checkpoint.steps(run_dir)}; import into a new "
                        f"run directory")
@@ -59,7 +59,7 @@ def save_import(run_dir: str, params, config, plan, mesh=None, *, source: str, w
   tokenizer_dir = os.path.join(run_dir, TOKENIZER_DIR)
   copied = write_tokenizer(tokenizer_dir) if lead else list(tokenizer_files or [])
   if copied:
-    # Relative to the run directory (ffnjax.eval.run.load_tokenizer resolves it), so a moved run still evaluates.
+    # Relative to the run directory (ffnjax.train.runconfig.load_tokenizer resolves it), so a moved run still evaluates.
     config.data.tokenizer = hf_config.TOKENIZER_SPEC_PREFIX + TOKENIZER_DIR
   if mesh is not None:
     config.mesh.update({a: int(mesh.shape[a]) for a in ("data", "fsdp", "tensor") if a in mesh.shape})
@@ -86,10 +86,6 @@ def export_run_dir(run_dir: str, output_dir: str, step: int | None = None, dtype
 
   The parameters are restored onto `mesh` (default: one device) and streamed to the file a tensor at a time.
   """
-  import jax
-
-  from ffnjax.train.checkpoint import restore_params
-
   params, config, plan = restore_params(run_dir, step, mesh=mesh)
   summary = export_hf(params, config, plan, output_dir, dtype=dtype)
   summary["tokenizer_files"] = []
@@ -104,10 +100,6 @@ def export_run_dir(run_dir: str, output_dir: str, step: int | None = None, dtype
 def export_tokenizer(config, run_dir: str, output_dir: str) -> list[str]:
   """The run's tokenizer as Hugging Face files in output_dir: an imported model's files, a trained bpe:N's
   tokenizer.json, or the GPT-2 BPE written as a tokenizer.json."""
-  from ffnjax.core import rundir
-  from ffnjax.data import tokenizers
-  from ffnjax.eval.run import load_tokenizer, tokenizer_spec
-
   spec = tokenizer_spec(config, run_dir)  # resolves a run-relative hf:tokenizer
   kind = tokenizers.parse_spec(spec)[0]
   if kind == "hf":

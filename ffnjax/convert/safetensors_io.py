@@ -13,9 +13,12 @@ import os
 import struct
 from typing import Iterable, Sequence
 
+import ml_dtypes
 import numpy as np
+from safetensors import safe_open
 
 from ffnjax.convert.errors import ConvertError
+from ffnjax.core import rundir
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -30,7 +33,6 @@ _NP_TO_ST = {v: k for k, v in _ST_TO_NP.items()}
 def np_dtype(name: str) -> np.dtype:
   """numpy dtype by name, bfloat16 included (ml_dtypes, which JAX brings)."""
   if name == "bfloat16":
-    import ml_dtypes
     return np.dtype(ml_dtypes.bfloat16)
   return np.dtype(name)
 
@@ -73,8 +75,6 @@ class CheckpointReader:
                              f"file, but the file does not contain it")
 
   def _open(self, file: str):
-    from safetensors import safe_open
-
     if file not in self._handles:
       path = os.path.join(self.model_dir, file)
       if not os.path.exists(path):
@@ -180,7 +180,7 @@ class StreamingWriter:
     if self._next != len(self._specs):
       os.remove(self._tmp)
       raise AssertionError(f"StreamingWriter: {len(self._specs) - self._next} tensors were not written")
-    os.replace(self._tmp, self.path)
+    rundir.publish(self._tmp, self.path)
 
   def abort(self) -> None:
     self._f.close()

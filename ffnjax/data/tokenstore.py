@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any
 
 import numpy as np
 
@@ -41,17 +40,6 @@ def read_json(path: str) -> dict:
     return json.loads(rundir.read_text(path))
   except json.JSONDecodeError as e:
     raise ValueError(f"{path}: not valid JSON ({e}); the dir was not written by ffnjax.data.prepare") from e
-
-
-def write_json(path: str, obj: Any) -> None:
-  """Writes via a temporary file and a rename, so a reader never sees half a manifest."""
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1, sort_keys=True)
-    f.write("\n")
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
 
 
 def is_prepared(path: str) -> bool:
@@ -129,12 +117,12 @@ def finish(directory: str, writers: dict[str, ShardWriter], common: dict, recipe
   summary = {}
   for split, writer in writers.items():
     fields = writer.close()
-    write_json(os.path.join(directory, split, MANIFEST), dict(common, split=split, **fields))
+    rundir.write_json(os.path.join(directory, split, MANIFEST), dict(common, split=split, **fields))
     summary[split] = {k: fields[k] for k in ("num_tokens", "num_documents", "content_hash")}
   content = hashlib.sha256("".join(f"{s}={v['content_hash']}\n" for s, v in sorted(summary.items())).encode())
   manifest = dict(common, format=FORMAT, splits=summary, num_tokens=sum(v["num_tokens"] for v in summary.values()),
                   content_hash="sha256:" + content.hexdigest(), recipe=recipe)
-  write_json(os.path.join(directory, MANIFEST), manifest)
+  rundir.write_json(os.path.join(directory, MANIFEST), manifest)
   return manifest
 
 
@@ -155,7 +143,7 @@ def write_prepared(path: str, splits: dict[str, np.ndarray], *, tokenizer: str =
     writers[split].write(tokens, int(np.sum(tokens == eot_id)))
   common = dict(source="tokens", tokenizer=tokenizer, vocab_size=vocab_size, eot_id=eot_id, dtype=dtype.name)
   manifest = finish(tmp, writers, common, recipe=dict(source="tokens"))
-  os.rename(tmp, path)
+  rundir.publish(tmp, path)
   return manifest
 
 

@@ -30,6 +30,10 @@ import tempfile
 
 import numpy as np
 
+from ffnjax.core import rundir
+from ffnjax.data import shakespeare
+from ffnjax.data.prepare import cache_root
+
 VERSION = 1
 MANIFEST = "manifest.json"
 FILES = ("wikitext/test.jsonl", "lambada_openai/test.jsonl", "hellaswag/validation.jsonl",
@@ -173,8 +177,6 @@ def character_questions(texts: dict[str, str], train_keys, titles: dict[str, str
 
 def build_embedded(output_dir: str, seed: int = 0) -> str:
   """Writes the four task files (see the module doc) under output_dir and returns it."""
-  from ffnjax.data import shakespeare
-
   train, heldout = shakespeare.split()
   titles = shakespeare.play_titles()
   rng = np.random.default_rng(seed)
@@ -201,8 +203,6 @@ def build_embedded(output_dir: str, seed: int = 0) -> str:
 
 
 def default_dir() -> str:
-  from ffnjax.data.prepare import cache_root
-
   return os.path.join(cache_root(), "eval", f"embedded-v{VERSION}")
 
 
@@ -218,11 +218,11 @@ def ensure_embedded(path: str | None = None) -> str:
   try:
     build_embedded(tmp)
     try:
-      os.rename(tmp, path)
+      rundir.publish(tmp, path)
     except OSError:  # built concurrently by another process, or a stale dir without a manifest
       if not os.path.isfile(os.path.join(path, MANIFEST)):
         shutil.rmtree(path, ignore_errors=True)
-        os.rename(tmp, path)
+        rundir.publish(tmp, path)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   return path

@@ -34,6 +34,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
+
+from ffnjax.parallel.rules import LOGICAL_RULES, logical_sharding
 
 EncodedRequest = tuple[tuple[int, ...], tuple[int, ...]]  # (context tokens, continuation tokens)
 LogitsFn = Callable[[jax.Array], jax.Array]  # int32 [B, T] -> float logits [B, T, V]
@@ -234,7 +237,6 @@ def data_parallel_size(mesh) -> int:
   """Devices the batch dimension is split over (the mesh axes of the logical 'batch' axis)."""
   if mesh is None:
     return 1
-  from ffnjax.parallel.rules import LOGICAL_RULES
 
   return math.prod(mesh.shape[a] for a in dict(LOGICAL_RULES)["batch"] if a in mesh.shape)
 
@@ -242,7 +244,6 @@ def data_parallel_size(mesh) -> int:
 def _to_device(array: np.ndarray, mesh):
   if mesh is None:
     return jnp.asarray(array)
-  from ffnjax.parallel.rules import logical_sharding
 
   sharding = logical_sharding(("batch", "length"), array.shape, mesh)
   return jax.make_array_from_callback(array.shape, sharding, lambda idx: array[idx])
@@ -251,7 +252,6 @@ def _to_device(array: np.ndarray, mesh):
 def _to_host(x) -> np.ndarray:
   if getattr(x, "is_fully_addressable", True):
     return np.asarray(x)
-  from jax.experimental import multihost_utils
 
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ffnjax.core import rundir
-from ffnjax.eval import engine
+from ffnjax.eval import embedded, engine
 from ffnjax.eval.tasks import Task, get_task, parse_tasks
 from ffnjax.eval.tasks.base import Encoded
 
@@ -28,8 +28,6 @@ EMBEDDED = "embedded"
 def resolve_data_dir(data_dir: str) -> str:
   """'embedded' -> the embedded evaluation set (built once into the cache); other values unchanged."""
   if data_dir == EMBEDDED:
-    from ffnjax.eval import embedded
-
     return embedded.ensure_embedded()
   if not data_dir:
     raise ValueError("eval data_dir is empty: give a directory of upstream task files or 'embedded'")

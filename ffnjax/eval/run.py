@@ -9,58 +9,34 @@ data.seq_len when 0, token_budget). `python -m ffnjax.eval` is the command line 
 
 from __future__ import annotations
 
-import os
 import time
 
+import jax
 from absl import logging
 
+from ffnjax.analysis.results import make_results, write_results
+from ffnjax.convert import load_hf
+from ffnjax.convert.runs import IMPORT_STEP
 from ffnjax.core import meshspec, rundir
+from ffnjax.eval import evaluator
+from ffnjax.eval.tasks import parse_tasks
+from ffnjax.model import make_scorer
+from ffnjax.parallel import make_mesh
+from ffnjax.train import checkpoint
+from ffnjax.train.runconfig import load_config, load_tokenizer
 
 HF_MESH = "data:1,fsdp:-1,tensor:1"  # --hf_model's default mesh: ffnjax.convert's, so a model too big for one
-# device loads, and `evaluate --hf_model` scores exactly what `convert` then `evaluate --workdir` scores
-
-def tokenizer_spec(config, run_dir: str | None = None) -> str:
-  """data.tokenizer with an `hf:PATH` made usable: a relative PATH (what ffnjax.convert writes: `hf:tokenizer`) is
-  relative to the run directory, so a moved or copied run still finds its tokenizer."""
-  from ffnjax.data import tokenizers
-
-  spec = config.data.tokenizer
-  if tokenizers.parse_spec(spec)[0] == "hf" and not os.path.isabs(spec[3:]) and "://" not in spec:
-    if not run_dir:
-      raise ValueError(f"data.tokenizer={spec!r} is relative to its run directory; pass the run directory")
-    return "hf:" + rundir.join(run_dir, spec[3:])
-  return spec
-
-
-def load_tokenizer(config, tokenizer_dir: str | None = None, run_dir: str | None = None):
-  """The run's tokenizer (see tokenizer_spec for `hf:` paths; a `bpe:N` lives next to the training data)."""
-  from ffnjax.data import tokenizers
-
-  spec = tokenizer_spec(config, run_dir)
-  if tokenizers.parse_spec(spec)[0] in ("gpt2", "hf"):  # neither lives next to the training data
-    return tokenizers.get_tokenizer(spec)
-  if not tokenizer_dir:
-    from ffnjax.data.prepare import default_dir
-
-    tokenizer_dir = config.data.path or default_dir(config.data)
-  return tokenizers.get_tokenizer(spec, tokenizer_dir)
+# device loads, and `eval --hf_model` scores exactly what `convert` then `eval --workdir` scores
 
 
 def load_model(workdir: str | None, hf_model: str | None, step: int | None, mesh: str | None,
                tokenizer_dir: str | None = None):
   """(params, config, plan, mesh, step, tokenizer) of a run's checkpoint (default: the newest) or of a Hugging Face
   directory converted in memory (step 0, as ffnjax.convert imports it)."""
-  from ffnjax.parallel import make_mesh
-  from ffnjax.train import checkpoint
-  from ffnjax.train.runconfig import load_config
-
   if bool(workdir) == bool(hf_model):
     raise ValueError("give exactly one of --workdir=RUN_DIR (an ffnjax run) or --hf_model=DIR (a Hugging Face "
                      "model directory)")
   if hf_model:
-    from ffnjax.convert import load_hf
-    from ffnjax.convert.runs import IMPORT_STEP
-
     the_mesh = make_mesh(meshspec.parse(mesh or "", base=meshspec.parse(HF_MESH)))
     params, config, plan = load_hf(hf_model, the_mesh)
     config.mesh.update({a: int(the_mesh.shape[a]) for a in ("data", "fsdp", "tensor")})
@@ -86,11 +62,6 @@ def run(workdir: str | None = None, *, hf_model: str | None = None, step: int | 
         max_length: int | None = None, token_budget: int | None = None, output: str | None = None,
         records: str | None = None, tokenizer_dir: str | None = None, mesh: str | None = None) -> dict:
   """Evaluates a checkpoint of `workdir` (or the Hugging Face model `hf_model`); returns the results it wrote."""
-  from ffnjax.analysis.results import make_results, write_results
-  from ffnjax.eval import evaluator
-  from ffnjax.eval.tasks import parse_tasks
-  from ffnjax.model import make_scorer
-
   start = time.perf_counter()
   if hf_model and not output:
     raise ValueError(f"--hf_model={hf_model}: give --output=FILE for the results (a model directory is not a run)")
@@ -108,7 +79,6 @@ def run(workdir: str | None = None, *, hf_model: str | None = None, step: int | 
   logits_fn = make_scorer(config, plan, params, mesh=the_mesh)  # packed hidden-state scoring (engine.py)
   logging.info("evaluating %s step %s on %s (max_length %d, token budget %d)", workdir or hf_model, step, tasks,
                max_length, token_budget)
-  import jax
 
   writer = jax.process_index() == 0
   results = evaluator.evaluate(logits_fn, tokenizer, tasks, data_dir, limit, max_length, token_budget=token_budget,

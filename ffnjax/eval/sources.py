@@ -16,6 +16,9 @@ import json
 import os
 from typing import Callable, Sequence
 
+import numpy as np
+import pyarrow.parquet as pq
+
 from ffnjax.core import rundir
 
 EXTENSIONS = (".jsonl", ".json", ".parquet")
@@ -60,8 +63,6 @@ def read_records(paths: Sequence[str], limit: int = 0) -> list[dict]:
   records: list[dict] = []
   for path in paths:
     if path.endswith(".parquet"):
-      import pyarrow.parquet as pq
-
       with rundir.open(path, "rb") as f:
         records += pq.read_table(f).to_pylist()
     else:
@@ -114,7 +115,7 @@ def tfds_dir_exists(data_dir: str, source: TfdsSource) -> bool:
 
 
 def read_tfds(data_dir: str, source: TfdsSource, limit: int = 0) -> list[dict]:
-  import tensorflow_datasets as tfds
+  import tensorflow_datasets as tfds  # seconds to import, and only TFDS-format data dirs need it
 
   try:
     ds = tfds.data_source(source.name, split=source.split, data_dir=data_dir, download=False)
@@ -127,8 +128,6 @@ def read_tfds(data_dir: str, source: TfdsSource, limit: int = 0) -> list[dict]:
 
 def _plain(value):
   """TFDS numpy/bytes values -> Python str/int/list/dict."""
-  import numpy as np
-
   if isinstance(value, dict):
     return {k: _plain(v) for k, v in value.items()}
   if isinstance(value, bytes):

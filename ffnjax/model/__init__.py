@@ -9,11 +9,18 @@ import jax.numpy as jnp
 import ml_collections
 from flax import linen as nn
 
+from ffnjax import kernels
+from ffnjax.core.placement import LayerPlan, ModelDims
+from ffnjax.eval.engine import HiddenScorer
 from ffnjax.model.layers import REMAT_POLICIES
-from ffnjax.model.transformer import (Transformer, head_from_params, padded_width, scanned_to_unrolled,
-                                      unrolled_to_scanned)
+from ffnjax.model.transformer import (
+  Transformer,
+  head_from_params,
+  padded_width,
+  scanned_to_unrolled,
+  unrolled_to_scanned,
+)
 from ffnjax.parallel.rules import logical_sharding
-from ffnjax.core.placement import LayerPlan
 
 __all__ = ["default_config", "validate", "build", "Transformer", "param_shapes", "param_shardings",
            "placed_param_shapes", "init_params", "make_logits_fn", "make_scorer", "head_from_params", "padded_width", "scanned_to_unrolled",
@@ -23,8 +30,6 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 
 def default_config() -> ml_collections.ConfigDict:
-  from ffnjax import kernels
-
   return ml_collections.ConfigDict(dict(
       vocab_size=50257, num_layers=12, d_model=1280, d_ff=4480, num_heads=20,
       num_kv_heads=0,  # 0 = num_heads; fewer = grouped-query attention
@@ -53,12 +58,7 @@ def validate(model_cfg) -> None:
     raise ValueError(f"model.norm_eps={model_cfg.norm_eps}: must be > 0")
   if model_cfg.init_std <= 0:
     raise ValueError(f"model.init_std={model_cfg.init_std}: must be > 0")
-  if not model_cfg.head_dim and model_cfg.num_heads >= 1 and model_cfg.d_model % model_cfg.num_heads:
-    raise ValueError(f"model.num_heads={model_cfg.num_heads}: does not divide model.d_model={model_cfg.d_model} "
-                     f"(or set model.head_dim)")
-  head_dim = model_cfg.head_dim or model_cfg.d_model // max(model_cfg.num_heads, 1)
-  if head_dim % 2:
-    raise ValueError(f"model.head_dim={head_dim}: rotary embeddings need an even head dimension")
+  ModelDims.from_config(model_cfg)  # heads, d_model, head_dim
 
 
 def build(model_cfg, plan: LayerPlan) -> Transformer:
@@ -134,8 +134,6 @@ def make_logits_fn(config, plan: LayerPlan, params, mesh=None, with_keep: bool =
 def make_scorer(config, plan: LayerPlan, params, mesh=None):
   """The evaluator's fast path (ffnjax.eval.engine.HiddenScorer): final hidden states of packed rows under keep
   masks [B, L, 2], and the output head applied only at scored positions."""
-  from ffnjax.eval.engine import HiddenScorer
-
   model = build(config.model, plan)
 
   def forward(p, tokens, positions, doc, branch, keep):

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 from jax.ad_checkpoint import checkpoint_name
 
+from ffnjax.kernels.flash_attention import MASK_VALUE
 from ffnjax.model import ops
 from ffnjax.parallel.constraints import constrain
 
@@ -77,8 +78,6 @@ class Attention(nn.Module):
 
 def masked_attention(q, k, v, mask):
   """The reference attention (fp32, GQA by repeating kv heads) with an explicit bool mask [B, Tq, Tk]."""
-  from ffnjax.kernels.flash_attention import MASK_VALUE
-
   hd, group = q.shape[-1], q.shape[2] // k.shape[2]
   k, v = jnp.repeat(k, group, axis=2), jnp.repeat(v, group, axis=2)
   s = jnp.einsum("bqhd,bkhd->bhqk", q.astype(jnp.float32), k.astype(jnp.float32)) / (hd ** 0.5)

@@ -7,11 +7,11 @@ Pallas kernels see per-device shards, so under a multi-device mesh they run insi
 from __future__ import annotations
 
 from ffnjax import kernels
+from ffnjax.kernels import sharded
 from ffnjax.parallel.constraints import current_mesh
 
 
 def _sharded():
-  from ffnjax.kernels import sharded  # local: only the pallas path needs it
   return sharded
 
 

@@ -26,15 +26,20 @@ import json
 import os
 from typing import Sequence
 
+import jax.numpy as jnp
 import numpy as np
 
 from ffnjax.analysis import report_tables
 from ffnjax.analysis.importance import ImportanceSummary
 from ffnjax.analysis.report import Analysis, analyze
 from ffnjax.analysis.results import AnalysisError
+from ffnjax.analysis.results_table import ResultsTable, load_study, run_dirs
 from ffnjax.analysis.ri import ConfigRI, ModelRI, TaskMetric, relative_improvement
 from ffnjax.analysis.runs import read_study_json
-from ffnjax.analysis.results_table import ResultsTable, load_study, run_dirs
+from ffnjax.eval import engine
+from ffnjax.model import make_logits_fn
+from ffnjax.train import checkpoint
+from ffnjax.train.runconfig import load_tokenizer
 
 __all__ = ["InteractiveModel", "Study", "open_study"]
 
@@ -61,8 +66,6 @@ class InteractiveModel:
     self.step = step
     self.keep = None if keep is None else _check_keep(keep, plan.num_layers)
     if _forward is None:
-      from ffnjax.model import make_logits_fn
-
       _forward = make_logits_fn(config, plan, params, with_keep=True)
     self._forward = _forward  # (tokens [B, T], keep [L, 2] | None) -> logits [B, T, V]
 
@@ -74,9 +77,6 @@ class InteractiveModel:
     The tokenizer is the run's: GPT-2 BPE, or a trained `bpe:N` found in `tokenizer_dir` / the run's data.path /
     the prepared-data cache ($FFNJAX_CACHE), as the evaluator finds it.
     """
-    from ffnjax.eval.run import load_tokenizer
-    from ffnjax.train import checkpoint
-
     if step is None:
       available = checkpoint.steps(run_dir)
       step = max(available) if available else None  # restore_params names the missing checkpoints
@@ -123,7 +123,6 @@ class InteractiveModel:
     """`tokens [B, T] -> logits` with this view's keep mask (the engine's LogitsFn)."""
     if self.keep is None:
       return functools.partial(self._forward, keep=None)
-    import jax.numpy as jnp
 
     return functools.partial(self._forward, keep=jnp.asarray(self.keep, jnp.float32))
 
@@ -144,14 +143,10 @@ class InteractiveModel:
 
   def score_many(self, requests: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
     """`score` for many (context, continuation) pairs, batched as the evaluator batches them."""
-    from ffnjax.eval import engine
-
     return engine.loglikelihood(self._logits_fn(), self.tokenizer, list(requests), max_length=self.max_length)
 
   def perplexity(self, text: str) -> float:
     """exp(-rolling LL / tokens) of a text (the first token conditioned on end-of-text), as WikiText scores."""
-    from ffnjax.eval import engine
-
     ll = engine.loglikelihood_rolling(self._logits_fn(), self.tokenizer, [text], max_length=self.max_length)[0]
     return float(np.exp(-ll / max(1, len(self.encode(text)))))
 

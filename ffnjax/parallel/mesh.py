@@ -7,6 +7,7 @@ import math
 import jax
 import ml_collections
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import AxisType, Mesh
 
 from ffnjax.core.meshspec import AXES, validate
@@ -38,7 +39,6 @@ def make_mesh(mesh_cfg=None, devices=None) -> Mesh:
   devices = devices[:math.prod(shape)]
   if len(devices) > 1 and devices[0].platform != "cpu":
     try:
-      from jax.experimental import mesh_utils
       arr = mesh_utils.create_device_mesh(shape, devices)
     except Exception:  # noqa: BLE001 - topology-aware placement is an optimisation only
       arr = np.asarray(devices).reshape(shape)

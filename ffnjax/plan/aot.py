@@ -36,9 +36,17 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax._src import xla_bridge
+from jax.experimental import topologies
 
+from ffnjax import model as model_lib
 from ffnjax.core import meshspec
+from ffnjax.parallel import logical_sharding, make_mesh
+from ffnjax.train import experiment
+from ffnjax.train.loop import build_state_shardings
 from ffnjax.train.mfu import MEMORY_GIB
+from ffnjax.train.optimizer import make_optimizer
+from ffnjax.train.step import make_train_step
 
 GIB = 2**30
 
@@ -49,8 +57,6 @@ _KIND_TO_TARGET = (("tpu v5 lite", "v5e"), ("tpu v5e", "v5e"), ("tpu v6 lite", "
 
 def _cpu_devices(devices: int) -> list:
   """`devices` emulated CPU devices; their number must be set before JAX starts its backends."""
-  from jax._src import xla_bridge
-
   if devices < 1:
     raise ValueError(f"--devices={devices}: must be >= 1")
   if not xla_bridge.backends_are_initialized():
@@ -75,8 +81,6 @@ def _bytes_per_device(abstract, shardings) -> int:
 
 def topology_devices(name: str):
   """Devices of a named TPU slice (e.g. 'v5e:2x4') for compiling without one; needs `pip install libtpu`."""
-  from jax.experimental import topologies
-
   try:
     return list(topologies.get_topology_desc(platform="tpu", topology_name=name).devices)
   except Exception as e:  # noqa: BLE001 - libtpu missing or an unknown name: say which, in one line
@@ -104,13 +108,6 @@ def plan_report(config, *, mesh_spec: str = "", devices: int = 8, target: str = 
   device_list = topology_devices(topology) if topology else _cpu_devices(devices)
   if topology and not target:
     target = _target_of(device_list[0].device_kind)
-
-  from ffnjax.train import experiment
-  from ffnjax import model as model_lib
-  from ffnjax.parallel import logical_sharding, make_mesh
-  from ffnjax.train.loop import build_state_shardings
-  from ffnjax.train.optimizer import make_optimizer
-  from ffnjax.train.step import make_train_step
 
   config = ml_collections.ConfigDict(config.to_dict())
   config_batch = config.train.global_batch

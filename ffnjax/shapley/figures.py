@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from ffnjax.analysis.figures import save  # noqa: F401  (re-exported: one PNG+SVG writer for the project)
 from ffnjax.core import rundir
+from ffnjax.shapley.pertask import metric_name
 from ffnjax.shapley.players import ATTN, Player
 
 KIND_COLOR = {"attn": "tab:purple", "ffn": "tab:green"}
@@ -73,14 +74,10 @@ def ablation_figure(drop: Sequence[float], players: Sequence[Player], *, title: 
 
 def metric_unit(metric: str) -> str:
   """The units a game's values are in: 'Δ accuracy', 'Δ normalised accuracy', 'Δ −log word perplexity'."""
-  from ffnjax.shapley.pertask import metric_name
-
   return "Δ " + metric_name(metric)
 
 
 def _panel_title(task: str, entry: dict, tolerance: float) -> str:
-  from ffnjax.shapley.pertask import metric_name
-
   chance = "" if entry.get("chance") is None else f", chance {entry['chance']:.3g}"
   if entry.get("chance") is None:
     corner = "cornerstones: none defined (no chance level)"

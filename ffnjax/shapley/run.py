@@ -10,7 +10,15 @@ import time
 
 import numpy as np
 
+from ffnjax import shapley
+from ffnjax.convert import load_hf
 from ffnjax.core import rundir
+from ffnjax.data.tokenizers import HFTokenizer
+from ffnjax.eval.tasks import parse_tasks
+from ffnjax.shapley import block_coalitions, figures, grand_coalition, pertask
+from ffnjax.shapley.value import ModelValue, task_value
+from ffnjax.train.checkpoint import restore_params
+from ffnjax.train.runconfig import load_tokenizer
 
 METHODS = ("block", "exact", "permutation")
 
@@ -20,19 +28,14 @@ def load_model(checkpoint: str | None, hf_model: str | None, step: int | None):
   if bool(checkpoint) == bool(hf_model):
     raise ValueError("give exactly one of --checkpoint=RUN_DIR or --hf_model=DIR")
   if checkpoint:
-    from ffnjax.eval.run import load_tokenizer
-    from ffnjax.train.checkpoint import restore_params
     params, config, plan = restore_params(checkpoint, step)
     return params, config, plan, load_tokenizer(config, run_dir=checkpoint)
-  from ffnjax.convert import load_hf
-  from ffnjax.data.tokenizers import HFTokenizer
   params, config, plan = load_hf(hf_model)
   return params, config, plan, HFTokenizer(hf_model)
 
 
 def needed_coalitions(method: str, n: int, level: int) -> int | None:
   """Distinct coalitions the run evaluates (single ablation + the estimator's), for progress and ETA."""
-  from ffnjax.shapley import block_coalitions, grand_coalition
   full = grand_coalition(n)
   ablation = {full} | {full - {i} for i in range(n)}
   if method == "block":
@@ -47,17 +50,12 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
         perplexity_value: bool = False) -> dict:
   """One game per task (the paper); `game="task_mean"` adds cornerstones read from the task-mean game and
   `perplexity_value` admits perplexity tasks with -log(perplexity) as their value (both our extensions)."""
-  from ffnjax import shapley
-  from ffnjax.shapley import figures, pertask
-  from ffnjax.shapley.value import ModelValue, task_value
-
   if method not in METHODS:
     raise ValueError(f"--method={method!r}: must be one of {METHODS}")
   if game not in pertask.GAMES:
     raise ValueError(f"--game={game!r}: must be one of {pertask.GAMES}")
   if chance_tolerance < 0:
     raise ValueError(f"--chance_tolerance={chance_tolerance}: must be >= 0")
-  from ffnjax.eval.tasks import parse_tasks
   pertask.check_game_tasks(parse_tasks(tasks), perplexity_value)  # before loading any model
   params, config, plan, tokenizer = load_model(checkpoint, hf_model, step)
   players = shapley.players_from_layer_types(plan.layer_types)

@@ -15,11 +15,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ffnjax.core.progress import format_duration
 from ffnjax.eval import engine, evaluator
 from ffnjax.eval.tasks import parse_tasks
 from ffnjax.model import make_scorer
 from ffnjax.shapley.players import keep_masks, players_from_layer_types
-from ffnjax.train.metrics import format_duration
 
 # Perplexity-like tasks enter the value as -log(perplexity) (the mean log-likelihood per word or token): larger is
 # better, like accuracy, and it stays well-conditioned when ablations push perplexity to 1e9, where raw

@@ -10,10 +10,19 @@ from __future__ import annotations
 import sys
 import time
 
+from ffnjax.analysis.report import write_report
+from ffnjax.analysis.results import AnalysisError
+from ffnjax.analysis.ri import check_chance_rule, parse_task_set
 from ffnjax.core import rundir, studygrid
 from ffnjax.core.config import decay_start_step
+from ffnjax.core.progress import Eta, format_duration
+from ffnjax.data import readers, tokenstore
+from ffnjax.eval import run as eval_run
+from ffnjax.eval import sources
+from ffnjax.eval import tasks as tasks_lib
 from ffnjax.train import checkpoint as ckpt
-from ffnjax.train.metrics import format_duration
+from ffnjax.train import experiment
+from ffnjax.train.loop import train
 
 
 def run_is_trained(run_dir: str, steps: int) -> bool:
@@ -45,8 +54,6 @@ class StudyLog:
 
 def _eval_problems(config, data_dir: str) -> list[str]:
   """Every evaluation file of config.eval.tasks that is missing under data_dir (one line each)."""
-  from ffnjax.eval import sources, tasks as tasks_lib
-
   if data_dir == "embedded":
     return []  # built on demand from the embedded corpus (experiment.validate refuses it for FineWeb-Edu configs)
   fetch = "write it with `python -m ffnjax.data.fetch --what=eval --output=DIR`"
@@ -65,8 +72,6 @@ def _eval_problems(config, data_dir: str) -> list[str]:
 
 
 def _train_data_problems(config) -> list[str]:
-  from ffnjax.data import readers, tokenstore
-
   data = config.data
   if data.path:
     return [] if tokenstore.is_prepared(data.path) else [
@@ -85,11 +90,6 @@ def _train_data_problems(config) -> list[str]:
 def preflight(study, runs) -> list[str]:
   """What would make the study fail after training started: bad run configs, an analysis task set that the
   evaluation does not produce, missing evaluation files or training data. Returns one line per problem."""
-  from ffnjax.train import experiment
-  from ffnjax.analysis.results import AnalysisError
-  from ffnjax.analysis.ri import check_chance_rule, parse_task_set
-  from ffnjax.eval import tasks as tasks_lib
-
   problems: list[str] = []
   pairs = ()
   try:
@@ -153,14 +153,11 @@ def run_study(study, workdir: str, log=print) -> str:
   if problems:
     raise studygrid.StudyError(f"the study cannot run; nothing was trained. Fix these {len(problems)} problem(s):\n"
                                + "\n".join(f"  - {p}" for p in problems))
-  from ffnjax.eval import run as eval_run
-  from ffnjax.analysis.report import write_report
-  from ffnjax.train.loop import train
 
   rundir.mkdirs(workdir)
   record = StudyLog(workdir, study, runs)
-  start = time.perf_counter()
-  done_work = 0  # runs that needed work in this invocation (for the ETA)
+  eta = Eta(len(runs))
+  done_work = 0  # runs that needed work in this invocation: the ETA's rate
   for i, run in enumerate(runs):
     config = studygrid.build_run_config(run)
     run_dir = rundir.join(workdir, run.name)
@@ -185,11 +182,8 @@ def run_study(study, workdir: str, log=print) -> str:
       status.append("evaluated")
     if status:
       done_work += 1
-      elapsed = time.perf_counter() - start
-      remaining = len(runs) - i - 1
-      eta = elapsed / done_work * remaining
       log(f"[{i + 1}/{len(runs)}] {run.name}: {' + '.join(status)}; runs done {i + 1}/{len(runs)}, "
-          f"elapsed {format_duration(elapsed)}, ETA {format_duration(eta)}")
+          f"elapsed {format_duration(eta.elapsed())}, {eta.text(done_work, remaining=len(runs) - i - 1)}")
     else:
       log(f"[{i + 1}/{len(runs)}] {run.name}: already trained and evaluated, skipped")
   if not study.evaluate:

@@ -22,6 +22,8 @@ _MAX_STEPS = flags.DEFINE_integer("max_steps", 0, "Stop after this step (the sch
 
 def main(argv):
   del argv
+  # JAX is imported after flag parsing: --cpu_devices must be set before its backends start, and a flag or
+  # config error is reported before the seconds JAX and Orbax take to import.
   import jax
 
   if _DEVICES.value:

@@ -11,9 +11,12 @@ import logging
 
 import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
+from ffnjax import model as model_lib
 from ffnjax.core import rundir
 from ffnjax.core.placement import LayerPlan
+from ffnjax.train.runconfig import load_config
 
 
 class CheckpointMismatch(ValueError):
@@ -94,7 +97,6 @@ def restore_latest(run_dir: str, abstract_state, plan: LayerPlan):
         logging.warning("checkpoint step %d does not restore (%s); set aside as %s; resuming from step %d", bad,
                         _first_line(e), dst, step)
     if jax.process_count() > 1:  # no process opens the manager before the broken steps are out of its way
-      from jax.experimental import multihost_utils
       multihost_utils.sync_global_devices("ffnjax:checkpoints-set-aside")
   return state, meta, step
 
@@ -140,9 +142,6 @@ def steps(run_dir: str) -> list[int]:
 
 def restore_params(run_dir: str, step: int | None = None, mesh=None):
   """Parameters only (no optimizer state) -> (params, config, plan), placed on `mesh` (or one device)."""
-  from ffnjax import model as model_lib
-  from ffnjax.train.runconfig import load_config
-
   config = load_config(run_dir)
   plan = LayerPlan.from_config(config)
   available = steps(run_dir)

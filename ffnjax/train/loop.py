@@ -16,9 +16,9 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
+from ffnjax import model as model_lib
 from ffnjax.core import rundir
 from ffnjax.core.config import ConfigError, decay_start_step
-from ffnjax import model as model_lib
 from ffnjax.parallel import logical_sharding, make_mesh
 from ffnjax.train import checkpoint as ckpt
 from ffnjax.train import experiment
@@ -83,8 +83,8 @@ def _with_shardings(abstract, shardings):
 
 def train(config, workdir: str, *, max_steps: int | None = None, log: bool = True) -> dict:
   """Trains (or resumes) the run in `workdir`; returns a summary. `max_steps` stops early (tests)."""
-  from ffnjax.data import ensure_prepared
   from ffnjax.data.pipeline import TrainData
+  from ffnjax.data.prepare import ensure_prepared
 
   plan = experiment.validate(config)
   if config.name != plan.name:  # a command-line override (e.g. of the ratio) changed which model this is

@@ -7,6 +7,7 @@ import sys
 import time
 
 from ffnjax.core import rundir
+from ffnjax.core.progress import format_duration
 
 
 class MetricsWriter:
@@ -61,11 +62,3 @@ class Progress:
 
   def show(self, step: int, metrics: dict) -> None:
     print(self.line(step, metrics), file=sys.stderr, flush=True)
-
-
-def format_duration(seconds: float) -> str:
-  if seconds != seconds:
-    return "?"
-  m, s = divmod(int(seconds), 60)
-  h, m = divmod(m, 60)
-  return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"

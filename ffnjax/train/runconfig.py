@@ -1,4 +1,4 @@
-"""The run directory: config.json, plan.json, metrics.jsonl, checkpoints/ (the unit tools exchange).
+"""The run directory's config: config.json and plan.json, and the tokenizer the config names (the unit tools exchange).
 
 Local or gs://: every read and write goes through ffnjax.core.rundir.
 """
@@ -6,11 +6,14 @@ Local or gs://: every read and write goes through ffnjax.core.rundir.
 from __future__ import annotations
 
 import json
+import os
 
 import ml_collections
 
 from ffnjax.core import rundir
 from ffnjax.core.placement import LayerPlan
+from ffnjax.data import tokenizers
+from ffnjax.data.prepare import default_dir
 
 
 def config_to_dict(config) -> dict:
@@ -36,3 +39,26 @@ def init_run_dir(run_dir: str, config, plan: LayerPlan) -> None:
   rundir.check_writable(run_dir)
   rundir.write_json(rundir.join(run_dir, "config.json"), config_to_dict(config))
   rundir.write_json(rundir.join(run_dir, "plan.json"), plan.to_json())
+
+
+def tokenizer_spec(config, run_dir: str | None = None) -> str:
+  """data.tokenizer with an `hf:PATH` made usable: a relative PATH (what ffnjax.convert writes: `hf:tokenizer`) is
+  relative to the run directory, so a moved or copied run still finds its tokenizer."""
+
+  spec = config.data.tokenizer
+  if tokenizers.parse_spec(spec)[0] == "hf" and not os.path.isabs(spec[3:]) and "://" not in spec:
+    if not run_dir:
+      raise ValueError(f"data.tokenizer={spec!r} is relative to its run directory; pass the run directory")
+    return "hf:" + rundir.join(run_dir, spec[3:])
+  return spec
+
+
+def load_tokenizer(config, tokenizer_dir: str | None = None, run_dir: str | None = None):
+  """The run's tokenizer (see tokenizer_spec for `hf:` paths; a `bpe:N` lives next to the training data)."""
+
+  spec = tokenizer_spec(config, run_dir)
+  if tokenizers.parse_spec(spec)[0] in ("gpt2", "hf"):  # neither lives next to the training data
+    return tokenizers.get_tokenizer(spec)
+  if not tokenizer_dir:
+    tokenizer_dir = config.data.path or default_dir(config.data)
+  return tokenizers.get_tokenizer(spec, tokenizer_dir)

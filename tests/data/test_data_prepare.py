@@ -192,7 +192,7 @@ def test_concurrent_prepares_of_one_output_agree(tmp_path, make_docs, monkeypatc
 def test_shakespeare_splits_and_ensure_prepared_cache(tmp_path, monkeypatch):
   monkeypatch.setenv("FFNJAX_CACHE", str(tmp_path / "cache"))
   cfg = data.default_config()
-  path = data.ensure_prepared(cfg)
+  path = prepare.ensure_prepared(cfg)
   assert path == str(tmp_path / "cache" / "data" / "shakespeare-gpt2")
   m = tokenstore.read_manifest(path)
   assert m["splits"]["train"]["num_documents"] == 38 and m["splits"]["heldout"]["num_documents"] == 4
@@ -200,7 +200,7 @@ def test_shakespeare_splits_and_ensure_prepared_cache(tmp_path, monkeypatch):
   for split in ("train", "heldout"):
     assert tokenstore.read_json(os.path.join(path, split, "manifest.json"))["split"] == split
   mtime = os.path.getmtime(os.path.join(path, "manifest.json"))
-  assert data.ensure_prepared(cfg) == path
+  assert prepare.ensure_prepared(cfg) == path
   assert os.path.getmtime(os.path.join(path, "manifest.json")) == mtime
   heldout = tokenizers.get_tokenizer("gpt2").decode(_stream(path, "heldout")[:40].tolist())
   assert "MACBETH" in heldout.upper()  # heldout plays in key order: macbeth first
@@ -210,12 +210,12 @@ def test_ensure_prepared_errors(tmp_path, stream_dir):
   cfg = data.default_config()
   cfg.source, cfg.path = "tokens", str(tmp_path / "none")
   with pytest.raises(FileNotFoundError, match="ffnjax.data.prepare"):
-    data.ensure_prepared(cfg)
+    prepare.ensure_prepared(cfg)
   cfg.path = stream_dir()
   with pytest.raises(ValueError, match="data.tokenizer='gpt2', but"):
-    data.ensure_prepared(cfg)
+    prepare.ensure_prepared(cfg)
   cfg.tokenizer = "bpe:65000"
-  assert data.ensure_prepared(cfg) == cfg.path
+  assert prepare.ensure_prepared(cfg) == cfg.path
 
 
 def test_cli(tmp_path, make_docs):

@@ -8,8 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from ffnjax.eval import run as evaluate_cli
 from ffnjax.eval import embedded, prepare
+from ffnjax.eval import run as evaluate_cli
+from ffnjax.train.runconfig import load_tokenizer
 
 TASKS = "lambada_openai,wikitext,hellaswag,zsre"
 
@@ -23,9 +24,9 @@ def embedded_dir():
 def run_dir(tmp_path_factory):
   from configs import tiny
   from ffnjax import model as model_lib
+  from ffnjax.core.placement import LayerPlan
   from ffnjax.data import shakespeare
   from ffnjax.data.tokenizers import train_bpe
-  from ffnjax.core.placement import LayerPlan
   from ffnjax.train import checkpoint
   from ffnjax.train.runconfig import init_run_dir
 
@@ -119,7 +120,7 @@ def test_sharded_cli_and_single_device_api_agree(run_dir, embedded_dir, cli_resu
 
   out, _ = cli_results
   params, config, plan = restore_params(run_dir)
-  tok = evaluate_cli.load_tokenizer(config)
+  tok = load_tokenizer(config)
   res = score(prepare("hellaswag", tok, embedded_dir, limit=3, max_length=128), make_logits_fn(config, plan, params),
               token_budget=1024)
   for metric, value in res.metrics.items():

@@ -1,4 +1,4 @@
-"""`ffnjax.eval` against lm-evaluation-harness 0.4.13 itself (its HFLM, via ffnjax/eval/lmeval_ref.py), per
+"""`ffnjax.eval` against lm-evaluation-harness 0.4.13 itself (its HFLM, via ffnjax/eval/lmeval_ref/), per
 request, on the same Hugging Face directory and the same upstream-format records of every task.
 
 The model is a tiny random LlamaForCausalLM (logits O(1)) with SmolLM2's tokenizer (from the imported GGUF), so

@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import numpy as np
+import paper_tasks
 import pytest
 
-import paper_tasks
 from configs import tiny
 from ffnjax.shapley.pertask import PAPER_TASKS
 from ffnjax.shapley.run import run as shapley_run
@@ -46,8 +46,7 @@ def setup(tmp_path_factory):
 
 def test_export_carries_the_runs_tokenizer(setup):
   from ffnjax.data.tokenizers import HFTokenizer
-  from ffnjax.eval.run import load_tokenizer
-  from ffnjax.train.runconfig import load_config
+  from ffnjax.train.runconfig import load_config, load_tokenizer
 
   ours = load_tokenizer(load_config(setup["run"]), run_dir=setup["run"])
   exported = HFTokenizer(setup["hf"])

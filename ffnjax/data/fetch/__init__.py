@@ -20,8 +20,10 @@ import hashlib
 import json
 import os
 import time
+import urllib.request
 
 from ffnjax.core import rundir
+from ffnjax.core.progress import Eta
 
 MANIFEST = "manifest.json"
 
@@ -75,15 +77,13 @@ def _hub(op: str, **kw):
   op="download": a local path of `filename` of a hub dataset repo (huggingface_hub's cache).
   """
   if op == "dataset":
-    import datasets
+    import datasets  # the download path only; not a dependency of anything else
 
     return datasets.load_dataset(kw["repo"], kw["config"], split=kw["split"]).to_list()
   if op == "url":
-    import urllib.request
-
     with urllib.request.urlopen(kw["url"], timeout=600) as response:
       return response.read()
-  import huggingface_hub
+  import huggingface_hub  # the download path only (comes with datasets)
 
   if op == "list":
     return huggingface_hub.list_repo_files(kw["repo"], repo_type="dataset")
@@ -177,8 +177,8 @@ def fetch_fineweb_edu(output: str, subset: str, max_shards: int = 0, log=print) 
   rundir.mkdirs(target)
   manifest = _read_manifest(target)
   manifest.setdefault("files", {})
-  start = time.perf_counter()
-  done_bytes = 0
+  eta = Eta()  # bytes of the shards fetched by this invocation (present ones are skipped)
+  done_bytes = fetched = 0
   for i, name in enumerate(names, 1):
     base = os.path.basename(name)
     path = rundir.join(target, base)
@@ -189,10 +189,9 @@ def fetch_fineweb_edu(output: str, subset: str, max_shards: int = 0, log=print) 
     done_bytes += len(data)
     manifest["files"][base] = {"source": f"{FINEWEB_EDU_REPO}/{name}", "bytes": len(data), "sha256": _sha256(data)}
     rundir.write_json(rundir.join(target, MANIFEST), manifest)
-    elapsed = time.perf_counter() - start
-    rate = done_bytes / max(elapsed, 1e-9)
-    eta = (len(names) - i) * (done_bytes / i) / max(rate, 1e-9)
-    log(f"[{i}/{len(names)}] {base}: {len(data) / 1e6:,.1f} MB, {rate / 1e6:,.1f} MB/s, ETA {eta:,.0f} s")
+    fetched += 1
+    log(f"[{i}/{len(names)}] {base}: {len(data) / 1e6:,.1f} MB, {eta.rate(done_bytes) / 1e6:,.1f} MB/s, "
+        f"{eta.text(done_bytes, remaining=(len(names) - i) * done_bytes / fetched)}")
   manifest["subset"] = subset
   rundir.write_json(rundir.join(target, MANIFEST), manifest)
   return manifest

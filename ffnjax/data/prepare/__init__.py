@@ -21,6 +21,7 @@ import collections
 import concurrent.futures
 import contextlib
 import errno
+import fcntl
 import hashlib
 import multiprocessing
 import os
@@ -33,8 +34,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ffnjax.core import rundir
-from ffnjax.data import RAW_SOURCES, tokenizers, tokenstore, validate
-from ffnjax.data import readers
+from ffnjax.data import RAW_SOURCES, readers, shakespeare, tokenizers, tokenstore, validate
 
 DEFAULT_SHARD_TOKENS = 100_000_000  # 200 MB files for uint16
 DEFAULT_BPE_TRAIN_BYTES = 256 << 20  # a BPE sees at most this much training text
@@ -65,8 +65,6 @@ def recipe(source: str, input: str = "", tokenizer: str = "gpt2", *, heldout_eve
     raise ValueError(f"--heldout_every={heldout_every}: must be 0 (no heldout split) or >= 2")
   r = dict(format=tokenstore.FORMAT, source=source, tokenizer=tokenizer)
   if source == "shakespeare":
-    from ffnjax.data import shakespeare
-
     if input:
       raise ValueError(f"--input={input!r}: source 'shakespeare' is embedded and reads no input")
     shakespeare.split()  # fails early with the pip command if the package is missing
@@ -83,8 +81,6 @@ def recipe(source: str, input: str = "", tokenizer: str = "gpt2", *, heldout_eve
 def _documents(source: str, input: str, heldout_every: int) -> Iterator[tuple[str, str]]:
   """(split, text) in the fixed document order."""
   if source == "shakespeare":
-    from ffnjax.data import shakespeare
-
     train, heldout = shakespeare.split()
     for split, texts in (("train", train), ("heldout", heldout)):
       for text in texts.values():
@@ -269,7 +265,7 @@ def prepare(source: str, output: str, *, input: str = "", tokenizer: str = "gpt2
     os.makedirs(tmp)
     manifest = _write(tmp, recipe_, input, num_workers, shard_tokens, bpe_train_bytes, progress)
     try:
-      os.rename(tmp, output)  # atomic; replaces an empty dir, refuses a non-empty one
+      rundir.publish(tmp, output)  # atomic; replaces an empty dir, refuses a non-empty one
     except OSError as e:
       if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
         raise
@@ -345,8 +341,6 @@ def default_dir(data_cfg) -> str:
 def _file_lock(path: str):
   """An advisory lock so that concurrent trainers wait instead of tokenizing twice (the rename keeps it safe
   where flock does not work, e.g. some network filesystems)."""
-  import fcntl
-
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path + ".lock", "a") as f:
     try:

@@ -23,11 +23,11 @@ otherwise), exactly what a user running `lm_eval --model hf` gets. lm-eval is an
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
 from typing import Sequence
+
+from ffnjax.eval import sources
+from ffnjax.eval.tasks import get_task
 
 LMEVAL_HELP = ("lm-evaluation-harness is not installed; it is the optional extra [lmeval]: "
                "pip install -e '.[lmeval]'   (lm-eval==0.4.13, torch==2.13.0 CPU)")
@@ -57,10 +57,7 @@ def import_lm_eval():
 
 def task_config(task_manager, name: str, data_dir: str) -> dict:
   """lm-eval's config of task `name`, reading our local upstream-format files instead of the hub."""
-  from lm_eval.tasks._yaml_loader import load_yaml
-
-  from ffnjax.eval import sources
-  from ffnjax.eval.tasks import get_task
+  from lm_eval.tasks._yaml_loader import load_yaml  # optional extra [lmeval], like every lm_eval import here
 
   if name not in SUPPORTED:
     raise ValueError(f"task {name!r}: no lm-eval reference wired up; supported: {', '.join(SUPPORTED)}")
@@ -124,40 +121,3 @@ def run_lmeval(hf_dir: str, data_dir: str, tasks: str | Sequence[str], *, limit:
           requests.append(("", args[0], float(got), None))
     result[name] = {"metrics": metrics, "requests": requests}
   return result
-
-
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  p = argparse.ArgumentParser(description="lm-evaluation-harness 0.4.13 on a Hugging Face model dir and local "
-                              "upstream-format task files, offline")
-  p.add_argument("--hf_dir", required=True, help="Hugging Face model directory (config, weights, tokenizer)")
-  p.add_argument("--data_dir", required=True, help="DATA_DIR/<task>/<split>.jsonl|.json|.parquet")
-  p.add_argument("--tasks", required=True, help=f"comma-separated: {','.join(SUPPORTED)}")
-  p.add_argument("--limit", type=int, default=None, help="first N documents per task")
-  p.add_argument("--max_length", type=int, default=None)
-  p.add_argument("--batch_size", type=int, default=16)
-  p.add_argument("--output", default=None, help="write the result object as JSON here")
-  args = p.parse_args(argv)
-  if not os.path.isdir(args.hf_dir):
-    print(f"--hf_dir={args.hf_dir}: no such directory (a Hugging Face model dir)", file=sys.stderr)
-    return 2
-  if not os.path.isdir(args.data_dir):
-    print(f"--data_dir={args.data_dir}: no such directory (DATA_DIR/<task>/<split>.jsonl)", file=sys.stderr)
-    return 2
-  try:
-    result = run_lmeval(args.hf_dir, args.data_dir, args.tasks, limit=args.limit, max_length=args.max_length,
-                        batch_size=args.batch_size)
-  except (ValueError, FileNotFoundError) as e:
-    print(f"--tasks/--data_dir: {e}", file=sys.stderr)
-    return 2
-  for name, r in result.items():
-    print(name, json.dumps(r["metrics"], sort_keys=True))
-  if args.output:
-    with open(args.output, "w", encoding="utf-8") as f:
-      json.dump(result, f)
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())
