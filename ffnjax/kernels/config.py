@@ -34,6 +34,24 @@ def default_config() -> ml_collections.ConfigDict:
       **{name: 0 for name in BLOCK_FIELDS},
   ))
 
+# One line per field of default_config(): `python -m ffnjax.plan --show_config` prints it.
+HELP = {
+    "ffn": "SwiGLU FFN kernel: reference (pure jnp) | pallas",
+    "attention": "attention kernel: reference | pallas (flash attention)",
+    "rmsnorm": "RMSNorm kernel: reference | pallas",
+    "cross_entropy": "output head + cross-entropy kernel: reference | pallas (chunked over the vocabulary)",
+    "backend": "Pallas backend: auto (from the mesh's devices; CPU = interpret) | tpu | gpu | interpret",
+    "interpret_as": "kernel family the CPU interpreter runs: tpu | gpu",
+    "ffn_block_tokens": "FFN kernel token block (0 = the backend's default)",
+    "ffn_block_width": "FFN kernel hidden-width block (0 = the backend's default)",
+    "attn_block_q": "flash-attention query block (0 = the backend's default)",
+    "attn_block_k": "flash-attention key block (0 = the backend's default)",
+    "rms_block_tokens": "RMSNorm kernel token block (0 = the backend's default)",
+    "ce_block_tokens": "cross-entropy kernel token block (0 = the backend's default)",
+    "ce_block_vocab": "cross-entropy kernel vocabulary block (0 = the backend's default)",
+    "gpu_block_inner": "GPU kernels: d-chunk of the inner matmul loops (0 = the backend's default)",
+}
+
 
 def validate(config) -> None:
   """Raises ValueError naming the offending field and its allowed values."""

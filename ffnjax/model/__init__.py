@@ -39,6 +39,27 @@ def default_config() -> ml_collections.ConfigDict:
   ))
 
 
+# One line per field of default_config() (kernels.*: ffnjax.kernels.config.HELP); `--show_config` prints it.
+HELP = {
+    "vocab_size": "vocabulary size (embedding and output-head rows)",
+    "num_layers": "transformer layers L",
+    "d_model": "model width d",
+    "d_ff": "standard SwiGLU FFN width d_f (expanded layers get d_ff' from the placement)",
+    "num_heads": "attention (query) heads",
+    "num_kv_heads": "key/value heads (0 = num_heads; fewer = grouped-query attention)",
+    "head_dim": "per-head width (0 = d_model // num_heads)",
+    "rope_theta": "RoPE base frequency",
+    "norm_eps": "RMSNorm epsilon",
+    "init_std": "standard deviation of the normal parameter initialisation",
+    "param_dtype": "parameter (master-weight) dtype: float32 | bfloat16 | float16",
+    "dtype": "compute dtype: float32 | bfloat16 | float16",
+    "tie_embeddings": "output head shares the embedding matrix",
+    "scan_layers": "scan over groups of identical layers (False = one module per layer; same outputs)",
+    "remat": "activation rematerialisation: none | full | save_dots",
+    "ffn_pad_multiple": "FFN widths are zero-padded to this multiple (kernels, sharding); exact",
+}
+
+
 def validate(model_cfg) -> None:
   for field in ("param_dtype", "dtype"):
     if model_cfg[field] not in DTYPES:

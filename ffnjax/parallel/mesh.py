@@ -16,6 +16,14 @@ def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
 
 
+# One line per field of default_config(): `python -m ffnjax.plan --show_config` prints it.
+HELP = {
+    "data": "data-parallel axis size (-1 = the rest of the devices); --mesh syntax data:1,fsdp:8,tensor:1",
+    "fsdp": "fully-sharded data-parallel axis size: parameters and batch split over it (-1 = the rest)",
+    "tensor": "tensor-parallel axis size: heads and FFN width split over it (-1 = the rest)",
+}
+
+
 def resolve_shape(mesh_cfg, num_devices: int) -> tuple[int, int, int]:
   """Axis sizes; a fully fixed mesh smaller than the devices uses the first devices (e.g. 1 of 8 in tests)."""
   validate(mesh_cfg)

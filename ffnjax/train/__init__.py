@@ -35,6 +35,35 @@ def default_config() -> ml_collections.ConfigDict:
   ))
 
 
+# One line per field of default_config(): `python -m ffnjax.plan --show_config` prints it.
+HELP = {
+    "steps": "optimizer steps of the run (the schedule's length)",
+    "global_batch": "sequences per optimizer step, over all processes",
+    "micro_batches": "gradient accumulation: global_batch is split into this many sequential micro-batches",
+    "peak_lr": "peak learning rate (after warmup)",
+    "warmup_steps": "linear warmup steps from 0 to peak_lr",
+    "schedule": "learning-rate schedule: cosine | wsd (warmup-stable-decay) | constant",
+    "min_lr_ratio": "final learning rate = peak_lr * min_lr_ratio",
+    "decay_fraction": "wsd: the last fraction of steps decays",
+    "b1": "AdamW beta1",
+    "b2": "AdamW beta2",
+    "eps": "AdamW epsilon",
+    "weight_decay": "AdamW weight decay (decoupled)",
+    "decay_norms_and_embeddings": "also weight-decay norm scales and embeddings (default: matrices only)",
+    "grad_clip": "global-norm gradient clipping (0 = off)",
+    "nan_policy": "what a non-finite loss does: stop | skip (the step)",
+    "checkpoint_every": "temporary checkpoint every N steps (the newest keep_last are kept)",
+    "keep_last": "temporary checkpoints kept",
+    "keep_every": "permanent checkpoint every N steps (0 = none besides the final one)",
+    "log_every": "metrics (loss, tokens/s, MFU) every N steps",
+    "eval_every": "validation loss on held-out data every N steps (0 = off)",
+    "eval_batches": "batches per validation",
+    "profile_start": "first step traced with jax.profiler (-1 = no trace)",
+    "profile_steps": "steps traced from profile_start",
+    "async_checkpoints": "write checkpoints in the background while training continues",
+}
+
+
 def validate(train_cfg) -> None:
   if train_cfg.schedule not in SCHEDULES:
     raise ValueError(f"train.schedule={train_cfg.schedule!r}: must be one of {SCHEDULES}")
