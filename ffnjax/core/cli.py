@@ -20,9 +20,6 @@ from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 from ffnjax.core import meshspec, rundir
 from ffnjax.core.errors import ConfigError, FfnjaxError
 
-_VERBOSE = flags.DEFINE_bool("verbose", False, "On bad input, print the full traceback instead of one line.")
-
-
 def fail(prog: str, message: str) -> None:
   """One line on stderr, exit status 2 (bad input)."""
   print(f"{prog}: {message}", file=sys.stderr, flush=True)
@@ -30,7 +27,8 @@ def fail(prog: str, message: str) -> None:
 
 
 def define_mesh(name: str, default: str | None, help_: str) -> flags.FlagHolder:
-  """A `--mesh`-style flag in the one syntax `data:1,fsdp:8,tensor:1`, checked while the flags are parsed."""
+  """A `--mesh`-style flag in the one syntax `data:1,fsdp:8,tensor:1`, checked while the flags are parsed (for a
+  `__main__.py`: defines the flag when called)."""
   holder = flags.DEFINE_string(name, default, f"{help_} Syntax: AXIS:SIZE,... e.g. {meshspec.EXAMPLE}.")
 
   def check(spec):
@@ -103,7 +101,11 @@ def _flag_error(e: Exception) -> str:
 
 
 def run(main: Callable[[list[str]], object], *, prog: str, user_errors: tuple[type[BaseException], ...] = ()) -> None:
-  """`absl.app.run(main)` with the one bad-input policy; `user_errors` adds exception types that mean bad input."""
+  """`absl.app.run(main)` with the one bad-input policy; `user_errors` adds exception types that mean bad input.
+
+  Defines `--verbose` (here, not at import: importing a module never claims flag names).
+  """
+  verbose_flag = flags.DEFINE_bool("verbose", False, "On bad input, print the full traceback instead of one line.")
 
   def parse(argv):
     verbose = "--verbose" in argv
@@ -124,7 +126,7 @@ def run(main: Callable[[list[str]], object], *, prog: str, user_errors: tuple[ty
     try:
       return main(argv)
     except (FfnjaxError, *user_errors) as e:
-      if _VERBOSE.value:
+      if verbose_flag.value:
         raise
       # A ValueError's message names the field; other types (FileNotFoundError, KeyError) need their name.
       fail(prog, " ".join((str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}").split()))
