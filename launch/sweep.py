@@ -2,12 +2,12 @@
 
     python launch/sweep.py --study=configs/study.py:paper_285m_12l --root=DIR --backend=slurm --dry_run
     python launch/sweep.py --study=... --root=gs://BUCKET/study --backend=tpu \\
-        --launcher_args="--project=P --zone=Z --accelerator-type=v5p-32 --version=v2-alpha-tpuv5 --spot"
+        --launcher_args="--project=P --zone=Z --accelerator_type=v5p-32 --version=v2-alpha-tpuv5 --spot"
     python launch/sweep.py --study=... --root=DIR --backend=local -- --config.train.steps=200
 
 Backends (each job's command; --dry_run prints them, one per line, and runs nothing):
   local  python -m ffnjax.train ...                   run here, one after another
-  slurm  launch/slurm_gpu.sbatch --job-name=RUN ...   submits one Slurm job per run (requeued on preemption)
+  slurm  launch/slurm_gpu.sbatch --job_name=RUN ...   submits one Slurm job per run (requeued on preemption)
   tpu    launch/tpu_pod.sh run --name=PREFIX-RUN ...  one TPU slice per run, started in the background,
                                                       wrapped in launch/babysit.py (re-creates preempted slices)
 Runs whose final checkpoint exists are skipped (launch/runstate.py). Flags after -- go to every trainer.
@@ -98,7 +98,7 @@ def job_command(args, run: studygrid.RunSpec, workdir: str) -> list[str]:
   if args.backend == "local":
     cmd = [args.python, "-m", "ffnjax.train", *trainer]
   elif args.backend == "slurm":
-    cmd = [os.path.join(HERE, "slurm_gpu.sbatch"), f"--job-name={run.name}", *launcher, *trainer]
+    cmd = [os.path.join(HERE, "slurm_gpu.sbatch"), f"--job_name={run.name}", *launcher, *trainer]
   else:
     cmd = [os.path.join(HERE, "tpu_pod.sh"), "run", f"--name={tpu_name(args.tpu_prefix, run.name)}", *launcher,
            "--", *trainer]

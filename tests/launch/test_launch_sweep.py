@@ -54,7 +54,7 @@ def test_backends_and_trainer_flags(stubs, tmp_path, gcs_bucket):
   jobs, _ = _dry_run(stubs, tmp_path, "--backend=slurm", "--launcher_args=--nodes=2 --partition=gpu",
                      "--only=^middle_70", "--", "--config.train.steps=100")
   assert len(jobs) == 1
-  assert jobs[0] == [os.path.join(LAUNCH, "slurm_gpu.sbatch"), "--job-name=middle_70_285m_12l", "--nodes=2",
+  assert jobs[0] == [os.path.join(LAUNCH, "slurm_gpu.sbatch"), "--job_name=middle_70_285m_12l", "--nodes=2",
                      "--partition=gpu", "--config=configs/paper.py:middle_70_285m_12l",
                      f"--workdir={tmp_path}/middle_70_285m_12l",
                      # the paper study's data overrides travel with every job (configs/study.py:_paper_data)
