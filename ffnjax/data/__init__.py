@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from ffnjax.core.errors import ConfigError
+
 SOURCES = ("shakespeare", "fineweb_edu", "text_files", "tokens")
 RAW_SOURCES = ("shakespeare", "fineweb_edu", "text_files")  # what prepare can tokenize
 SPLITS = ("train", "heldout")
@@ -42,7 +44,7 @@ HELP = {
 
 def _check(cond: bool, field: str, msg: str) -> None:
   if not cond:
-    raise ValueError(f"data.{field}: {msg}")
+    raise ConfigError(f"data.{field}: {msg}")
 
 
 def validate(data_cfg) -> None:

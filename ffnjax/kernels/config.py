@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from ffnjax.core.errors import ConfigError
+
 IMPLS = ("reference", "pallas")
 BACKENDS = ("auto", "tpu", "gpu", "interpret")
 INTERPRET_AS = ("tpu", "gpu")
@@ -57,15 +59,15 @@ def validate(config) -> None:
   """Raises ValueError naming the offending field and its allowed values."""
   for field in OP_FIELDS:
     if config[field] not in IMPLS:
-      raise ValueError(f"kernels.{field}={config[field]!r}: must be one of {IMPLS}")
+      raise ConfigError(f"model.kernels.{field}={config[field]!r}: must be one of {IMPLS}")
   if config.backend not in BACKENDS:
-    raise ValueError(f"kernels.backend={config.backend!r}: must be one of {BACKENDS}")
+    raise ConfigError(f"model.kernels.backend={config.backend!r}: must be one of {BACKENDS}")
   if config.interpret_as not in INTERPRET_AS:
-    raise ValueError(f"kernels.interpret_as={config.interpret_as!r}: must be one of {INTERPRET_AS}")
+    raise ConfigError(f"model.kernels.interpret_as={config.interpret_as!r}: must be one of {INTERPRET_AS}")
   for field in BLOCK_FIELDS:
     value = config[field]
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-      raise ValueError(f"kernels.{field}={value!r}: must be an int >= 0 (0 = backend default)")
+      raise ConfigError(f"model.kernels.{field}={value!r}: must be an int >= 0 (0 = backend default)")
 
 
 def check_impl(impl: str) -> None:
@@ -77,6 +79,6 @@ def block_size(config, field: str, family: str) -> int:
   """The configured block size, or the family default when 0. GPU tiles must be powers of two."""
   value = (config[field] if config is not None else 0) or BLOCK_DEFAULTS[family][field]
   if family == "gpu" and (value & (value - 1) or value < 16):
-    raise ValueError(f"kernels.{field}={value}: GPU (Triton) blocks must be a power of two >= 16 "
+    raise ConfigError(f"model.kernels.{field}={value}: GPU (Triton) blocks must be a power of two >= 16 "
                      "(Triton tiles are powers of two; its dot needs dims >= 16)")
   return value

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from ffnjax.core.errors import ConfigError
+
 SCHEDULES = ("cosine", "wsd", "constant")
 NAN_POLICIES = ("stop", "skip")
 
@@ -66,17 +68,17 @@ HELP = {
 
 def validate(train_cfg) -> None:
   if train_cfg.schedule not in SCHEDULES:
-    raise ValueError(f"train.schedule={train_cfg.schedule!r}: must be one of {SCHEDULES}")
+    raise ConfigError(f"train.schedule={train_cfg.schedule!r}: must be one of {SCHEDULES}")
   if train_cfg.nan_policy not in NAN_POLICIES:
-    raise ValueError(f"train.nan_policy={train_cfg.nan_policy!r}: must be one of {NAN_POLICIES}")
+    raise ConfigError(f"train.nan_policy={train_cfg.nan_policy!r}: must be one of {NAN_POLICIES}")
   for field in ("steps", "global_batch", "micro_batches", "checkpoint_every", "keep_last", "log_every"):
     if train_cfg[field] < 1:
-      raise ValueError(f"train.{field}={train_cfg[field]}: must be >= 1")
+      raise ConfigError(f"train.{field}={train_cfg[field]}: must be >= 1")
   if not 0 <= train_cfg.warmup_steps <= train_cfg.steps:
-    raise ValueError(f"train.warmup_steps={train_cfg.warmup_steps}: must be in 0..train.steps={train_cfg.steps}")
+    raise ConfigError(f"train.warmup_steps={train_cfg.warmup_steps}: must be in 0..train.steps={train_cfg.steps}")
   if not 0 < train_cfg.decay_fraction <= 1:
-    raise ValueError(f"train.decay_fraction={train_cfg.decay_fraction}: must be in (0, 1]")
+    raise ConfigError(f"train.decay_fraction={train_cfg.decay_fraction}: must be in (0, 1]")
   if train_cfg.peak_lr <= 0:
-    raise ValueError(f"train.peak_lr={train_cfg.peak_lr}: must be > 0")
+    raise ConfigError(f"train.peak_lr={train_cfg.peak_lr}: must be > 0")
   if not 0 <= train_cfg.min_lr_ratio <= 1:
-    raise ValueError(f"train.min_lr_ratio={train_cfg.min_lr_ratio}: must be in [0, 1]")
+    raise ConfigError(f"train.min_lr_ratio={train_cfg.min_lr_ratio}: must be in [0, 1]")
