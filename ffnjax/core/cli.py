@@ -20,6 +20,7 @@ from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 from ffnjax.core import meshspec, rundir
 from ffnjax.core.errors import ConfigError, FfnjaxError
 
+
 def fail(prog: str, message: str) -> None:
   """One line on stderr, exit status 2 (bad input)."""
   print(f"{prog}: {message}", file=sys.stderr, flush=True)
@@ -97,7 +98,8 @@ def _flag_error(e: Exception) -> str:
   if "Error whilst parsing config file" in text:  # ml_collections puts the config file's traceback in the message
     last = [line.strip() for line in text.splitlines() if line.strip()][-1]
     return re.sub(r"^[\w.]+(Error|Exception): ", "", last)
-  return " ".join(text.split())
+  required = re.match(r"flag --(\w+)=None: Flag --\w+ must have a value other than None", text)
+  return f"--{required[1]} is required" if required else " ".join(text.split())
 
 
 def run(main: Callable[[list[str]], object], *, prog: str, user_errors: tuple[type[BaseException], ...] = ()) -> None:
