@@ -25,8 +25,8 @@ flags.DEFINE_string("data_dir", None, "directory of upstream task files, or 'emb
 flags.DEFINE_integer("limit", None, "documents per task, 0 = all (default: config.eval.limit)", lower_bound=0)
 flags.DEFINE_integer("max_length", None, "model context in tokens (default: config.eval.max_length or data.seq_len)",
                      lower_bound=1)
-flags.DEFINE_integer("token_budget", None, "tokens per scoring batch, bounds memory (default: config.eval.token_budget)",
-                     lower_bound=1)
+flags.DEFINE_integer("token_budget", None, "tokens per scoring batch, bounds memory (default: "
+                     "config.eval.token_budget)", lower_bound=1)
 flags.DEFINE_string("output", None, "results file (default: RUN_DIR/eval/results.json)")
 flags.DEFINE_string("records", None, "per-document JSONL records file (default: none)")
 flags.DEFINE_string("tokenizer_dir", None, "where a bpe:N tokenizer.json lives (default: the run's data.path or the "

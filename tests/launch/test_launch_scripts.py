@@ -156,7 +156,8 @@ SLURM_TRAIN = ["--config=configs/paper.py:baseline_285m_12l", "--workdir=/scratc
 
 
 def test_slurm_submit_dry_run_and_submission(stubs):
-  out = stubs.run([SLURM, "--dry-run", "--nodes=2", "--gpus-per-node=4", "--partition=gpu", *SLURM_TRAIN])  # old spellings
+  # the old spellings of --dry_run and --gpus_per_node: accepted, with a warning
+  out = stubs.run([SLURM, "--dry-run", "--nodes=2", "--gpus-per-node=4", "--partition=gpu", *SLURM_TRAIN])
   assert out.returncode == 0, out.stderr
   assert "--gpus-per-node is spelt --gpus_per_node now" in out.stderr and "--dry-run is spelt --dry_run" in out.stderr
   repo = os.path.dirname(LAUNCH)
