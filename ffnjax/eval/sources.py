@@ -20,12 +20,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from ffnjax.core import rundir
+from ffnjax.core.errors import DataError
 
 EXTENSIONS = (".jsonl", ".json", ".parquet")
-
-
-class DataError(ValueError):
-  """Bad or missing task data; the message names the file, record and field."""
 
 
 @dataclasses.dataclass(frozen=True)

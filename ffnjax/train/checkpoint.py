@@ -15,15 +15,16 @@ from jax.experimental import multihost_utils
 
 from ffnjax import model as model_lib
 from ffnjax.core import rundir
+from ffnjax.core.errors import CheckpointError
 from ffnjax.core.placement import LayerPlan
 from ffnjax.train.runconfig import load_config
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(CheckpointError):
   """A checkpoint that does not fit the config (layer plan or shapes)."""
 
 
-class CheckpointUnreadable(RuntimeError):
+class CheckpointUnreadable(CheckpointError, RuntimeError):
   """No checkpoint of a run restores."""
 
 
