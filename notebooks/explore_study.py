@@ -39,35 +39,24 @@ import json
 import math
 import os
 import pathlib
-import sys
-
-from IPython.display import Image, Markdown, display
-
-
-def find_repo_root() -> pathlib.Path:
-  """The repository root, from notebooks/ or the root itself: `ffnjax` and `configs` import without an install."""
-  here = pathlib.Path.cwd().resolve()
-  return next((d for d in (here, *here.parents) if (d / "ffnjax" / "__init__.py").exists()), here)
-
-
-ROOT = find_repo_root()
-if str(ROOT) not in sys.path:
-  sys.path.insert(0, str(ROOT))
 
 from absl import logging as absl_logging
+from IPython.display import Image, Markdown, display
+
+import ffnjax  # `pip install -e ".[notebooks]"` from the repository root (notebooks/README.md)
+from ffnjax.interactive import InteractiveModel, open_study
 
 absl_logging.set_verbosity(absl_logging.ERROR)  # checkpoint restores log read-only warnings otherwise
 
+# A relative FFNJAX_STUDY_DIR is looked up from the working directory (Jupyter's: notebooks/), then the repository's.
 STUDY_DIR = os.environ.get("FFNJAX_STUDY_DIR", "study/tiny")
 if not os.path.isabs(STUDY_DIR) and not os.path.isdir(STUDY_DIR):
-  STUDY_DIR = str(ROOT / STUDY_DIR)
+  STUDY_DIR = str(pathlib.Path(ffnjax.__file__).resolve().parents[1] / STUDY_DIR)
 if not os.path.isdir(STUDY_DIR):
   raise FileNotFoundError(f"no study directory at {STUDY_DIR}; run `python -m ffnjax.study "
                           f"--config=configs/study.py:tiny --workdir=study/tiny` or point FFNJAX_STUDY_DIR at a study")
 
 # %% open
-from ffnjax.interactive import InteractiveModel, open_study
-
 study = open_study(STUDY_DIR)
 FAMILY = study.families[0]
 print("study:   ", study.path)

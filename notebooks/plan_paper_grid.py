@@ -24,27 +24,13 @@
 # Pure Python: the configs are built (importing the package may import JAX) but nothing is compiled or run.
 
 # %% setup
-import pathlib
-import sys
-
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
-
-def find_repo_root() -> pathlib.Path:
-  """The repository root, from notebooks/ or the root itself: `ffnjax` and `configs` import without an install."""
-  here = pathlib.Path.cwd().resolve()
-  return next((d for d in (here, *here.parents) if (d / "ffnjax" / "__init__.py").exists()), here)
-
-
-ROOT = find_repo_root()
-if str(ROOT) not in sys.path:
-  sys.path.insert(0, str(ROOT))
-
-from configs import paper
+from configs import paper  # `pip install -e ".[notebooks]"` from the repository root (notebooks/README.md)
 from ffnjax import placement
 from ffnjax.analysis.tables import PlainTable
 from ffnjax.placement import LayerPlan
