@@ -19,7 +19,7 @@
 # Opens a study directory written by `python -m ffnjax.study` (one run directory per grid point, `report.md`,
 # `figures/`) and shows what the report shows, as live objects: the results table, relative improvement (RI),
 # the top configurations, layerwise FFN importance (paper App. H), the figures, a per-task drill-down and
-# per-example records. It then loads the baseline checkpoint with `ffnjax.interactive.InteractiveModel` to score,
+# per-example records. It then loads the baseline checkpoint with `ffnjax.notebook.InteractiveModel` to score,
 # generate and ablate.
 #
 # The study directory comes from the environment variable `FFNJAX_STUDY_DIR` (default `study/tiny`, relative to
@@ -31,7 +31,7 @@
 # ```
 #
 # Layers are numbered from 1 (layer 1 = closest to the input) in every table and figure. Tables are
-# `ffnjax.analysis.tables.PlainTable`s: a notebook renders them, `.records()` gives their rows as dicts.
+# `ffnjax.analysis.report_tables.PlainTable`s: a notebook renders them, `.records()` gives their rows as dicts.
 
 # %% setup
 # %matplotlib inline
@@ -44,7 +44,7 @@ from absl import logging as absl_logging
 from IPython.display import Image, Markdown, display
 
 import ffnjax  # `pip install -e ".[notebooks]"` from the repository root (notebooks/README.md)
-from ffnjax.interactive import InteractiveModel, open_study
+from ffnjax.notebook import InteractiveModel, open_study
 
 absl_logging.set_verbosity(absl_logging.ERROR)  # checkpoint restores log read-only warnings otherwise
 
@@ -112,7 +112,7 @@ for family in study.importance:
 
 # %% figures
 if not study.figures:
-  print(f"no figures under {STUDY_DIR}/figures; run `python -m ffnjax.analyze --study={STUDY_DIR}`")
+  print(f"no figures under {STUDY_DIR}/figures; run `python -m ffnjax.analysis --study={STUDY_DIR}`")
 for stem, png in study.figures.items():
   display(Markdown(f"**{stem}** (`{os.path.relpath(png, STUDY_DIR)}`)"), Image(filename=png, width=720))
 
@@ -134,13 +134,13 @@ for c in study.ri:
 # %% [markdown]
 # ## Per-example records
 #
-# `RUN/eval/records.jsonl`, written by `python -m ffnjax.evaluate --workdir=RUN --records=RUN/eval/records.jsonl`:
+# `RUN/eval/records.jsonl`, written by `python -m ffnjax.eval --workdir=RUN --records=RUN/eval/records.jsonl`:
 # one line per document with its requests (context, continuation, LL, is_greedy), gold, prediction and metrics.
 
 # %% records
 if not study.records:
   print("no run of this study has eval/records.jsonl; write one with\n"
-        f"  python -m ffnjax.evaluate --workdir={study.baseline_run()} "
+        f"  python -m ffnjax.eval --workdir={study.baseline_run()} "
         f"--records={study.baseline_run()}/eval/records.jsonl")
 else:
   RUN = next(iter(study.records))

@@ -18,7 +18,7 @@
 #
 # For each of the paper's four baselines (method.md §1, `configs/paper.py`) and its 16 grid points (the baseline
 # and position ∈ {first, middle, final} × ratio ∈ {10, 30, 50, 70, 90} %), this notebook derives the layer plans
-# with `ffnjax.placement.LayerPlan` and reports the expanded width d_ff', parameter parity with the baseline and
+# with `ffnjax.core.placement.LayerPlan` and reports the expanded width d_ff', parameter parity with the baseline and
 # the training FLOPs, per token and per run (tokens from method.md §3: 5.8 B / 11 B / 11 B / 23 B).
 #
 # Pure Python: the configs are built (importing the package may import JAX) but nothing is compiled or run.
@@ -31,9 +31,9 @@ from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
 from configs import paper  # `pip install -e ".[notebooks]"` from the repository root (notebooks/README.md)
-from ffnjax import placement
-from ffnjax.analysis.tables import PlainTable
-from ffnjax.placement import LayerPlan
+from ffnjax.analysis.report_tables import PlainTable
+from ffnjax.core import placement
+from ffnjax.core.placement import LayerPlan
 
 SEQ_LEN = 1024  # method.md §3
 # Training tokens per run (method.md §3, paper Table 5) and the schedule they come from (20,000 steps).
