@@ -10,8 +10,8 @@ import numpy as np
 from jax.experimental import mesh_utils
 from jax.sharding import AxisType, Mesh
 
-from ffnjax.core.meshspec import AXES, validate
 from ffnjax.core.errors import ConfigError
+from ffnjax.core.meshspec import AXES, validate
 
 
 def default_config() -> ml_collections.ConfigDict:

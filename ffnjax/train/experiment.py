@@ -10,11 +10,11 @@ import jax
 import ml_collections
 
 from ffnjax import data, kernels, model, parallel, train
-from ffnjax.kernels.config import HELP as KERNELS_HELP
-from ffnjax.parallel.mesh import HELP as MESH_HELP
 from ffnjax.core import placement
 from ffnjax.core.config import EVAL_HELP, PLACEMENT_HELP, TOP_HELP, ConfigError, eval_config, placement_config
+from ffnjax.kernels.config import HELP as KERNELS_HELP
 from ffnjax.parallel import logical_sharding
+from ffnjax.parallel.mesh import HELP as MESH_HELP
 
 
 def default_config() -> ml_collections.ConfigDict:
