@@ -63,16 +63,22 @@ class Attention(nn.Module):
     wk = self.param("wk", nn.with_logical_partitioning(init, ("embed", "kv_heads", "head_dim")), (d, kv, hd), pdt)
     wv = self.param("wv", nn.with_logical_partitioning(init, ("embed", "kv_heads", "head_dim")), (d, kv, hd), pdt)
     wo = self.param("wo", nn.with_logical_partitioning(init, ("heads", "head_dim", "embed")), (h, hd, d), pdt)
-    q = jnp.einsum("btd,dhk->bthk", x, wq.astype(dt))
-    k = jnp.einsum("btd,dhk->bthk", x, wk.astype(dt))
-    v = jnp.einsum("btd,dhk->bthk", x, wv.astype(dt))
+    q, k, v = (project(x, w.astype(dt)) for w in (wq, wk, wv))
     q = constrain(apply_rope(q, cos, sin), ("batch", "length", "heads", "head_dim"))
     k = constrain(apply_rope(k, cos, sin), ("batch", "length", "kv_heads", "head_dim"))
     v = constrain(v, ("batch", "length", "kv_heads", "head_dim"))
     # mask: bool [B, T, T] (packed scoring rows, block-causal) -> masked reference attention; None = causal kernel
     out = ops.attention(q, k, v, cfg=cfg.kernels) if mask is None else masked_attention(q, k, v, mask)
     out = checkpoint_name(out, "attention")
-    return jnp.einsum("bthk,hkd->btd", out, wo.astype(dt))
+    b, t = out.shape[:2]
+    return (out.reshape(b * t, h * hd) @ wo.astype(dt).reshape(h * hd, d)).reshape(b, t, d)
+
+
+def project(x, w):
+  """x [B, T, d] @ w [d, heads, hd] -> [B, T, heads, hd] as one [B*T, d] x [d, heads*hd] matmul (free reshapes):
+  the 3-D einsum makes XLA:CPU transpose operands and cotangents around every projection."""
+  (b, t, d), (_, heads, hd) = x.shape, w.shape
+  return (x.reshape(b * t, d) @ w.reshape(d, heads * hd)).reshape(b, t, heads, hd)
 
 
 def masked_attention(q, k, v, mask):
