@@ -8,8 +8,9 @@ Layers are indexed from 0 in code (`layer_types[0]` is layer 1 of the paper).
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Iterable, Sequence
+
+from ffnjax.core.errors import PlanError
 
 STANDARD = "standard"
 EXPANDED = "expanded"
@@ -19,10 +20,6 @@ LAYER_TYPES = (STANDARD, EXPANDED, DEACTIVATED)
 BASELINE = "baseline"
 POSITIONS = ("first", "middle", "final")
 PAPER_RATIOS = (10, 30, 50, 70, 90)
-
-
-class PlanError(ValueError):
-  """An impossible placement request; the message names the offending field."""
 
 
 def _require(cond: bool, field: str, msg: str) -> None:
@@ -268,7 +265,3 @@ def grid(dims: ModelDims, positions: Iterable[str] = POSITIONS, ratios: Sequence
       if ratio != 100:
         plans.append(LayerPlan(dims, position=position, ratio=ratio, size=size))
   return plans
-
-
-def plan_json(plan: LayerPlan) -> str:
-  return json.dumps(plan.to_json(), indent=2)

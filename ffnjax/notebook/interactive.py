@@ -1,6 +1,6 @@
 """Notebook helpers in the spirit of T5X's `interactive_model`: poke at a trained run or a finished study.
 
-    from ffnjax.interactive import InteractiveModel, open_study
+    from ffnjax.notebook import InteractiveModel, open_study
 
     model = InteractiveModel.from_run("study/tiny/baseline_tiny_8l")
     model.score("To be, or not", " to be")            # (sum log-likelihood, is_greedy), lm-eval semantics
@@ -27,14 +27,19 @@ import os
 from typing import Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from ffnjax.analysis import tables as tables_lib
+from ffnjax.analysis import figures as figures_lib
+from ffnjax.analysis import report_tables
 from ffnjax.analysis.importance import ImportanceSummary
 from ffnjax.analysis.report import Analysis, analyze
 from ffnjax.analysis.results import AnalysisError
 from ffnjax.analysis.ri import ConfigRI, ModelRI, TaskMetric, relative_improvement
 from ffnjax.analysis.runs import read_study_json
-from ffnjax.analysis.table import ResultsTable, load_study, run_dirs
+from ffnjax.analysis.results_table import ResultsTable, load_study, run_dirs
+from ffnjax.core import placement
+from ffnjax.shapley.estimators import single_ablation
+from ffnjax.shapley.players import ATTN, keep_mask, players_from_layer_types
 
 __all__ = ["InteractiveModel", "Study", "open_study"]
 
@@ -74,7 +79,7 @@ class InteractiveModel:
     The tokenizer is the run's: GPT-2 BPE, or a trained `bpe:N` found in `tokenizer_dir` / the run's data.path /
     the prepared-data cache ($FFNJAX_CACHE), as the evaluator finds it.
     """
-    from ffnjax.evaluate import load_tokenizer
+    from ffnjax.eval.run import load_tokenizer
     from ffnjax.train import checkpoint
 
     if step is None:
@@ -215,6 +220,22 @@ class InteractiveModel:
         keep[int(layer) - 1, column] = 0.0
     return self.ablate(keep)
 
+  def ablation_table(self, context: str, continuation: str) -> report_tables.PlainTable:
+    """The single ablation (paper B, `shapley.single_ablation`) on one request: the change in this view's
+    LL(continuation | context) when each attention / FFN sub-layer alone is removed; one row per layer (paper
+    numbering), None for the FFN of a deactivated layer (it has none)."""
+    players = players_from_layer_types(self.plan.layer_types)
+    num_layers = self.plan.num_layers
+
+    def ll(coalition) -> float:
+      return self.ablate(keep_mask(players, coalition, num_layers)).score(context, continuation)[0]
+
+    ablation = single_ablation(ll, len(players))
+    rows = [[layer + 1, t, None, None] for layer, t in enumerate(self.plan.layer_types)]
+    for p, without in zip(players, ablation.without):
+      rows[p.layer][2 if p.kind == ATTN else 3] = float(without - ablation.full)
+    return report_tables.PlainTable(["layer", "type", "ΔLL without attention", "ΔLL without FFN"], rows, digits=3)
+
   def describe_keep(self) -> str:
     """The removed sub-layers, paper numbering: e.g. 'L1.attn, L3.ffn' ('none' when nothing is removed)."""
     if self.keep is None:
@@ -239,7 +260,7 @@ def _check_keep(keep, num_layers: int) -> np.ndarray:
 
 @dataclasses.dataclass
 class Study:
-  """A study directory, analysed: what `python -m ffnjax.analyze` reports, as objects for a notebook."""
+  """A study directory, analysed: what `python -m ffnjax.analysis` reports, as objects for a notebook."""
 
   path: str
   analysis: Analysis
@@ -286,28 +307,28 @@ class Study:
     return family
 
   # --- tables (PlainTable: .to_markdown(), .records()) -----------------------------------------------------
-  def metrics_table(self, family: str | None = None) -> tables_lib.PlainTable:
-    return tables_lib.metrics_table(self.table, self.tasks, self._family(family))
+  def metrics_table(self, family: str | None = None) -> report_tables.PlainTable:
+    return report_tables.metrics_table(self.table, self.tasks, self._family(family))
 
-  def ri_table(self, family: str | None = None) -> tables_lib.PlainTable:
+  def ri_table(self, family: str | None = None) -> report_tables.PlainTable:
     family = self._family(family)
-    return tables_lib.ri_table([c for c in self.ri if c.family == family], self.tasks)
+    return report_tables.ri_table([c for c in self.ri if c.family == family], self.tasks)
 
-  def top_k_table(self, k: int = 5, family: str | None = None) -> tables_lib.PlainTable:
+  def top_k_table(self, k: int = 5, family: str | None = None) -> report_tables.PlainTable:
     family = self._family(family)
-    return tables_lib.ri_table([c for c in self.ri if c.family == family], self.tasks, k=k)
+    return report_tables.ri_table([c for c in self.ri if c.family == family], self.tasks, k=k)
 
-  def importance_table(self, family: str | None = None) -> tables_lib.PlainTable:
+  def importance_table(self, family: str | None = None) -> report_tables.PlainTable:
     family = self._family(family)
     if family not in self.importance:
       raise AnalysisError(f"{self.path}: no layer importance for {family!r}: {self.analysis.importance_error}")
-    return tables_lib.importance_table(self.importance[family])
+    return report_tables.importance_table(self.importance[family])
 
-  def exclusions_table(self, family: str | None = None) -> tables_lib.PlainTable:
+  def exclusions_table(self, family: str | None = None) -> report_tables.PlainTable:
     family = self._family(family)
-    return tables_lib.exclusions_table([c for c in self.ri if c.family == family])
+    return report_tables.exclusions_table([c for c in self.ri if c.family == family])
 
-  def drilldown(self, task: str, metric: str, family: str | None = None) -> tables_lib.PlainTable:
+  def drilldown(self, task: str, metric: str, family: str | None = None) -> report_tables.PlainTable:
     """One task's metric for every model of a family (mean over seeds), with the baseline and the RI %."""
     family = self._family(family)
     if (task, metric) not in self.table.task_metrics:
@@ -329,8 +350,34 @@ class Study:
         ri = relative_improvement(value, base, hib) + 0.0  # + 0.0: no '-0.0' for the baseline itself
       m0 = members[0]
       rows.append([m0.position, m0.ratio, name, len(values), value, base, ri])
-    return tables_lib.PlainTable(["position", "ratio", "model", "seeds", f"{task} {metric}", "baseline", "RI %"],
+    return report_tables.PlainTable(["position", "ratio", "model", "seeds", f"{task} {metric}", "baseline", "RI %"],
                                  rows, digits=4)
+
+  def drilldown_figure(self, task: str, metric: str, family: str | None = None) -> Figure:
+    """`drilldown` as a figure: the metric against the expanded-FFN ratio, one line per position, the baseline
+    dashed (log scale for a perplexity)."""
+    family = self._family(family)
+    rows = self.drilldown(task, metric, family).records()
+    key = f"{task} {metric}"
+    fig = Figure(figsize=(6, 3.5), layout="constrained")
+    ax = fig.subplots()
+    for position in placement.POSITIONS:
+      color, marker = figures_lib.POSITION_STYLE[position]
+      pts = sorted((r["ratio"], r[key]) for r in rows if r["position"] == position and r[key] is not None)
+      if pts:
+        ax.plot(*zip(*pts), color=color, marker=marker, label=position)
+    base = [r[key] for r in rows if r["position"] == placement.BASELINE and r[key] is not None]
+    if base:
+      ax.axhline(base[0], color="black", linestyle="--", label="baseline")
+    if "perplexity" in metric and rows and all(r[key] is not None and r[key] > 0 for r in rows):
+      ax.set_yscale("log")
+    ax.set_xticks(sorted({r["ratio"] for r in rows if r["position"] != placement.BASELINE}))
+    ax.set_xlabel("expanded-FFN ratio r (%)")
+    ax.set_ylabel(key)
+    ax.set_title(f"{family}: {key} by position and ratio (mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
 
   # --- runs, records, models -------------------------------------------------------------------------------
   def baseline_run(self, family: str | None = None, seed: int | None = None) -> str:
@@ -343,9 +390,9 @@ class Study:
     return self.runs[sorted(baselines, key=lambda m: m.seed)[0].run]
 
   def load_records(self, run: str, task: str | None = None) -> list[dict]:
-    """Per-document records of a run (`RUN/eval/records.jsonl`, written by `ffnjax.evaluate --records`)."""
+    """Per-document records of a run (`RUN/eval/records.jsonl`, written by `ffnjax.eval --records`)."""
     if run not in self.records:
-      raise FileNotFoundError(f"{self.path}/{run}: no {RECORDS_FILE} (write one with `python -m ffnjax.evaluate "
+      raise FileNotFoundError(f"{self.path}/{run}: no {RECORDS_FILE} (write one with `python -m ffnjax.eval "
                               f"--workdir={self.path}/{run} --records={self.path}/{run}/{RECORDS_FILE}`)")
     out = []
     with open(self.records[run], encoding="utf-8") as f:
@@ -355,6 +402,17 @@ class Study:
           if task is None or rec.get("task") == task:
             out.append(rec)
     return out
+
+  def compare_records(self, run_a: str, run_b: str, task: str | None = None) -> report_tables.PlainTable:
+    """The documents both runs scored (their records), with each run's total LL over the document's requests."""
+    a, b = ({(r["task"], r["doc_id"]): r for r in self.load_records(run, task)} for run in (run_a, run_b))
+
+    def total_ll(rec: dict) -> float:
+      return sum(q["ll"] for q in rec.get("requests", []))
+
+    rows = [[t, doc, total_ll(a[t, doc]), total_ll(b[t, doc]), total_ll(b[t, doc]) - total_ll(a[t, doc])]
+            for t, doc in sorted(set(a) & set(b))]
+    return report_tables.PlainTable(["task", "doc", f"LL {run_a}", f"LL {run_b}", "Δ LL"], rows, digits=3)
 
   def model(self, run: str | None = None, step: int | None = None, **kw) -> InteractiveModel:
     """InteractiveModel of a run (a run name or directory; default: the baseline)."""

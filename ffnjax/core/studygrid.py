@@ -6,11 +6,13 @@ import dataclasses
 import importlib.util
 import os
 
-from ffnjax import placement
+from ffnjax.core import placement
+from ffnjax.core.config import decay_start_step
+from ffnjax.core.errors import ConfigError
 
 
-class StudyError(ValueError):
-  pass
+class StudyError(ConfigError):
+  """An invalid study config; the message names the field."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +69,6 @@ def budget_steps(study, budget: float) -> int:
 
 def _pre_decay(study, steps: int) -> int:
   """The WSD run's last pre-decay step, kept permanently (train.keep_every) so that a longer budget extends it."""
-  from ffnjax.train.optimizer import decay_start_step
-
   config = build_run_config(RunSpec("budget", study.config_file, f"baseline_{study.size}", 0,
                                     tuple(_flatten(study.overrides.to_dict()))))
   config.train.steps = steps
@@ -132,10 +132,11 @@ def _flatten(tree: dict, prefix: str = ""):
 
 def load_config_file(path: str, arg: str):
   """Imports configs/*.py by path (like ml_collections' config flags) and calls get_config(arg)."""
+  given = path
   if not os.path.exists(path) and not os.path.isabs(path):  # configs/*.py relative to the checkout, from any cwd
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), path)
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), path)
   if not os.path.exists(path):
-    raise StudyError(f"config file {path!r} does not exist")
+    raise StudyError(f"config file {given} not found")
   spec = importlib.util.spec_from_file_location(f"_ffnjax_config_{abs(hash(path))}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

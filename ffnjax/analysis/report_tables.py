@@ -10,7 +10,7 @@ import numpy as np
 
 from ffnjax.analysis.importance import ImportanceSummary
 from ffnjax.analysis.ri import PAPER_LABELS, ConfigRI, TaskMetric
-from ffnjax.analysis.table import ResultsTable
+from ffnjax.analysis.results_table import ResultsTable
 
 
 @dataclasses.dataclass
@@ -32,6 +32,13 @@ class PlainTable:
              "|" + "|".join("---:" if numeric[j] else "---" for j in range(len(self.headers))) + "|"]
     lines += ["| " + " | ".join(c) + " |" for c in cells]
     return "\n".join(lines)
+
+  def head(self, n: int) -> PlainTable:
+    """The first n rows."""
+    return dataclasses.replace(self, rows=self.rows[:n])
+
+  def _repr_markdown_(self) -> str:  # a notebook renders a table that is a cell's value (or display(table))
+    return self.to_markdown()
 
 
 def format_cell(value, digits: int = 2) -> str:
