@@ -50,6 +50,8 @@ _RESAMPLES = flags.DEFINE_integer("resamples", bootstrap.RESAMPLES, "Bootstrap r
                                   "(intervals).", lower_bound=10)
 _BOOT_SEED = flags.DEFINE_integer("bootstrap_seed", bootstrap.SEED, "Seed of the bootstrap resamples (intervals are "
                                   "stable for a fixed seed).")
+_PLAYER_LAYERS = flags.DEFINE_string("player_layers", None, "Play only these layers' sub-layers (1-based: '1-2', "
+                                     "'1,3'); every other sub-layer stays kept (ours: a cheaper sub-game).")
 _TARGET_CI = flags.DEFINE_float("target_ci", None, "Wanted half-width of the 95 % intervals of the single-ablation "
                                 "drops: a pilot prints the examples each task needs, then stops (see "
                                 "--continue_after_pilot).")
@@ -75,7 +77,8 @@ def main(argv):
                  _LEVEL.value, _PERMUTATIONS.value, _SEED.value, _LIMIT.value, _MAX_LENGTH.value,
                  _TOKEN_BUDGET.value, _OUTPUT.value, _CHANCE_TOL.value, _GAME.value, _PERPLEXITY_VALUE.value,
                  value=_VALUE.value, resamples=_RESAMPLES.value, bootstrap_seed=_BOOT_SEED.value,
-                 target_ci=_TARGET_CI.value, pilot_limit=_PILOT_LIMIT.value, continue_after_pilot=_CONTINUE.value)
+                 target_ci=_TARGET_CI.value, pilot_limit=_PILOT_LIMIT.value, continue_after_pilot=_CONTINUE.value,
+                 player_layers=_PLAYER_LAYERS.value)
   except (ValueError, FileNotFoundError, KeyError) as e:
     _fail(f"{type(e).__name__}: {e}")
   if "pilot" in result:

@@ -47,14 +47,16 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
         token_budget, output, chance_tolerance: float = 0.02, game: str = "per_task",
         perplexity_value: bool = False, value: str = "acc", resamples: int = bootstrap.RESAMPLES,
         bootstrap_seed: int = bootstrap.SEED, target_ci: float | None = None, pilot_limit: int = 50,
-        continue_after_pilot: bool = False) -> dict:
+        continue_after_pilot: bool = False, player_layers: str | None = None) -> dict:
   """One game per task (the paper); `game="task_mean"` adds cornerstones read from the task-mean game,
   `perplexity_value` admits perplexity tasks with -log(perplexity) as their value and `value` plays the games on
   the gold continuation's log-likelihood (our extensions). Every value, drop and share gets a bootstrap interval
   (`resamples`, `bootstrap_seed`). With `target_ci`, a pilot first estimates the examples each task needs for
-  that half-width, and the run stops there unless `continue_after_pilot`."""
+  that half-width, and the run stops there unless `continue_after_pilot`. `player_layers` ("1-2") plays the
+  sub-game of those layers' sub-layers, every other sub-layer kept (ours: a cheaper, different game)."""
   from ffnjax import shapley
   from ffnjax.shapley import figures, pertask, table
+  from ffnjax.shapley.players import players_of_layers
   from ffnjax.shapley.value import ModelValue, task_value
 
   if method not in METHODS:
@@ -75,6 +77,8 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
   pertask.check_game_tasks(parse_tasks(tasks), perplexity_value)  # before loading any model
   params, config, plan, tokenizer = load_model(checkpoint, hf_model, step)
   players = shapley.players_from_layer_types(plan.layer_types)
+  if player_layers:
+    players = players_of_layers(players, player_layers)
   labels = [p.label for p in players]
   n = len(players)
   if method == "block" and not 1 <= level <= n:
@@ -87,6 +91,7 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
   def open_games(at: str, lim: int, expected: int | None):
     model_value = ModelValue(config, plan, params, tokenizer, tasks=tasks, data_dir=data_dir, limit=lim,
                              max_length=max_length, token_budget=token_budget)
+    model_value.players = players  # a sub-game's players: keep masks leave the other sub-layers kept
     names = [p.task.name for p in model_value.prepared]
     cache = shapley.CoalitionCache(rundir.join(at, "coalitions.jsonl"), n,
                                    meta={"model": plan.name,

@@ -4,6 +4,8 @@ whose interval covers 0."""
 
 from __future__ import annotations
 
+import numpy as np
+
 COVERS = "~0"
 
 
@@ -18,6 +20,10 @@ def cell(value: float, ci, digits: int = 3) -> str:
 
 def _share(value: float, ci) -> str:
   return f"{value:.3f}" if ci is None else f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def median_half_width(pairs) -> float:
+  return float(np.median([(hi - lo) / 2 for lo, hi in pairs]))
 
 
 def cornerstone_line(entry: dict, tolerance: float) -> str:
@@ -45,7 +51,11 @@ def summary_lines(result: dict) -> list[str]:
     lines.append("  " + task_header(name, entry))
     game = entry.get("cornerstone_game")
     if game:
-      lines.append(f"    accuracy game ({game['metric']}): v(N) = {cell(game['v_full'], game['ci']['v_full'], 4)}")
+      lines.append(f"    accuracy game ({game['metric']}): v(N) = {cell(game['v_full'], game['ci']['v_full'], 4)}; "
+                   f"single-ablation drops: median 95 % half-width {median_half_width(game['ci']['ablation_drop']):.4f}, "
+                   f"{len(game['significant_drops'])} of {len(result['players'])} exclude 0; {entry['metric']} game: "
+                   f"median half-width {median_half_width(entry['ci']['ablation_drop']):.4f} (its own units), "
+                   f"{len(entry['significant_drops'])} exclude 0")
     sig = [f"{p} {cell(d, ci)}" for p, d, ci in zip(result["players"], entry["ablation_drop"],
                                                    entry["ci"]["ablation_drop"]) if not ci[0] <= 0.0 <= ci[1]]
     lines.append(f"    single-ablation drops whose 95 % interval excludes 0: {len(sig)} of {len(result['players'])}"
