@@ -96,3 +96,14 @@ def players_of_layers(players: Sequence[Player], layers: str) -> list[Player]:
     raise ValueError(f"--player_layers={layers!r}: layers must lie in 1..{num_layers}")
   chosen = [p for p in players if p.layer + 1 in wanted]
   return [Player(j, p.layer, p.kind, p.label) for j, p in enumerate(chosen)]
+
+
+def players_from_labels(labels: Sequence[str]) -> list[Player]:
+  """Players back from their labels ("L1.attn", as shapley.json lists them), in the order given."""
+  out = []
+  for j, label in enumerate(labels):
+    layer, _, kind = label.partition(".")
+    if not layer.startswith("L") or not layer[1:].isdigit() or kind not in (ATTN, FFN):
+      raise ValueError(f"player label {label!r}: expected L<layer>.attn or L<layer>.ffn")
+    out.append(Player(j, int(layer[1:]) - 1, kind, label))
+  return out
