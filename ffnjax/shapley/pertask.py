@@ -247,9 +247,9 @@ def summarize(players: Sequence[str], tasks: Mapping[str, dict], *, game: str, t
               "values": ci_of(tm["values"], reps("phi", names)),
               "ablation_drop": ci_of(tm["ablation_drop"], reps("drop", names))}
   if game == "task_mean":  # our extension: cornerstones and shares read from the task-mean (accuracy) game
-    game_of = lambda t: tasks[t].get("cornerstone_game", tasks[t])  # noqa: E731
-    full = float(np.mean([game_of(t)["v_full"] for t in names]))
-    without = np.mean([game_of(t)["v_without"] for t in names], axis=0)
+    games = [tasks[t].get("cornerstone_game", tasks[t]) for t in names]
+    full = float(np.mean([g["v_full"] for g in games]))
+    without = np.mean([g["v_without"] for g in games], axis=0)
     full_low = ci_of([full], reps("full", names, 1)[:, None])[0][0]
     drop_low = [lo for lo, _ in ci_of(full - without, reps("drop", names, 1))]
     reading = read_cornerstones(without, full, full_low, drop_low, tm["chance"], tolerance)

@@ -109,7 +109,7 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
     metrics = {p.task.name: pertask.value_metric(p.task) for p in model_value.prepared}
     return model_value, pertask.TaskGames(evaluate, names, cache, metrics, value)
 
-  boot = dict(resamples=resamples, seed=bootstrap_seed)
+  boot = {"resamples": resamples, "seed": bootstrap_seed}
   pilot = None
   if target_ci is not None:
     pilot = _pilot(open_games, output, limit, pilot_limit, n, labels, target_ci, **boot)

@@ -31,8 +31,8 @@ def cornerstone_line(entry: dict, tolerance: float) -> str:
     found = ", ".join(entry["cornerstones"]) or "none"
     point = entry.get("cornerstones_point_rule", [])
     dropped = [p for p in point if p not in entry["cornerstones"]]
-    more = f" ({len(dropped)} more by the point rule alone, their drops not significant: " \
-           f"{', '.join(dropped)})" if dropped else ""
+    more = (f" ({len(dropped)} more by the point rule alone, their drops not significant: "
+            f"{', '.join(dropped)})") if dropped else ""
     return f"cornerstones (removal -> chance + {tolerance:g}, drop interval excludes 0): {found}{more}"
   return f"cornerstones: none claimed ({entry['cornerstones_undefined']})"
 
@@ -66,11 +66,11 @@ def summary_lines(result: dict) -> list[str]:
 
 def markdown(result: dict) -> str:
   """One table per task: drop, Shapley value and share per player, each with its interval."""
-  out = [f"# Layer Shapley values: {result['model']} ({result['method']}"
-         + (f", level K = {result['level']}" if "level" in result else "") + ")", "",
-         f"Values `value [low, high]`: 95 % percentile bootstrap interval over each task's examples "
-         f"({result['intervals']['resamples']} resamples, seed {result['intervals']['bootstrap_seed']}); "
-         f"`{COVERS}` marks an interval that covers 0.", ""]
+  level = f", level K = {result['level']}" if "level" in result else ""
+  legend = (f"Values `value [low, high]`: 95 % percentile bootstrap interval over each task's examples "
+            f"({result['intervals']['resamples']} resamples, seed {result['intervals']['bootstrap_seed']}); "
+            f"`{COVERS}` marks an interval that covers 0.")
+  out = [f"# Layer Shapley values: {result['model']} ({result['method']}{level})", "", legend, ""]
   tol = result["cornerstone_rule"]["tolerance"]
   for name, entry in result["tasks"].items():
     out += [f"## {task_header(name, entry)}", "", cornerstone_line(entry, tol), "",

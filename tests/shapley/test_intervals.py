@@ -32,7 +32,9 @@ def test_linear_map_reproduces_each_estimator(make):
 
 def test_exact_map_is_the_exact_estimators_linear_map():
   n = 4
-  estimate = lambda v: estimators.exact_shapley(v, n)  # noqa: E731
+  def estimate(v):
+    return estimators.exact_shapley(v, n)
+
   coalitions = intervals.coalitions_of(estimate)[::-1]  # any column order
   np.testing.assert_allclose(intervals.exact_map(n, coalitions), intervals.linear_map(estimate, coalitions),
                              atol=1e-12)
@@ -70,7 +72,9 @@ def test_four_example_table_with_fixed_resamples_equals_hand_computation():
                             np.full(4, 0.25))
   ci = intervals.task_intervals(COALITIONS_2, per_example, None, 2,
                                 intervals.linear_phi(intervals.exact_map(2, COALITIONS_2)), res)
-  triple = lambda xs: [(i.value, i.low, i.high) for i in xs]  # noqa: E731
+  def triple(xs):
+    return [(i.value, i.low, i.high) for i in xs]
+
   assert triple(ci.phi) == [(0.5, 0.375, 1.0), (0.25, 0.0, 0.375)]
   assert ci.significant("phi") == [True, False]
   assert triple(ci.drop) == [(0.5, 0.5, 1.0), (0.25, 0.0, 0.5)] and ci.significant("drop") == [True, False]

@@ -96,7 +96,7 @@ def test_intervals_in_json_and_table_gold_values_and_a_sub_game(run_dir, tmp_pat
   assert set(e["cornerstones"]) <= set(e["cornerstones_point_rule"])
   assert len(r["task_mean"]["ci"]["values"]) == 4
   # v(N)'s interval is the bootstrap of the cached per-example scores with the task's own resamples
-  records = [json.loads(line) for line in open(out / "coalitions.jsonl")][1:]
+  records = [json.loads(line) for line in (out / "coalitions.jsonl").read_text().splitlines()][1:]
   full = next(rec for rec in records if rec["key"] == "1111")
   res = bootstrap.for_documents(12, 200, bootstrap.task_seed(0, "hellaswag"))
   want = bootstrap.interval(np.mean(full["examples"]["hellaswag"]),
@@ -131,7 +131,7 @@ def test_target_ci_pilot_sizes_the_run_and_stops(run_dir, tmp_path):
   t = json.loads((out / "pilot.json").read_text())["tasks"]["hellaswag"]
   assert t["num_examples"] == 6
   assert t["examples_for_every_drop"] == examples_for_half_width(t["drop_half_width_max"], 6, 0.05)
-  assert f"hellaswag (acc_norm, n = 6): single-ablation drop half-width median" in res.stdout
+  assert "hellaswag (acc_norm, n = 6): single-ablation drop half-width median" in res.stdout
   # a run's own cache serves as the pilot once it holds the single ablation
   shapley(run_dir, out, level=1, resamples=100)
   again = shapley(run_dir, out, level=1, resamples=100, target_ci=0.05)

@@ -20,7 +20,7 @@ def test_smollm2_layer1_sub_game_and_its_notebook(smollm2_run, tmp_path):
                         "--tasks=lambada_openai,hellaswag", "--method=block", "--level=1", "--player_layers=1",
                         "--limit=8", "--max_length=64", "--resamples=200", f"--output={out}"],
                        cwd=REPO, env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True,
-                       timeout=600)
+                       timeout=600, check=False)
   assert res.returncode == 0, res.stderr[-3000:]
   r = json.loads((out / "shapley.json").read_text())
   assert r["players"] == ["L1.attn", "L1.ffn"] and r["coalitions_evaluated"] == 3
@@ -40,8 +40,10 @@ def test_smollm2_layer1_sub_game_and_its_notebook(smollm2_run, tmp_path):
   NotebookClient(nb, timeout=300, kernel_name="python3",
                  resources={"metadata": {"path": os.path.join(REPO, "notebooks")}}).execute(env=env)
   cells = {c.id: c for c in nb.cells}
-  text = lambda cid: "".join(o.get("text", "") + str(o.get("data", {}).get("text/markdown", ""))  # noqa: E731
-                             for o in cells[cid].outputs)
+
+  def text(cid):
+    return "".join(o.get("text", "") + str(o.get("data", {}).get("text/markdown", "")) for o in cells[cid].outputs)
+
   assert "lambada_openai: acc v(N) = " in text("summary") and "| L1.ffn" in text("tables")
   assert sum("image/png" in o.get("data", {}) for o in cells["figures"].outputs) == 2
   assert "cornerstones: ['L1.ffn'" in text("paper") and "all in layers 1-3" in text("paper")
