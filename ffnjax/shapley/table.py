@@ -9,13 +9,15 @@ import numpy as np
 COVERS = "~0"
 
 
-def cell(value: float, ci, digits: int = 3) -> str:
-  """'+0.050 [-0.050, +0.150] ~0'"""
+def cell(value: float, ci, digits: int = 3, signed: bool = True) -> str:
+  """'+0.050 [-0.050, +0.150] ~0' (a difference: signed, marked when its interval covers 0), or '0.300 [0.100,
+  0.500]' (a level, signed=False)."""
+  f = f"{{:{'+' if signed else ''}.{digits}f}}"
   if ci is None:
-    return f"{value:+.{digits}f}"
+    return f.format(value)
   lo, hi = ci
-  mark = f" {COVERS}" if lo <= 0.0 <= hi else ""
-  return f"{value:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]{mark}"
+  mark = f" {COVERS}" if signed and lo <= 0.0 <= hi else ""
+  return f"{f.format(value)} [{f.format(lo)}, {f.format(hi)}]{mark}"
 
 
 def _share(value: float, ci) -> str:
@@ -39,7 +41,7 @@ def cornerstone_line(entry: dict, tolerance: float) -> str:
 
 def task_header(name: str, entry: dict) -> str:
   chance = "" if entry["chance"] is None else f", chance {entry['chance']:.3g}"
-  return (f"{name}: {entry['metric']} v(N) = {cell(entry['v_full'], entry['ci']['v_full'], 4)} "
+  return (f"{name}: {entry['metric']} v(N) = {cell(entry['v_full'], entry['ci']['v_full'], 4, signed=False)} "
           f"(n = {entry['num_examples']} examples{chance})")
 
 
@@ -51,7 +53,8 @@ def summary_lines(result: dict) -> list[str]:
     lines.append("  " + task_header(name, entry))
     game = entry.get("cornerstone_game")
     if game:
-      lines.append(f"    accuracy game ({game['metric']}): v(N) = {cell(game['v_full'], game['ci']['v_full'], 4)}; "
+      v_full = cell(game["v_full"], game["ci"]["v_full"], 4, signed=False)
+      lines.append(f"    accuracy game ({game['metric']}): v(N) = {v_full}; "
                    f"single-ablation drops: median 95 % half-width {median_half_width(game['ci']['ablation_drop']):.4f}, "
                    f"{len(game['significant_drops'])} of {len(result['players'])} exclude 0; {entry['metric']} game: "
                    f"median half-width {median_half_width(entry['ci']['ablation_drop']):.4f} (its own units), "
