@@ -142,7 +142,7 @@ def per_task_figure(result: dict, players: Sequence[Player], *, model: str, abla
     a.tick_params(labelbottom=False)
   method = result["method"] + (f", level K = {result['level']}" if "level" in result else "")
   what = "single sub-layer ablation" if ablation else f"layer Shapley values ({method})"
-  fig.suptitle(f"{model}: {what}, one game per task, ≤ {result['limit']} examples per task; error bars: 95 % "
+  fig.suptitle(f"{model}: {what}, one game per task, ≤ {result['limit']} examples per task\nerror bars: 95 % "
                f"bootstrap intervals over examples", fontsize=11)
   return fig
 
