@@ -62,7 +62,7 @@ _CONTINUE = flags.DEFINE_bool("continue_after_pilot", False, "With --target_ci: 
 
 
 def _fail(message: str) -> None:
-  """Bad input: one line on stderr, exit status 2 (as ffnjax.evaluate), no traceback."""
+  """Bad input: one line on stderr, exit status 2 (as ffnjax.eval), no traceback."""
   print(f"ffnjax.shapley: {message}", file=sys.stderr)
   sys.exit(2)
 
