@@ -20,7 +20,7 @@ import sys
 from absl import app, flags, logging
 
 from ffnjax.core import bootstrap
-from ffnjax.shapley import table
+from ffnjax.shapley import summary
 from ffnjax.shapley.pertask import GAMES, PAPER_LIMIT, PAPER_TASKS, VALUES
 from ffnjax.shapley.run import METHODS, run
 
@@ -90,10 +90,10 @@ def main(argv):
   print(f"{result['method']} Shapley values of {len(result['players'])} players on {len(result['tasks'])} task(s) "
         f"({result['coalitions_evaluated']} coalitions evaluated, {result['compilations']} compilation(s)); "
         f"value [95 % interval], {result['intervals']['resamples']} bootstrap resamples of the examples")
-  for line in table.summary_lines(result):
+  for line in summary.summary_lines(result):
     print(line)
   print(f"wrote {_OUTPUT.value}/shapley.json and {_OUTPUT.value}/shapley.md (per player: drop, value, share; "
-        f"'{table.COVERS}' marks an interval that covers 0)")
+        f"'{summary.COVERS}' marks an interval that covers 0)")
 
 
 def _print_pilot(pilot: dict) -> None:

@@ -55,7 +55,7 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
   that half-width, and the run stops there unless `continue_after_pilot`. `player_layers` ("1-2") plays the
   sub-game of those layers' sub-layers, every other sub-layer kept (ours: a cheaper, different game)."""
   from ffnjax import shapley
-  from ffnjax.shapley import figures, pertask, table
+  from ffnjax.shapley import figures, pertask, summary
   from ffnjax.shapley.players import players_of_layers
   from ffnjax.shapley.value import ModelValue, task_value
 
@@ -185,7 +185,7 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
                  "compilations": model_value.compilations, "wall_time_s": wall,
                  "coalitions_per_s": model_value.done / max(wall, 1e-9)})
   rundir.write_json(rundir.join(output, "shapley.json"), result)
-  rundir.write_text(rundir.join(output, "shapley.md"), table.markdown(result))
+  rundir.write_text(rundir.join(output, "shapley.md"), summary.markdown(result))
   figures.save_run_figures(result, players, output, model=_model_label(checkpoint, hf_model, plan))
   return result
 
