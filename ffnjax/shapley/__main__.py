@@ -10,32 +10,34 @@ Every value, drop and share carries a 95 % bootstrap interval over the task's ex
 --bootstrap_seed); a cornerstone needs its drop's interval to exclude 0. OUTPUT/shapley.md holds the tables.
 Extensions (ours, docs/method.md): --game=task_mean, --perplexity_value, --value=gold_ll|gold_ll_norm,
 --target_ci (a pilot sizes the run: examples per task for that half-width; it stops there unless
---continue_after_pilot).
+--continue_after_pilot), --player_layers (a sub-game of some layers' sub-layers).
 """
 
 from __future__ import annotations
 
-import sys
+from absl import flags, logging
 
-from absl import app, flags, logging
-
-from ffnjax.core import bootstrap
+from ffnjax.core import bootstrap, cli
+from ffnjax.core.errors import UsageError
 from ffnjax.shapley import summary
 from ffnjax.shapley.pertask import GAMES, PAPER_LIMIT, PAPER_TASKS, VALUES
 from ffnjax.shapley.run import METHODS, run
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "An ffnjax run directory.")
 _HF_MODEL = flags.DEFINE_string("hf_model", None, "A local Hugging Face Llama/Mistral directory.")
-_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).", lower_bound=0)
 _TASKS = flags.DEFINE_string("tasks", ",".join(PAPER_TASKS), "Comma-separated tasks; one game per task.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "embedded", "Task data directory, or 'embedded'.")
 _METHOD = flags.DEFINE_enum("method", "block", METHODS, "Shapley estimator.")
-_LEVEL = flags.DEFINE_integer("level", 3, "Block estimator level K (blocks of 1..K-1 adjacent players).")
-_PERMUTATIONS = flags.DEFINE_integer("permutations", 64, "Permutations for --method=permutation.")
+_LEVEL = flags.DEFINE_integer("level", 3, "Block estimator level K (blocks of 1..K-1 adjacent players).",
+                                    lower_bound=1)
+_PERMUTATIONS = flags.DEFINE_integer("permutations", 64, "Permutations for --method=permutation.",
+                                           lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 0, "Permutation sampling seed.")
-_LIMIT = flags.DEFINE_integer("limit", PAPER_LIMIT, "Examples per task (the paper: 1000).")
-_MAX_LENGTH = flags.DEFINE_integer("max_length", 0, "Scoring length (0 = the model's data.seq_len).")
-_TOKEN_BUDGET = flags.DEFINE_integer("token_budget", 16384, "Tokens per scoring batch.")
+_LIMIT = flags.DEFINE_integer("limit", PAPER_LIMIT, "Examples per task (the paper: 1000).", lower_bound=0)
+_MAX_LENGTH = flags.DEFINE_integer("max_length", 0, "Scoring length (0 = the model's data.seq_len).",
+                                          lower_bound=0)
+_TOKEN_BUDGET = flags.DEFINE_integer("token_budget", 16384, "Tokens per scoring batch.", lower_bound=1)
 _OUTPUT = flags.DEFINE_string("output", None, "Output directory.")
 _CHANCE_TOL = flags.DEFINE_float("chance_tolerance", 0.02, "A removal leaving a task at most this far above its "
                                   "chance level is a collapse (cornerstone); written into shapley.json.")
@@ -56,31 +58,23 @@ _TARGET_CI = flags.DEFINE_float("target_ci", None, "Wanted half-width of the 95 
                                 "drops: a pilot prints the examples each task needs, then stops (see "
                                 "--continue_after_pilot).")
 _PILOT_LIMIT = flags.DEFINE_integer("pilot_limit", 50, "Examples per task of the --target_ci pilot (unused when "
-                                    "OUTPUT's cache already holds the single ablation).")
+                                    "OUTPUT's cache already holds the single ablation).", lower_bound=2)
 _CONTINUE = flags.DEFINE_bool("continue_after_pilot", False, "With --target_ci: run the full analysis after the "
                               "pilot instead of stopping.")
 
 
-def _fail(message: str) -> None:
-  """Bad input: one line on stderr, exit status 2 (as ffnjax.eval), no traceback."""
-  print(f"ffnjax.shapley: {message}", file=sys.stderr)
-  sys.exit(2)
-
-
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise UsageError(f"unexpected arguments {argv[1:]}")
   logging.set_verbosity(logging.WARNING)
   if not _OUTPUT.value:
-    _fail("--output=DIR is required")
-  try:
-    result = run(_CHECKPOINT.value, _HF_MODEL.value, _STEP.value, _TASKS.value, _DATA_DIR.value, _METHOD.value,
-                 _LEVEL.value, _PERMUTATIONS.value, _SEED.value, _LIMIT.value, _MAX_LENGTH.value,
-                 _TOKEN_BUDGET.value, _OUTPUT.value, _CHANCE_TOL.value, _GAME.value, _PERPLEXITY_VALUE.value,
-                 value=_VALUE.value, resamples=_RESAMPLES.value, bootstrap_seed=_BOOT_SEED.value,
-                 target_ci=_TARGET_CI.value, pilot_limit=_PILOT_LIMIT.value, continue_after_pilot=_CONTINUE.value,
-                 player_layers=_PLAYER_LAYERS.value)
-  except (ValueError, FileNotFoundError, KeyError) as e:
-    _fail(f"{type(e).__name__}: {e}")
+    raise UsageError("--output=DIR is required")
+  result = run(_CHECKPOINT.value, _HF_MODEL.value, _STEP.value, _TASKS.value, _DATA_DIR.value, _METHOD.value,
+               _LEVEL.value, _PERMUTATIONS.value, _SEED.value, _LIMIT.value, _MAX_LENGTH.value,
+               _TOKEN_BUDGET.value, _OUTPUT.value, _CHANCE_TOL.value, _GAME.value, _PERPLEXITY_VALUE.value,
+               value=_VALUE.value, resamples=_RESAMPLES.value, bootstrap_seed=_BOOT_SEED.value,
+               target_ci=_TARGET_CI.value, pilot_limit=_PILOT_LIMIT.value, continue_after_pilot=_CONTINUE.value,
+               player_layers=_PLAYER_LAYERS.value)
   if "pilot" in result:
     _print_pilot(result["pilot"])
   if result.get("stopped_after_pilot"):
@@ -107,4 +101,4 @@ def _print_pilot(pilot: dict) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, prog="ffnjax.shapley", user_errors=(ValueError, FileNotFoundError, KeyError))
