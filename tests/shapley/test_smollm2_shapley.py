@@ -44,7 +44,7 @@ def test_smollm2_layer1_sub_game_and_its_notebook(smollm2_run, tmp_path):
          "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"), "JAX_PLATFORMS": "cpu"}
   NotebookClient(nb, timeout=300, kernel_name="python3",
                  resources={"metadata": {"path": os.path.join(REPO, "notebooks")}}).execute(env=env)
-  cells = {c.id: c for c in nb.cells}
+  cells = {c.metadata["title"]: c for c in nb.cells if "title" in c.metadata}  # the `# %% name` of the .py
 
   def text(cid):
     return "".join(o.get("text", "") + str(o.get("data", {}).get("text/markdown", "")) for o in cells[cid].outputs)
