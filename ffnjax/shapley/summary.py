@@ -54,8 +54,9 @@ def summary_lines(result: dict) -> list[str]:
     game = entry.get("cornerstone_game")
     if game:
       v_full = cell(game["v_full"], game["ci"]["v_full"], 4, signed=False)
+      width = median_half_width(game["ci"]["ablation_drop"])
       lines.append(f"    accuracy game ({game['metric']}): v(N) = {v_full}; "
-                   f"single-ablation drops: median 95 % half-width {median_half_width(game['ci']['ablation_drop']):.4f}, "
+                   f"single-ablation drops: median 95 % half-width {width:.4f}, "
                    f"{len(game['significant_drops'])} of {len(result['players'])} exclude 0; {entry['metric']} game: "
                    f"median half-width {median_half_width(entry['ci']['ablation_drop']):.4f} (its own units), "
                    f"{len(entry['significant_drops'])} exclude 0")
