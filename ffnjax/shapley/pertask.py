@@ -19,7 +19,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from ffnjax.shapley.cache import CoalitionCache
+from ffnjax.shapley.cache import CHUNK, CoalitionCache
 from ffnjax.shapley.cornerstones import find_cornerstones, shares
 from ffnjax.shapley.players import check_coalition
 
@@ -54,17 +54,21 @@ class TaskGames:
   """Per-task value functions over one coalition cache; `task(name)` and `mean()` are value functions with a
   batch form for the estimators. Missing coalitions are evaluated once, for all tasks together."""
 
-  def __init__(self, evaluate: TaskEval, task_names: Sequence[str], cache: CoalitionCache):
+  def __init__(self, evaluate: TaskEval, task_names: Sequence[str], cache: CoalitionCache, chunk: int = CHUNK):
     if "tasks" not in cache.fields:
       raise ValueError("TaskGames needs a CoalitionCache opened with fields=('tasks',)")
-    self._evaluate, self.task_names, self.cache = evaluate, list(task_names), cache
+    self._evaluate, self.task_names, self.cache, self.chunk = evaluate, list(task_names), cache, chunk
     self.evaluated = 0
 
   def ensure(self, coalitions) -> None:
+    """Evaluates the coalitions the cache lacks, `chunk` at a time; each chunk is on disk once scored, so an
+    interruption loses at most one chunk."""
     coalitions = [check_coalition(c, self.cache.num_players) for c in coalitions]
     missing = [c for c in dict.fromkeys(coalitions) if c not in self.cache]
-    if not missing:
-      return
+    for start in range(0, len(missing), self.chunk):
+      self._evaluate_chunk(missing[start:start + self.chunk])
+
+  def _evaluate_chunk(self, missing: list) -> None:
     results = list(self._evaluate(missing))
     if len(results) != len(missing):
       raise ValueError(f"task evaluation returned {len(results)} results for {len(missing)} coalitions")
