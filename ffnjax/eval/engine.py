@@ -523,7 +523,10 @@ class HiddenScorer:
                prefix: PrefixReuse | None = None):
     self.hidden_fn, self.num_layers, self.mesh, self.prefix = hidden_fn, num_layers, mesh, prefix
     d, v = head.shape
+    # the largest power-of-two chunk whose padding of the vocabulary stays within ~2 % (padded columns are work)
     self.max_chunk = _next_pow2(min(vocab_chunk, v))
+    while self.max_chunk > 128 and -(-v // self.max_chunk) * self.max_chunk > 1.02 * v:
+      self.max_chunk //= 2
     self.head = jnp.zeros((d, -(-v // self.max_chunk) * self.max_chunk), head.dtype).at[:, :v].set(head)
     self.vocab_size = v
     self._head_fn = jax.jit(functools.partial(_chunked_head, vocab_size=v, max_chunk=self.max_chunk))
@@ -619,14 +622,19 @@ def score_packed(plan: PackedPlan, scorer: HiddenScorer, masks: np.ndarray | Non
   k_masks, r = len(masks), plan.num_rows
   row_multiple = data_parallel_size(scorer.mesh)
   per_batch = rows_per_batch(plan.row_length, token_budget, row_multiple)
-  if not fixed_shapes:
+  if reuse:
+    # a batch is one block of rows of one coalition (or a few with neighbouring starts, when a block is small):
+    # homogeneous batches start where their coalition does and skip what it removed
+    block = stream_block_rows(plan, scorer.prefix, per_batch, row_multiple)
+    per_batch = max(1, min(per_batch // block, token_budget // 4 // (block * plan.row_length))) * block
+  elif not fixed_shapes:
     per_batch = min(per_batch, -(-_next_pow2(k_masks * r) // row_multiple) * row_multiple)
   ll = np.zeros((k_masks, plan.num_unique), np.float64)
   greedy = np.zeros((k_masks, plan.num_unique), np.int64)
   progress = _Progress(label, k_masks * plan.num_unique, progress_every_s)
   t = plan.row_length
   mean_scored = np.mean([len(x) for x in plan.row_scored])
-  head_piece = _head_size(int(per_batch * mean_scored) // 4) if fixed_shapes else 0
+  head_piece = _head_size(int(per_batch * mean_scored) // 8) if fixed_shapes or reuse else 0
   row_requests = np.asarray([len(np.unique(s[:, 2])) for s in plan.row_scored])
   row_tokens = (plan.doc > 0).sum(axis=1)
   has_ffn = np.asarray(scorer.prefix.has_ffn if scorer.prefix is not None else (True,) * scorer.num_layers, bool)
@@ -657,7 +665,6 @@ def score_packed(plan: PackedPlan, scorer: HiddenScorer, masks: np.ndarray | Non
         yield items // r, items % r, 0, None, None
       return
     starts = scorer.prefix.first_removed(masks)
-    block = stream_block_rows(plan, scorer.prefix, per_batch, row_multiple)
     for first in range(0, r, block):
       rows = np.arange(first, min(first + block, r))
       padded_rows = np.concatenate([rows, np.full(block - len(rows), rows[0])])
