@@ -16,15 +16,16 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from ffnjax import configlib
 from ffnjax.core import rundir
+from ffnjax.core.config import ConfigError, decay_start_step
 from ffnjax import model as model_lib
 from ffnjax.parallel import logical_sharding, make_mesh
 from ffnjax.train import checkpoint as ckpt
+from ffnjax.train import experiment
 from ffnjax.train import mfu as mfu_lib
 from ffnjax.train.metrics import MetricsWriter, Progress
-from ffnjax.train.optimizer import decay_start_step, make_optimizer
-from ffnjax.train.rundir import config_to_dict, init_run_dir
+from ffnjax.train.optimizer import make_optimizer
+from ffnjax.train.runconfig import config_to_dict, init_run_dir
 from ffnjax.train.step import loss_fn, make_train_step
 
 
@@ -63,32 +64,6 @@ class _Preemption:
     return bool(np.any(multihost_utils.process_allgather(np.array([self.requested]))))
 
 
-def _check_batch(config, mesh) -> None:
-  micro = config.train.global_batch // config.train.micro_batches
-  shards = mesh.shape["data"] * mesh.shape["fsdp"]
-  if micro % shards:
-    raise configlib.ConfigError(
-        f"train.global_batch={config.train.global_batch} / train.micro_batches={config.train.micro_batches} = "
-        f"{micro} sequences per micro-batch is not divisible by the data axes (mesh.data x mesh.fsdp = {shards})")
-  if config.train.global_batch % jax.process_count():
-    raise configlib.ConfigError(f"train.global_batch={config.train.global_batch} is not divisible by the "
-                                f"{jax.process_count()} processes")
-  if jax.process_count() > 1:
-    # TrainData gives each process global_batch / process_count rows; make_array_from_process_local_data puts
-    # them on this process's devices. A mesh that replicates the batch across processes (e.g. only tensor
-    # spans them) would silently stitch different rows into one "replicated" array: refuse it.
-    shape = (config.train.global_batch, config.data.seq_len + 1)
-    rows = set()
-    for index in logical_sharding(("batch", "length"), shape, mesh).addressable_devices_indices_map(shape).values():
-      rows.update(range(*index[0].indices(shape[0])))
-    want = shape[0] // jax.process_count()
-    if len(rows) != want:
-      raise configlib.ConfigError(
-          f"mesh {dict(mesh.shape)}: process {jax.process_index()}'s devices hold {len(rows)} of the "
-          f"{shape[0]} rows of the global batch, but each of the {jax.process_count()} processes loads {want}; "
-          f"the batch must be split across processes (make mesh.data x mesh.fsdp span them)")
-
-
 def build_state_shardings(model, optimizer, mesh):
   """Abstract train state (ShapeDtypeStructs with shardings) from the logical rules; nothing allocated."""
   shapes, _ = model_lib.param_shapes(model)
@@ -111,20 +86,20 @@ def train(config, workdir: str, *, max_steps: int | None = None, log: bool = Tru
   from ffnjax.data import ensure_prepared
   from ffnjax.data.pipeline import TrainData
 
-  plan = configlib.validate(config)
+  plan = experiment.validate(config)
   if config.name != plan.name:  # a command-line override (e.g. of the ratio) changed which model this is
     config = config.copy_and_resolve_references()
     config.name = plan.name
   mesh = make_mesh(config.mesh)
-  _check_batch(config, mesh)
+  experiment.check_batch(config, mesh)
   is_lead = jax.process_index() == 0
   data_cfg = config.data.copy_and_resolve_references()
   data_cfg.path = ensure_prepared(data_cfg)
   data = TrainData(data_cfg, global_batch=config.train.global_batch, process_index=jax.process_index(),
                    process_count=jax.process_count())
   if data.vocab_size > config.model.vocab_size:
-    raise configlib.ConfigError(f"model.vocab_size={config.model.vocab_size} is smaller than the tokenizer's "
-                                f"{data.vocab_size} ({config.data.tokenizer})")
+    raise ConfigError(f"model.vocab_size={config.model.vocab_size} is smaller than the tokenizer's "
+                      f"{data.vocab_size} ({config.data.tokenizer})")
 
   model = model_lib.build(config.model, plan)
   optimizer = make_optimizer(config.train)

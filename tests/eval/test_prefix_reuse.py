@@ -10,7 +10,7 @@ import pytest
 from configs import tiny
 from ffnjax import model as model_lib
 from ffnjax.eval import engine
-from ffnjax.placement import LayerPlan
+from ffnjax.core.placement import LayerPlan
 from ffnjax.shapley import block_coalitions, grand_coalition, keep_masks, players_from_layer_types
 
 MAX_LENGTH = 48
