@@ -114,6 +114,7 @@ def main():
   p.add_argument("--workdir", default=None)
   p.add_argument("--skip_torch", action="store_true")
   p.add_argument("--torch_block", action="store_true", help="run the torch loop on the block coalitions too")
+  p.add_argument("--sets", default="single,block", help="coalition sets: single (ablation), block (level 3)")
   args = p.parse_args()
 
   import jax
@@ -143,6 +144,7 @@ def main():
   n = len(players)
   full = grand_coalition(n)
   sets = {"single ablation": [full] + [full - {i} for i in range(n)], "block level 3": block_coalitions(n, 3)}
+  sets = {k: v for k, v in sets.items() if k.split()[0] in args.sets.split(",")}
   per_sublayer, head = flops_model(config, plan, packed.row_length, scorer.head.shape[1])
   print(f"{jax.devices()[0].platform} x{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; hellaswag "
         f"{args.limit} docs = {len(packed.unique_index)} requests; packed rows {packed.num_rows} x "

@@ -504,9 +504,10 @@ class PrefixReuse:
   row_bytes: Callable[[int], int]  # bytes of one row's streams at row length T
 
   def first_removed(self, masks: np.ndarray) -> np.ndarray:
-    """int [K]: the boundary of each keep mask's first removed sub-layer (2L when it keeps everything)."""
+    """int [K]: the boundary of each keep mask's first removed sub-layer (2L when it keeps everything); any keep
+    value but 1 counts as removed, since only a mask of ones up to there shares the full model's stream."""
     masks = np.asarray(masks)
-    dropped = masks.reshape(len(masks), -1) == 0  # [K, 2L] in boundary order
+    dropped = masks.reshape(len(masks), -1) != 1  # [K, 2L] in boundary order
     dropped[:, 1::2] &= np.asarray(self.has_ffn, bool)[None]
     return np.where(dropped.any(axis=1), dropped.argmax(axis=1), dropped.shape[1])
 

@@ -97,9 +97,10 @@ def test_reuse_with_unrolled_layers():
 
 def test_first_removed_boundary():
   prefix = engine.PrefixReuse(None, None, has_ffn=(False, True, True, False), row_bytes=lambda t: t)
-  masks = np.ones((5, 4, 2), np.float32)
+  masks = np.ones((6, 4, 2), np.float32)
   masks[1, 0, 1] = 0  # a deactivated layer's FFN column: not a player, never a start
   masks[2, 1, 1] = 0  # layer 2's FFN: boundary 3
   masks[3, 2, 0] = masks[3, 3, 0] = 0  # layer 3's attention first: boundary 4
   masks[4, 0, 0] = 0
-  assert prefix.first_removed(masks).tolist() == [8, 8, 3, 4, 0]
+  masks[5, 2, 1] = 0.5  # a scaled sub-layer differs from the full model too
+  assert prefix.first_removed(masks).tolist() == [8, 8, 3, 4, 0, 5]
