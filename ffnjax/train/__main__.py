@@ -6,40 +6,42 @@ Multi-process: launched by launch/ scripts; JAX's runtime is initialised from fl
 
 from __future__ import annotations
 
-import sys
-
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
+
+from ffnjax.core import cli
+from ffnjax.core.errors import FfnjaxError, UsageError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config, e.g. configs/tiny.py:baseline_tiny_8l.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, config).")
 _COORD = flags.DEFINE_string("coordinator", "", "host:port of process 0 for multi-process runs.")
-_NPROC = flags.DEFINE_integer("num_processes", 0, "Number of processes (multi-process runs).")
+_NPROC = flags.DEFINE_integer("num_processes", 0, "Number of processes (multi-process runs).", lower_bound=0)
 _PID = flags.DEFINE_integer("process_id", -1, "This process's index (multi-process runs).")
-_DEVICES = flags.DEFINE_integer("cpu_devices", 0, "Emulate this many CPU devices (testing sharding on CPU).")
-_MAX_STEPS = flags.DEFINE_integer("max_steps", 0, "Stop after this step (the schedule still uses train.steps).")
+_DEVICES = flags.DEFINE_integer("cpu_devices", 0, "Emulate this many CPU devices (testing sharding on CPU).",
+                                 lower_bound=0)
+_MAX_STEPS = flags.DEFINE_integer("max_steps", 0, "Stop after this step (the schedule still uses train.steps).",
+                                lower_bound=0)
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise UsageError(f"unexpected arguments {argv[1:]}")
   import jax
 
   if _DEVICES.value:
     jax.config.update("jax_num_cpu_devices", _DEVICES.value)
   from ffnjax.parallel.distributed import maybe_initialize
   maybe_initialize(_COORD.value, _NPROC.value, _PID.value)
-  from ffnjax.train.checkpoint import CheckpointMismatch, CheckpointUnreadable
   from ffnjax.train.loop import NonFiniteLoss, train
 
   logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; progress goes to stderr
   try:
     summary = train(_CONFIG.value, _WORKDIR.value, max_steps=_MAX_STEPS.value or None)
-  except (ValueError, PermissionError, CheckpointMismatch, CheckpointUnreadable, NonFiniteLoss,
-          FileNotFoundError) as e:
-    sys.exit(f"ffnjax.train: {type(e).__name__}: {e}")
+  except NonFiniteLoss as e:  # not bad input, but its message says what to change (nan_policy, lr): one line too
+    raise FfnjaxError(f"{type(e).__name__}: {e}") from e
   logging.info("done: %s", summary)
 
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  cli.run(main, prog="ffnjax.train", user_errors=(ValueError, PermissionError, FileNotFoundError))
