@@ -161,12 +161,14 @@ def _define_flags():  # only when run as a program: importing this module (study
   flags.DEFINE_string("tokenizer_dir", None, "where a bpe:N tokenizer.json lives (default: the run's data.path or the "
                       "prepared-data cache)")
   flags.DEFINE_string("mesh", None, "override the run's mesh, e.g. 'data=-1,fsdp=1,tensor=1'")
+  flags.DEFINE_bool("verbose", False, "show the libraries' INFO logs (Orbax's restores)")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   f = flags.FLAGS
+  logging.set_verbosity(logging.INFO if f.verbose else logging.WARNING)  # Orbax logs each restore at INFO
   try:
     run(f.workdir, hf_model=f.hf_model, step=f.step, tasks=f.tasks, data_dir=f.data_dir, limit=f.limit,
         max_length=f.max_length, token_budget=f.token_budget, output=f.output, records=f.records,

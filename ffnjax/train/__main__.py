@@ -18,6 +18,7 @@ _NPROC = flags.DEFINE_integer("num_processes", 0, "Number of processes (multi-pr
 _PID = flags.DEFINE_integer("process_id", -1, "This process's index (multi-process runs).")
 _DEVICES = flags.DEFINE_integer("cpu_devices", 0, "Emulate this many CPU devices (testing sharding on CPU).")
 _MAX_STEPS = flags.DEFINE_integer("max_steps", 0, "Stop after this step (the schedule still uses train.steps).")
+_VERBOSE = flags.DEFINE_bool("verbose", False, "Show the libraries' INFO logs (Orbax's saves and restores).")
 
 
 def main(argv):
@@ -31,7 +32,8 @@ def main(argv):
   from ffnjax.train.checkpoint import CheckpointMismatch, CheckpointUnreadable
   from ffnjax.train.loop import NonFiniteLoss, train
 
-  logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; progress goes to stderr
+  # Orbax logs every save at INFO; progress goes to stderr.
+  logging.set_verbosity(logging.INFO if _VERBOSE.value else logging.WARNING)
   try:
     summary = train(_CONFIG.value, _WORKDIR.value, max_steps=_MAX_STEPS.value or None)
   except (ValueError, PermissionError, CheckpointMismatch, CheckpointUnreadable, NonFiniteLoss,
@@ -40,6 +42,24 @@ def main(argv):
   logging.info("done: %s", summary)
 
 
+def _flag(argv: list[str], name: str) -> str | None:
+  for i, arg in enumerate(argv):
+    if arg.startswith(f"--{name}="):
+      return arg.split("=", 1)[1]
+    if arg == f"--{name}" and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _say_starting(argv: list[str]) -> None:
+  """The first line, before the config (whose defaults load the model, hence JAX) is read: what is starting."""
+  config, workdir = _flag(argv, "config"), _flag(argv, "workdir")
+  if config and workdir:
+    print(f"ffnjax.train: {config} in {workdir}: loading the config and JAX, then the data and the state…",
+          file=sys.stderr, flush=True)
+
+
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
+  _say_starting(sys.argv)
   app.run(main)

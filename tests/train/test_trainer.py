@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,6 +53,12 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, make_config):
   reference = str(tmp_path / "reference")  # same process setup as the killed run: bitwise comparable
   done = subprocess.run(cli(reference, *flags), cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
+  lines = done.stderr.splitlines()  # what a user sees: what is starting, then compiling, then steps; no Orbax INFO
+  assert lines[0] == (f"ffnjax.train: configs/tiny.py:middle_50_tiny_4l in {reference}: loading the config and JAX, "
+                      f"then the data and the state…"), lines[:3]
+  assert "ffnjax.train: compiling the train step of middle_50_tiny_4l on mesh data:1,fsdp:1,tensor:1…" in lines
+  assert lines[-1].startswith(f"step {steps}/{steps} | loss ") and " tok/s | " in lines[-1], lines[-1]
+  assert not [line for line in lines if re.match(r"I\d{4} ", line)], lines  # absl INFO lines (Orbax)
 
   killed = str(tmp_path / "killed")
   args = cli(killed, *flags)
@@ -68,6 +75,7 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, make_config):
   assert saved and max(saved) < steps
   resumed = subprocess.run(args, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
   assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert f"(resuming from step {max(saved)})…" in resumed.stderr, resumed.stderr[-2000:]
   assert max(ckpt.steps(killed)) == steps
   assert_trees_equal(params_of(killed), params_of(reference))
 
