@@ -69,7 +69,7 @@ def _wandb_records(run_file):
       pos += block - pos % block
       continue
     _, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
-    if kind == 0:
+    if kind == 0 or pos + 7 + length > len(raw):  # the end (or a record still being written)
       break
     part += raw[pos + 7:pos + 7 + length]
     pos += 7 + length
@@ -89,7 +89,12 @@ def test_wandb_offline_run_holds_the_logged_scalars(tmp_path, make_config, monke
   train(make_config(steps=4, log_every=2, wandb_project="ffnjax-test"), workdir, log=False)
   run_files = glob.glob(os.path.join(workdir, "wandb", "offline-run-*", "run-*.wandb"))
   assert len(run_files) == 1, run_files
+  deadline = time.time() + 60  # W&B's service process writes the file after finish() returns: wait for its end
   records = _wandb_records(run_files[0])
+  while not any(r.WhichOneof("record_type") == "exit" for r in records):
+    assert time.time() < deadline, "the W&B run file was not completed (no exit record)"
+    time.sleep(0.2)
+    records = _wandb_records(run_files[0])
   history = {}
   for r in records:
     if r.WhichOneof("record_type") == "history":
