@@ -34,7 +34,7 @@ SHORT, LONG = "middle_70_285m_12l", "middle_70_570m_40l"
 
 def check_counts(config, r) -> None:
   from ffnjax.model import padded_width
-  from ffnjax.placement import LayerPlan
+  from ffnjax.core.placement import LayerPlan
 
   plan = LayerPlan.from_config(config)
   pad = sum(3 * g.count * config.model.d_model * (padded_width(g.width, config.model.ffn_pad_multiple) - g.width)
@@ -46,7 +46,7 @@ def check_counts(config, r) -> None:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  from ffnjax import aot  # plan_report sets 8 emulated devices before JAX starts
+  from ffnjax.plan import aot  # plan_report sets 8 emulated devices before JAX starts
   from configs import paper
 
   gib = 2**30

@@ -33,7 +33,7 @@ TASKS = ("lambada_openai", "wikitext", "hellaswag", "zsre")
 def build_model(args):
   from configs import tiny
   from ffnjax import model as model_lib
-  from ffnjax.placement import LayerPlan
+  from ffnjax.core.placement import LayerPlan
 
   config = tiny.get_config("baseline_tiny_8l")
   config.model.update(dict(vocab_size=4096, d_model=args.d_model, d_ff=4 * args.d_model, num_heads=4,

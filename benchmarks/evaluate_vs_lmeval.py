@@ -1,4 +1,4 @@
-"""`ffnjax.evaluate` against lm-evaluation-harness 0.4.13: wall time and peak memory of whole processes, same model,
+"""`ffnjax.eval` against lm-evaluation-harness 0.4.13: wall time and peak memory of whole processes, same model,
 same files, every metric compared.
 
   nice -n 10 python benchmarks/evaluate_vs_lmeval.py                 # 3 interleaved repeats of each
@@ -9,7 +9,7 @@ The script builds, from a fixed seed: a random 29 M-parameter Hugging Face Llama
 synthetic English-like text of realistic lengths (160 HellaSwag, 150 PIQA, 200 LAMBADA documents, 8 WikiText
 pages). It imports the model with `python -m ffnjax.convert`, then runs, alternately, `python -m
 ffnjax.eval.lmeval_ref` (lm-eval's HFLM: transformers + torch CPU, fp32, batch 16) and `python -m
-ffnjax.evaluate` (fp32) as separate processes; each process's wall time and peak RSS (ru_maxrss of the waited
+ffnjax.eval` (fp32) as separate processes; each process's wall time and peak RSS (ru_maxrss of the waited
 child, via os.wait4) are recorded. It prints the medians, the ratio of medians, and every metric of both with
 their difference. lm-eval is the optional extra `pip install -e .[lmeval]`.
 """
@@ -165,7 +165,7 @@ def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--repeats", type=int, default=3)
   p.add_argument("--workdir", default=None, help="keep model, data, run dir and logs here (default: a temp dir)")
-  p.add_argument("--token_budget", type=int, default=0, help="ffnjax.evaluate --token_budget (0 = its default)")
+  p.add_argument("--token_budget", type=int, default=0, help="ffnjax.eval --token_budget (0 = its default)")
   p.add_argument("--label", default="", help="a label printed with the table (e.g. before/after)")
   args = p.parse_args()
 
@@ -190,13 +190,13 @@ def main():
     write_task_files(data_dir)
   if not os.path.isdir(run_dir):
     subprocess.run([py, "-m", "ffnjax.convert", f"--hf_model={hf_dir}", f"--output={run_dir}", "--dtype=float32",
-                    f"--seq_len={MAX_LENGTH}", "--mesh=data=1,fsdp=1,tensor=1"], check=True, env=env,
+                    f"--seq_len={MAX_LENGTH}", "--mesh=data:1,fsdp:1,tensor:1"], check=True, env=env,
                    stdout=subprocess.DEVNULL)
   tasks = ",".join(TASKS)
   lm_cmd = [py, "-m", "ffnjax.eval.lmeval_ref", f"--hf_dir={hf_dir}", f"--data_dir={data_dir}", f"--tasks={tasks}",
             f"--max_length={MAX_LENGTH}", "--batch_size=16", f"--output={os.path.join(work, 'lmeval.json')}"]
-  ff_cmd = [py, "-m", "ffnjax.evaluate", f"--workdir={run_dir}", f"--data_dir={data_dir}", f"--tasks={tasks}",
-            f"--max_length={MAX_LENGTH}", "--mesh=data=1,fsdp=1,tensor=1"]
+  ff_cmd = [py, "-m", "ffnjax.eval", f"--workdir={run_dir}", f"--data_dir={data_dir}", f"--tasks={tasks}",
+            f"--max_length={MAX_LENGTH}", "--mesh=data:1,fsdp:1,tensor:1"]
   if args.token_budget:
     ff_cmd.append(f"--token_budget={args.token_budget}")
   times = {"lm-eval": [], "ffnjax": []}
@@ -215,7 +215,7 @@ def main():
   print("| | wall time, whole process (median) | peak memory (max RSS) |\n|---|---:|---:|")
   print(f"| lm-evaluation-harness 0.4.13, HF + torch CPU fp32, batch 16 | {med['lm-eval'][0]:.1f} s | "
         f"{med['lm-eval'][1]:.2f} GiB |")
-  print(f"| `ffnjax.evaluate` fp32 | {med['ffnjax'][0]:.1f} s | {med['ffnjax'][1]:.2f} GiB |")
+  print(f"| `ffnjax.eval` fp32 | {med['ffnjax'][0]:.1f} s | {med['ffnjax'][1]:.2f} GiB |")
   print(f"ratio ffnjax / lm-eval: wall {med['ffnjax'][0] / med['lm-eval'][0]:.3f}, "
         f"memory {med['ffnjax'][1] / med['lm-eval'][1]:.3f}")
 

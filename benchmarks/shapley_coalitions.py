@@ -89,7 +89,7 @@ def main():
   import jax
 
   from ffnjax.eval import engine, evaluator
-  from ffnjax.evaluate import load_tokenizer
+  from ffnjax.eval.run import load_tokenizer
   from ffnjax.model import make_logits_fn, make_scorer
   from ffnjax.train import checkpoint
 
@@ -101,7 +101,7 @@ def main():
     evl.write_task_files(data_dir)
   if not os.path.isdir(run_dir):
     subprocess.run([sys.executable, "-m", "ffnjax.convert", f"--hf_model={hf_dir}", f"--output={run_dir}",
-                    "--dtype=float32", f"--seq_len={evl.MAX_LENGTH}", "--mesh=data=1,fsdp=1,tensor=1"], check=True,
+                    "--dtype=float32", f"--seq_len={evl.MAX_LENGTH}", "--mesh=data:1,fsdp:1,tensor:1"], check=True,
                    stdout=subprocess.DEVNULL)
   params, config, plan = checkpoint.restore_params(run_dir, 0)
   tok = load_tokenizer(config)

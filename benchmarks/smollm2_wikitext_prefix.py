@@ -29,7 +29,7 @@ def main() -> None:
   from ffnjax.eval import evaluate
   from ffnjax.eval.evaluator import resolve_data_dir
   from ffnjax.eval.lmeval_ref import run_lmeval
-  from ffnjax.interactive import InteractiveModel
+  from ffnjax.notebook import InteractiveModel
 
   data_dir = resolve_data_dir(args.data_dir)
   hf_dir = smollm2.hf_dir()

@@ -25,7 +25,7 @@ from absl import app, flags
 from configs import tiny
 from ffnjax import model as model_lib
 from ffnjax.parallel import make_mesh
-from ffnjax.placement import LayerPlan
+from ffnjax.core.placement import LayerPlan
 from ffnjax.train.mfu import measure_matmul_flops
 from ffnjax.train.optimizer import make_optimizer
 from ffnjax.train.step import make_train_step

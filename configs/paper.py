@@ -6,7 +6,8 @@
 Any field can be overridden afterwards, e.g. --config.model.num_layers=24; the layer plan is re-derived.
 """
 
-from ffnjax import configlib
+from ffnjax.core.config import apply_name
+from ffnjax.train.experiment import default_config
 
 # The paper's evaluation (method.md §4): its 8 lm-eval-harness tasks and zsRE. Upstream files come from
 # `python -m ffnjax.data.fetch --what=eval --output=DIR`; there is no embedded fallback (those are Shakespeare
@@ -27,7 +28,7 @@ SIZES = {
 
 
 def get_config(arg: str = "baseline_285m_12l"):
-  config = configlib.default_config()
+  config = default_config()
   config.model.vocab_size = 50257
   config.data.source = "fineweb_edu"
   # Where the FineWeb-Edu parquet shards are expected (override with --config.data.input / data.path); written by
@@ -38,4 +39,4 @@ def get_config(arg: str = "baseline_285m_12l"):
   config.train.update(dict(steps=20_000, warmup_steps=1_000, schedule="cosine", micro_batches=1))
   config.eval.tasks = PAPER_EVAL_TASKS
   config.eval.data_dir = "data/eval"  # written by `python -m ffnjax.data.fetch --what=eval --output=data/eval`
-  return configlib.apply_name(config, arg, SIZES)
+  return apply_name(config, arg, SIZES)

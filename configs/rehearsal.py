@@ -7,7 +7,7 @@ Same data path as the paper (FineWeb-Edu parquet through data.prepare, GPT-2 BPE
 """
 
 from configs import paper
-from ffnjax import configlib
+from ffnjax.core.config import apply_name
 
 SIZES = {
     "rehearsal_4l": dict(num_layers=4, d_model=64, d_ff=128, num_heads=4,
@@ -23,4 +23,4 @@ def get_config(arg: str = "baseline_rehearsal_4l"):
   config.train.update(dict(steps=4, warmup_steps=1, checkpoint_every=4, log_every=1, eval_every=0,
                            async_checkpoints=False))
   config.mesh.update(dict(data=1, fsdp=1, tensor=1))
-  return configlib.apply_name(config, arg, SIZES)
+  return apply_name(config, arg, SIZES)

@@ -3,7 +3,8 @@
     --config=configs/tiny.py:baseline_tiny_8l      --config=configs/tiny.py:final_50_tiny_8l
 """
 
-from ffnjax import configlib
+from ffnjax.core.config import apply_name
+from ffnjax.train.experiment import default_config
 
 SIZES = {
     "tiny_8l": dict(num_layers=8, d_model=96, d_ff=384, num_heads=4,
@@ -14,10 +15,10 @@ SIZES = {
 
 
 def get_config(arg: str = "baseline_tiny_8l"):
-  config = configlib.default_config()
+  config = default_config()
   config.model.update(dict(vocab_size=4096, dtype="float32", remat="none", init_std=0.02))
   config.data.update(dict(source="shakespeare", tokenizer="bpe:4096", seq_len=128))
   config.train.update(dict(steps=150, warmup_steps=15, schedule="cosine", checkpoint_every=50, log_every=10,
                            eval_every=0))
   config.mesh.update(dict(data=1, fsdp=1, tensor=1))
-  return configlib.apply_name(config, arg, SIZES)
+  return apply_name(config, arg, SIZES)

@@ -11,7 +11,7 @@ Backends (each job's command; --dry-run prints them, one per line, and runs noth
   tpu    launch/tpu_pod.sh run --name=PREFIX-RUN ...  one TPU slice per run, started in the background,
                                                       wrapped in launch/babysit.py (re-creates preempted slices)
 Runs whose final checkpoint exists are skipped (launch/runstate.py). Flags after -- go to every trainer.
-Pure Python: imports neither JAX nor the model; the grid comes from ffnjax.studygrid.expand_grid.
+Pure Python: imports neither JAX nor the model; the grid comes from ffnjax.core.studygrid.expand_grid.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ if REPO not in sys.path:  # a bare checkout (not pip-installed) still finds ffnj
   sys.path.insert(1, REPO)
 
 import runstate  # noqa: E402
-from ffnjax import studygrid  # noqa: E402  (pure Python: placement + ml_collections)
+from ffnjax.core import studygrid  # noqa: E402  (pure Python: placement + ml_collections)
 from ffnjax.core import rundir  # noqa: E402  (JAX-free)
 
 PROG = "sweep.py"

@@ -61,7 +61,7 @@ def explore_study_cells() -> list:
       Opens a study directory written by `python -m ffnjax.study` (one run directory per grid point, `report.md`,
       `figures/`) and shows what the report shows, as live objects: the results table, relative improvement (RI),
       the top configurations, layerwise FFN importance (paper App. H), the figures, a per-task drill-down and
-      per-example records. It then loads the baseline checkpoint with `ffnjax.interactive.InteractiveModel` to score,
+      per-example records. It then loads the baseline checkpoint with `ffnjax.notebook.InteractiveModel` to score,
       generate and ablate.
 
       The study directory comes from the environment variable `FFNJAX_STUDY_DIR` (default `study/tiny`, relative to
@@ -90,11 +90,11 @@ def explore_study_cells() -> list:
 
 
       def show(table):
-          """A PlainTable (ffnjax.analysis.tables) as a rendered markdown table."""
+          """A PlainTable (ffnjax.analysis.report_tables) as a rendered markdown table."""
           display(Markdown(table.to_markdown()))
       '''),
       code("open", '''
-      from ffnjax.interactive import open_study
+      from ffnjax.notebook import open_study
 
       study = open_study(STUDY_DIR)
       FAMILY = study.families[0]
@@ -153,7 +153,7 @@ def explore_study_cells() -> list:
       md("h-figures", "## Figures (as written by the study's report)"),
       code("figures", '''
       if not study.figures:
-          print(f"no figures under {STUDY_DIR}/figures; run `python -m ffnjax.analyze --study={STUDY_DIR}`")
+          print(f"no figures under {STUDY_DIR}/figures; run `python -m ffnjax.analysis --study={STUDY_DIR}`")
       for stem, png in study.figures.items():
           display(Markdown(f"**{stem}** (`{os.path.relpath(png, STUDY_DIR)}`)"))
           display(Image(filename=png, width=720))
@@ -201,7 +201,7 @@ def explore_study_cells() -> list:
       md("h-records", """
       ## Per-example records
 
-      `RUN/eval/records.jsonl`, written by `python -m ffnjax.evaluate --workdir=RUN --records=RUN/eval/records.jsonl`:
+      `RUN/eval/records.jsonl`, written by `python -m ffnjax.eval --workdir=RUN --records=RUN/eval/records.jsonl`:
       one line per document with its requests (context, continuation, LL, is_greedy), gold, prediction and metrics.
       """),
       code("records", '''
@@ -209,7 +209,7 @@ def explore_study_cells() -> list:
 
       if not study.records:
           print("no run of this study has eval/records.jsonl; write one with\\n"
-                f"  python -m ffnjax.evaluate --workdir={study.baseline_run()} "
+                f"  python -m ffnjax.eval --workdir={study.baseline_run()} "
                 f"--records={study.baseline_run()}/eval/records.jsonl")
       else:
           RUN = next(iter(study.records))
@@ -241,7 +241,7 @@ def explore_study_cells() -> list:
       program for every mask).
       """),
       code("model", '''
-      from ffnjax.interactive import InteractiveModel
+      from ffnjax.notebook import InteractiveModel
 
       model = InteractiveModel.from_run(study.baseline_run(FAMILY))
       print(model)
@@ -267,7 +267,7 @@ def explore_study_cells() -> list:
               row.append(ablated.score(CONTEXT, CONTINUATION)[0] - ll)
           rows.append(row)
 
-      from ffnjax.analysis.tables import PlainTable
+      from ffnjax.analysis.report_tables import PlainTable
 
       show(PlainTable(["layer", "type", "ΔLL without attention", "ΔLL without FFN"], rows, digits=3))
       '''),
@@ -284,7 +284,7 @@ def plan_paper_grid_cells() -> list:
 
       For each of the paper's four baselines (method.md §1, `configs/paper.py`) and its 16 grid points (the baseline
       and position ∈ {first, middle, final} × ratio ∈ {10, 30, 50, 70, 90} %), this notebook derives the layer plans
-      with `ffnjax.placement.LayerPlan` and reports the expanded width d_ff', parameter parity with the baseline and
+      with `ffnjax.core.placement.LayerPlan` and reports the expanded width d_ff', parameter parity with the baseline and
       the training FLOPs, per token and per run (tokens from method.md §3: 5.8 B / 11 B / 11 B / 23 B).
 
       Pure Python: the configs are built (importing the package may import JAX) but nothing is compiled or run.
@@ -293,9 +293,9 @@ def plan_paper_grid_cells() -> list:
       from IPython.display import Markdown, display
 
       from configs import paper
-      from ffnjax import placement
-      from ffnjax.analysis.tables import PlainTable
-      from ffnjax.placement import LayerPlan
+      from ffnjax.core import placement
+      from ffnjax.analysis.report_tables import PlainTable
+      from ffnjax.core.placement import LayerPlan
 
       SEQ_LEN = 1024  # method.md §3
       # Training tokens per run (method.md §3, paper Table 5) and the schedule they come from (20,000 steps).

@@ -90,6 +90,6 @@ def smollm2_run():
 @pytest.fixture(scope="session")
 def smollm2(smollm2_run):
   """The imported SmolLM2 as an InteractiveModel (one device, float32)."""
-  from ffnjax.interactive import InteractiveModel
+  from ffnjax.notebook import InteractiveModel
 
   return InteractiveModel.from_run(smollm2_run)

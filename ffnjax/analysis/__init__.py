@@ -1,7 +1,7 @@
 """Analysis of placement studies: results tables, RI, layer importance, tables, figures, report.
 
 Reads results (study directories or CSV/JSON tables), never models; pure Python + numpy + matplotlib.
-`python -m ffnjax.analyze` is the command line.
+`python -m ffnjax.analysis` is the command line.
 """
 
 from ffnjax.analysis.importance import Importance, ImportanceSummary, importance, importance_by_family, standardize
@@ -10,7 +10,7 @@ from ffnjax.analysis.results import (AnalysisError, default_higher_is_better, lo
                                      validate_results, write_results)
 from ffnjax.analysis.ri import (TABLE1_TASKS, TABLE2_TASKS, TASK_SETS, ConfigRI, ModelRI, compute_ri, parse_task_set,
                                 relative_improvement, summarize_seeds)
-from ffnjax.analysis.table import ModelInfo, ResultsTable, Row, load_study, load_table, table_from_records
+from ffnjax.analysis.results_table import ModelInfo, ResultsTable, Row, load_study, load_table, table_from_records
 
 __all__ = [
     "Analysis", "AnalysisError", "ConfigRI", "Importance", "ImportanceSummary", "ModelInfo", "ModelRI",

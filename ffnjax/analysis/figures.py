@@ -13,8 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ffnjax import placement
-from ffnjax.core import rundir
+from ffnjax.core import placement, rundir
 from ffnjax.analysis.importance import ImportanceSummary
 from ffnjax.analysis.ri import ConfigRI, TaskMetric
 

@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ffnjax import placement
+from ffnjax.core import placement
 from ffnjax.analysis.results import AnalysisError
 from ffnjax.analysis.ri import ModelRI
 

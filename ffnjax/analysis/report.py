@@ -9,13 +9,13 @@ import os
 import re
 from typing import Mapping, Sequence
 
-from ffnjax.analysis import figures, runs, tables
+from ffnjax.analysis import figures, report_tables, runs
 from ffnjax.analysis import uncertainty as uncertainty_lib
 from ffnjax.analysis.importance import ImportanceSummary, importance_by_family
 from ffnjax.analysis.results import AnalysisError, load_results
 from ffnjax.analysis.ri import (ConfigRI, ModelRI, TaskMetric, check_chance_rule, compute_ri, family_exclusions,
                                 parse_task_set, summarize_seeds)
-from ffnjax.analysis.table import ResultsTable, load_study, run_dirs
+from ffnjax.analysis.results_table import ResultsTable, load_study, run_dirs
 from ffnjax.core import bootstrap, rundir
 
 
@@ -110,7 +110,7 @@ def _runs_section(study_dir: str, table: ResultsTable) -> list[str]:
              "status"] + [f"study.json {k}" for k in study_time_keys]
   lines = ["## Runs", "", "Train wall time: the last elapsed-time field of metrics.jsonl, or (≈) the sum of "
            "logged step_time_s × steps. Eval wall time: eval/results.json `wall_time_s`.", "",
-           tables.PlainTable(headers, rows).to_markdown(), ""]
+           report_tables.PlainTable(headers, rows).to_markdown(), ""]
   lines += _configs_section(configs)
   return lines
 
@@ -126,7 +126,7 @@ def _configs_section(configs: dict[str, dict]) -> list[str]:
   lines = ["## Configs", "", "Shared by every run: " + ", ".join(f"`{k}={v}`" for k, v in common.items()), ""]
   if varying:
     rows = [[name] + [c.get(k) for k in varying] for name, c in configs.items()]
-    lines += [tables.PlainTable(["run"] + varying, rows, digits=6).to_markdown(), ""]
+    lines += [report_tables.PlainTable(["run"] + varying, rows, digits=6).to_markdown(), ""]
   return lines
 
 
@@ -141,31 +141,31 @@ _CHANCE_TEXT = {
 
 def _exclusions_section(analysis: Analysis) -> list[str]:
   """Every exclusion and why: the family-wide ones, then those of single comparisons (missing values etc.)."""
-  rows = [[family, tables.task_label(t), why] for family, pairs in analysis.family_excluded.items()
+  rows = [[family, report_tables.task_label(t), why] for family, pairs in analysis.family_excluded.items()
           for t, why in pairs.items()]
   family_wide = {(f, t) for f, pairs in analysis.family_excluded.items() for t in pairs}
-  single = [[r.model.name, r.model.seed, tables.task_label(t), why] for r in analysis.ris
+  single = [[r.model.name, r.model.seed, report_tables.task_label(t), why] for r in analysis.ris
             for t, why in r.excluded.items() if (r.model.family, t) not in family_wide]
   lines = ["## Exclusions", "", f"Chance rule: `{analysis.chance_rule}`. " + _CHANCE_TEXT[analysis.chance_rule], ""]
   if not rows and not single:
     return lines + ["No (task, metric) pair was left out of any comparison.", ""]
   if rows:
-    lines += ["### Left out for a whole family", "", tables.PlainTable(["family", "task", "reason"], rows)
+    lines += ["### Left out for a whole family", "", report_tables.PlainTable(["family", "task", "reason"], rows)
               .to_markdown(), ""]
   if single:
     lines += ["### Left out of single comparisons", "",
-              tables.PlainTable(["model", "seed", "task", "reason"], single).to_markdown(), ""]
+              report_tables.PlainTable(["model", "seed", "task", "reason"], single).to_markdown(), ""]
   return lines
 
 
 def _positions_lines(unc: uncertainty_lib.Uncertainty, family: str) -> list[str]:
   """Positions ranked by their mean average RI over ratios, and whether the intervals support each step."""
   ranking = unc.position_ranking(family)
-  rows = [[k + 1, p, iv.format() + (tables.SIGNIFICANT_MARK if iv.excludes(0.0) else "")]
+  rows = [[k + 1, p, iv.format() + (report_tables.SIGNIFICANT_MARK if iv.excludes(0.0) else "")]
           for k, (p, iv) in enumerate(ranking)]
   lines = ["### Ranking of positions", "", "Mean of the average RI (%) over each position's ratios, with its "
            f"{unc.confidence:.0%} interval; each step of the ranking is tested on the paired difference.", "",
-           tables.PlainTable(["rank", "position", "mean average RI (%)"], rows).to_markdown(), ""]
+           report_tables.PlainTable(["rank", "position", "mean average RI (%)"], rows).to_markdown(), ""]
   for (p, _), (q, _) in zip(ranking, ranking[1:]):
     d = unc.position_differences[family][(p, q)]
     verdict = "supported (interval excludes 0)" if d.excludes(0.0) else "not supported (interval covers 0)"
@@ -180,7 +180,7 @@ def _uncertainty_lines(analysis: Analysis) -> list[str]:
   return [f"Uncertainty: RI cells show the point estimate and its {unc.confidence:.0%} paired bootstrap interval "
           f"({unc.resamples} resamples of the evaluation documents, the same resamples for a model and its "
           f"baseline; seed {unc.seed}; with several seeds the seeds are resampled too). "
-          f"{tables.SIGNIFICANT_MARK.strip()} marks an interval that excludes 0. A task on which every run of a "
+          f"{report_tables.SIGNIFICANT_MARK.strip()} marks an interval that excludes 0. A task on which every run of a "
           "family is within its interval of chance carries no signal and is left out of that family's averages "
           "(see Exclusions).", ""]
 
@@ -202,7 +202,7 @@ def render_report(analysis: Analysis, figure_paths: dict[str, list[str]], output
   if study_dir:
     lines += _runs_section(study_dir, t)
   lines += _exclusions_section(analysis)
-  budgets = tables.budget_table(analysis.configs)
+  budgets = report_tables.budget_table(analysis.configs)
   if budgets is not None:
     lines += ["## Table 7: average RI (%) per token budget", "",
               "One column per token budget (each against the baseline trained on the same budget).", "",
@@ -210,14 +210,14 @@ def render_report(analysis: Analysis, figure_paths: dict[str, list[str]], output
   for family in t.families:
     fam = [c for c in analysis.configs if c.family == family]
     lines += [f"## {family}", "", "### Metrics (mean over seeds)", "",
-              tables.metrics_table(t, analysis.tasks, family).to_markdown(), ""]
+              report_tables.metrics_table(t, analysis.tasks, family).to_markdown(), ""]
     if fam:
       lines += [f"### Table 1: top {top_k} configurations by average RI (%)", "",
-                tables.paper_table(fam, analysis.tasks, k=top_k, unc=unc).to_markdown(), "",
+                report_tables.paper_table(fam, analysis.tasks, k=top_k, unc=unc).to_markdown(), "",
                 "### Table 2: RI (%) per task and average, every configuration", "",
-                tables.paper_table(fam, analysis.tasks, unc=unc).to_markdown(), "",
+                report_tables.paper_table(fam, analysis.tasks, unc=unc).to_markdown(), "",
                 "### All configurations by average RI, RI (%)", "",
-                tables.ri_table(fam, analysis.tasks, unc=unc).to_markdown(), ""]
+                report_tables.ri_table(fam, analysis.tasks, unc=unc).to_markdown(), ""]
     if unc is not None and unc.positions.get(family):
       lines += _positions_lines(unc, family)
     if family in analysis.importance:
@@ -225,7 +225,7 @@ def render_report(analysis: Analysis, figure_paths: dict[str, list[str]], output
                 "I_(p,r)(l) = −RI(p,r)/|D_(p,r)| for each configuration deactivating layer l; Raw(l) = mean; "
                 "score = Raw standardised over layers (population std, ddof=0). Layers never deactivated have "
                 "no score. Layers numbered from 1.", "",
-                tables.importance_table(analysis.importance[family],
+                report_tables.importance_table(analysis.importance[family],
                                         None if unc is None else unc.importance.get(family)).to_markdown(), ""]
   if analysis.importance_error:
     lines += ["## Layerwise importance not computed", "", analysis.importance_error, ""]

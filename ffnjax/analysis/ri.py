@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ffnjax.analysis.results import AnalysisError
-from ffnjax.analysis.table import ModelInfo, ResultsTable, Row
+from ffnjax.analysis.results_table import ModelInfo, ResultsTable, Row
 
 TaskMetric = tuple[str, str]
 

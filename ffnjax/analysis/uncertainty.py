@@ -23,7 +23,7 @@ import numpy as np
 from ffnjax.analysis.importance import importance as layer_importance
 from ffnjax.analysis.results import AnalysisError
 from ffnjax.analysis.ri import TaskMetric, sign
-from ffnjax.analysis.table import ResultsTable
+from ffnjax.analysis.results_table import ResultsTable
 from ffnjax.core import bootstrap, rundir
 
 RECORDS_FILE = ("eval", "records.jsonl")

@@ -11,6 +11,6 @@ Layouts, the heterogeneous export policy (exact, zero FFNs) and the checks are i
 
 from ffnjax.convert.errors import ConvertError
 from ffnjax.convert.llama import export_hf, load_hf
-from ffnjax.convert.rundir import export_run_dir, import_to_run_dir
+from ffnjax.convert.runs import export_run_dir, import_to_run_dir
 
 __all__ = ["ConvertError", "load_hf", "export_hf", "import_to_run_dir", "export_run_dir"]

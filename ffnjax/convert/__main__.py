@@ -3,7 +3,7 @@ a Llama-architecture GGUF file, dequantized to float32; see ffnjax.convert.gguf)
 `python -m ffnjax.convert --workdir=RUN_DIR [--step=N] --export_hf=HF_DIR` (export to LlamaForCausalLM).
 
 Import writes RUN_DIR/config.json, plan.json and an Orbax checkpoint at step 0 (params, empty opt_state, meta)
-that `ffnjax.evaluate --workdir=RUN_DIR` and `ffnjax.shapley --checkpoint=RUN_DIR` read. The parameters are
+that `ffnjax.eval --workdir=RUN_DIR` and `ffnjax.shapley --checkpoint=RUN_DIR` read. The parameters are
 loaded tensor by tensor onto the mesh given by --mesh (default fsdp over every device), so a model larger than one
 device's memory imports.
 """
@@ -13,6 +13,8 @@ from __future__ import annotations
 import sys
 
 from absl import app, flags, logging
+
+from ffnjax.core import meshspec
 
 _HF_MODEL = flags.DEFINE_string("hf_model", None, "Import: a local Hugging Face Llama/Mistral directory.")
 _GGUF = flags.DEFINE_string("gguf", None, "Import: a Llama-architecture GGUF file (llama.cpp's format).")
@@ -29,23 +31,15 @@ _SEQ_LEN = flags.DEFINE_integer("seq_len", None, "Import: data.seq_len (default:
                                 "a sliding window).")
 _EXPORT_DTYPE = flags.DEFINE_enum("export_dtype", None, ["float32", "bfloat16", "float16"],
                                   "Export: tensor dtype (default: model.param_dtype).")
-_MESH = flags.DEFINE_string("mesh", "data=1,fsdp=-1,tensor=1", "Mesh 'data=N,fsdp=N,tensor=N' (-1 = the rest).")
+_MESH = flags.DEFINE_string("mesh", "data:1,fsdp:-1,tensor:1", "Mesh 'data:N,fsdp:N,tensor:N' (-1 = the rest).")
 _NO_METADATA = flags.DEFINE_bool("ignore_ffnjax_plan", False, "Import: ignore the 'ffnjax' layer-plan block of an "
                                  "ffnjax export and import every layer as standard.")
 
 
 def _mesh(spec: str):
-  import ml_collections
-
   from ffnjax.parallel import make_mesh
 
-  cfg = ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=1))
-  for item in filter(None, spec.split(",")):
-    key, _, value = item.partition("=")
-    if key.strip() not in cfg or not value.strip().lstrip("-").isdigit():
-      raise ValueError(f"--mesh={spec!r}: expected 'data=N,fsdp=N,tensor=N' (N an integer, -1 = the rest)")
-    cfg[key.strip()] = int(value)
-  return make_mesh(cfg)
+  return make_mesh(meshspec.parse(spec))
 
 
 def main(argv):

@@ -312,7 +312,7 @@ def load_gguf(path: str, mesh=None, **load_kwargs):
 
 def import_gguf_to_run_dir(path: str, run_dir: str, mesh=None, **load_kwargs) -> dict:
   """`ffnjax.convert --gguf=FILE --output=RUN_DIR`: checkpoint 0 + RUN_DIR/tokenizer rebuilt from the file."""
-  from ffnjax.convert.rundir import save_import
+  from ffnjax.convert.runs import save_import
   from ffnjax.train import checkpoint
 
   if checkpoint.steps(run_dir):  # before the (slow) dequantization

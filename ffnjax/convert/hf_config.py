@@ -12,7 +12,7 @@ import math
 import os
 
 from ffnjax.convert.errors import ConvertError
-from ffnjax.placement import BASELINE, LayerPlan, ModelDims
+from ffnjax.core.placement import BASELINE, LayerPlan, ModelDims
 
 CONFIG_FILE = "config.json"
 ARCHITECTURES = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral"}
@@ -133,7 +133,7 @@ def to_ffnjax(hf: dict, model_dir: str, *, param_dtype: str | None = None, dtype
   evaluator's default max_length) defaults to max_position_embeddings, capped at a Mistral sliding window so
   that full causal attention equals the windowed one; a larger seq_len than the window is refused.
   """
-  from ffnjax import configlib
+  from ffnjax.train import experiment
 
   path = os.path.join(model_dir, CONFIG_FILE)
   check_supported(hf, path)
@@ -182,7 +182,7 @@ def to_ffnjax(hf: dict, model_dir: str, *, param_dtype: str | None = None, dtype
     if value not in _DTYPES:
       raise ConvertError(f"{name}={value!r}: must be one of {_DTYPES}")
 
-  config = configlib.default_config()
+  config = experiment.default_config()
   config.model.update(dict(
       vocab_size=vocab, num_layers=layers, d_model=d, d_ff=f, num_heads=heads,
       num_kv_heads=0 if kv == heads else kv,

@@ -43,7 +43,7 @@ import numpy as np
 from ffnjax.convert import hf_config
 from ffnjax.convert.errors import ConvertError
 from ffnjax.convert.safetensors_io import INDEX_FILE, SINGLE_FILE, CheckpointReader, StreamingWriter, np_dtype
-from ffnjax.placement import LayerPlan
+from ffnjax.core.placement import LayerPlan
 
 log = logging.getLogger(__name__)
 

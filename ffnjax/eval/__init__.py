@@ -3,7 +3,7 @@
 Modules: `engine` (requests -> LL / is_greedy: packed hidden-state scoring for our model, bucketed logits batches
 for any logits function), `tasks` (registry + one module per
 task), `sources` (upstream files / TFDS dirs), `metrics` (aggregations, stderr), `evaluator` (prepare / score /
-evaluate), `embedded` (the offline quick-start set). `python -m ffnjax.evaluate` is the command line.
+evaluate), `embedded` (the offline quick-start set). `python -m ffnjax.eval` is the command line.
 """
 
 from ffnjax.eval.engine import (HiddenScorer, encode_pair, loglikelihood, loglikelihood_rolling, plan_batches, plan_packed,

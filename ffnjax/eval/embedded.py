@@ -16,7 +16,7 @@ From the TRAINING plays (so it measures stored knowledge):
                              "In which play does the character X appear?" -> [title], for every speaker X who
                              speaks at least 3 times in exactly one play of the corpus and is named in its text.
 
-Run `python -m ffnjax.eval.embedded --output=DIR` to write the files somewhere else.
+`build_embedded(DIR)` writes the files somewhere else.
 """
 
 from __future__ import annotations
@@ -226,20 +226,3 @@ def ensure_embedded(path: str | None = None) -> str:
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   return path
-
-
-def main(argv):
-  del argv
-  from absl import flags
-
-  out = build_embedded(flags.FLAGS.output, seed=flags.FLAGS.seed)
-  with open(os.path.join(out, MANIFEST)) as f:
-    print(f.read())
-
-
-if __name__ == "__main__":
-  from absl import app, flags
-
-  flags.DEFINE_string("output", None, "directory to write the embedded evaluation set to", required=True)
-  flags.DEFINE_integer("seed", 0, "seed of the passage and distractor choices")
-  app.run(main)

@@ -13,7 +13,7 @@ from ffnjax.model.layers import REMAT_POLICIES
 from ffnjax.model.transformer import (Transformer, head_from_params, padded_width, scanned_to_unrolled,
                                       unrolled_to_scanned)
 from ffnjax.parallel.rules import logical_sharding
-from ffnjax.placement import LayerPlan
+from ffnjax.core.placement import LayerPlan
 
 __all__ = ["default_config", "validate", "build", "Transformer", "param_shapes", "param_shardings",
            "placed_param_shapes", "init_params", "make_logits_fn", "make_scorer", "head_from_params", "padded_width", "scanned_to_unrolled",

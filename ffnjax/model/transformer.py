@@ -12,7 +12,7 @@ from flax import linen as nn
 
 from ffnjax.model.layers import REMAT_POLICIES, Block, RMSNorm, _dtype, normal_init, rope_tables
 from ffnjax.parallel.constraints import constrain
-from ffnjax.placement import LayerPlan
+from ffnjax.core.placement import LayerPlan
 
 
 def padded_width(width: int, multiple: int) -> int:

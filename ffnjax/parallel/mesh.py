@@ -9,20 +9,11 @@ import ml_collections
 import numpy as np
 from jax.sharding import AxisType, Mesh
 
-AXES = ("data", "fsdp", "tensor")
+from ffnjax.core.meshspec import AXES, validate
 
 
 def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
-
-
-def validate(mesh_cfg) -> None:
-  wild = [a for a in AXES if mesh_cfg[a] == -1]
-  if len(wild) > 1:
-    raise ValueError(f"mesh: at most one of {AXES} may be -1 (the rest of the devices), got {wild}")
-  for a in AXES:
-    if mesh_cfg[a] != -1 and mesh_cfg[a] < 1:
-      raise ValueError(f"mesh.{a}={mesh_cfg[a]}: must be a positive integer or -1 (the rest of the devices)")
 
 
 def resolve_shape(mesh_cfg, num_devices: int) -> tuple[int, int, int]:

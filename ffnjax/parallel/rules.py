@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import jax
 from jax.sharding import NamedSharding, PartitionSpec
 
 LOGICAL_RULES: tuple[tuple[str, tuple[str, ...] | None], ...] = (
@@ -48,10 +47,3 @@ def logical_spec(names: Sequence[str | None], shape: Sequence[int] | None = None
 
 def logical_sharding(names, shape, mesh) -> NamedSharding:
   return NamedSharding(mesh, logical_spec(names, shape, mesh))
-
-
-def shard_tree(logical_tree, shape_tree, mesh):
-  """Shardings for a pytree given matching trees of logical names and shapes (jax.ShapeDtypeStruct or arrays)."""
-  is_names = lambda x: isinstance(x, tuple) and all(isinstance(n, (str, type(None))) for n in x)  # noqa: E731
-  return jax.tree.map(lambda names, s: logical_sharding(names, s.shape, mesh), logical_tree, shape_tree,
-                      is_leaf=is_names)

@@ -40,7 +40,7 @@ _PERPLEXITY_VALUE = flags.DEFINE_bool("perplexity_value", False, "Admit tasks wi
 
 
 def _fail(message: str) -> None:
-  """Bad input: one line on stderr, exit status 2 (as ffnjax.evaluate), no traceback."""
+  """Bad input: one line on stderr, exit status 2 (as ffnjax.eval), no traceback."""
   print(f"ffnjax.shapley: {message}", file=sys.stderr)
   sys.exit(2)
 

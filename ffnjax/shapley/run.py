@@ -20,7 +20,7 @@ def load_model(checkpoint: str | None, hf_model: str | None, step: int | None):
   if bool(checkpoint) == bool(hf_model):
     raise ValueError("give exactly one of --checkpoint=RUN_DIR or --hf_model=DIR")
   if checkpoint:
-    from ffnjax.evaluate import load_tokenizer
+    from ffnjax.eval.run import load_tokenizer
     from ffnjax.train.checkpoint import restore_params
     params, config, plan = restore_params(checkpoint, step)
     return params, config, plan, load_tokenizer(config, run_dir=checkpoint)

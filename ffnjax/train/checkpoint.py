@@ -7,14 +7,13 @@ re-shards onto any mesh.
 
 from __future__ import annotations
 
-import json
 import logging
 
 import jax
 import orbax.checkpoint as ocp
 
 from ffnjax.core import rundir
-from ffnjax.placement import LayerPlan
+from ffnjax.core.placement import LayerPlan
 
 
 class CheckpointMismatch(ValueError):
@@ -142,7 +141,7 @@ def steps(run_dir: str) -> list[int]:
 def restore_params(run_dir: str, step: int | None = None, mesh=None):
   """Parameters only (no optimizer state) -> (params, config, plan), placed on `mesh` (or one device)."""
   from ffnjax import model as model_lib
-  from ffnjax.train.rundir import load_config
+  from ffnjax.train.runconfig import load_config
 
   config = load_config(run_dir)
   plan = LayerPlan.from_config(config)
@@ -158,7 +157,3 @@ def restore_params(run_dir: str, step: int | None = None, mesh=None):
   abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings)
   params = mngr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract)))["params"]
   return params, config, plan
-
-
-def dumps(obj) -> str:
-  return json.dumps(obj, indent=2, sort_keys=True)

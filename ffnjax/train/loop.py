@@ -19,47 +19,22 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from ffnjax import configlib
 from ffnjax import model as model_lib
+from ffnjax.core import meshspec
+from ffnjax.core.config import ConfigError, decay_start_step
 from ffnjax.data import ensure_prepared
 from ffnjax.data.pipeline import TrainData
 from ffnjax.parallel import logical_sharding, make_mesh
 from ffnjax.train import checkpoint as ckpt
-from ffnjax.train import hooks
+from ffnjax.train import experiment, hooks
 from ffnjax.train.metrics import MetricWriters, Pace
-from ffnjax.train.optimizer import decay_start_step, make_optimizer
-from ffnjax.train.rundir import config_to_dict, init_run_dir
+from ffnjax.train.optimizer import make_optimizer
+from ffnjax.train.runconfig import config_to_dict, init_run_dir
 from ffnjax.train.step import make_train_step
 
 
 class NonFiniteLoss(FloatingPointError):
   pass
-
-
-def _check_batch(config, mesh) -> None:
-  micro = config.train.global_batch // config.train.micro_batches
-  shards = mesh.shape["data"] * mesh.shape["fsdp"]
-  if micro % shards:
-    raise configlib.ConfigError(
-        f"train.global_batch={config.train.global_batch} / train.micro_batches={config.train.micro_batches} = "
-        f"{micro} sequences per micro-batch is not divisible by the data axes (mesh.data x mesh.fsdp = {shards})")
-  if config.train.global_batch % jax.process_count():
-    raise configlib.ConfigError(f"train.global_batch={config.train.global_batch} is not divisible by the "
-                                f"{jax.process_count()} processes")
-  if jax.process_count() > 1:
-    # TrainData gives each process global_batch / process_count rows; make_array_from_process_local_data puts
-    # them on this process's devices. A mesh that replicates the batch across processes (e.g. only tensor
-    # spans them) would silently stitch different rows into one "replicated" array: refuse it.
-    shape = (config.train.global_batch, config.data.seq_len + 1)
-    rows = set()
-    for index in logical_sharding(("batch", "length"), shape, mesh).addressable_devices_indices_map(shape).values():
-      rows.update(range(*index[0].indices(shape[0])))
-    want = shape[0] // jax.process_count()
-    if len(rows) != want:
-      raise configlib.ConfigError(
-          f"mesh {dict(mesh.shape)}: process {jax.process_index()}'s devices hold {len(rows)} of the "
-          f"{shape[0]} rows of the global batch, but each of the {jax.process_count()} processes loads {want}; "
-          f"the batch must be split across processes (make mesh.data x mesh.fsdp span them)")
 
 
 def build_state_shardings(model, optimizer, mesh):
@@ -119,13 +94,13 @@ class Trainer:
   comes after every resume check); `training_steps()` runs it, calling the hooks added with `add_hook`."""
 
   def __init__(self, config, workdir: str, *, max_steps: int | None = None, log: bool = True):
-    plan = configlib.validate(config)
+    plan = experiment.validate(config)
     if config.name != plan.name:  # a command-line override (e.g. of the ratio) changed which model this is
       config = config.copy_and_resolve_references()
       config.name = plan.name
     self.config, self.plan, self.workdir = config, plan, workdir
     self.mesh = make_mesh(config.mesh)
-    _check_batch(config, self.mesh)
+    experiment.check_batch(config, self.mesh)
     self.is_lead = jax.process_index() == 0
     self.log = log and self.is_lead
     self.data_cfg = config.data.copy_and_resolve_references()
@@ -133,12 +108,12 @@ class Trainer:
     self.data = TrainData(self.data_cfg, global_batch=config.train.global_batch, process_index=jax.process_index(),
                           process_count=jax.process_count())
     if self.data.vocab_size > config.model.vocab_size:
-      raise configlib.ConfigError(f"model.vocab_size={config.model.vocab_size} is smaller than the tokenizer's "
-                                  f"{self.data.vocab_size} ({config.data.tokenizer})")
+      raise ConfigError(f"model.vocab_size={config.model.vocab_size} is smaller than the tokenizer's "
+                        f"{self.data.vocab_size} ({config.data.tokenizer})")
     self.model = model_lib.build(config.model, plan)
     self.optimizer = make_optimizer(config.train)
     abstract, self.shardings = build_state_shardings(self.model, self.optimizer, self.mesh)
-    self.mesh_spec = ",".join(f"{axis}:{size}" for axis, size in self.mesh.shape.items())
+    self.mesh_spec = meshspec.format_spec(self.mesh.shape)
     self.say(f"{config.name} on mesh {self.mesh_spec} ({self.mesh.size} {self.mesh.devices.flat[0].platform} "
              f"devices): restoring the newest checkpoint or initialising the parameters…")
     with jax.set_mesh(self.mesh):

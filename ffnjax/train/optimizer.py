@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ffnjax.core.config import decay_start_step
+
 
 def schedule(train_cfg) -> optax.Schedule:
   peak, warmup, total = train_cfg.peak_lr, train_cfg.warmup_steps, train_cfg.steps
@@ -32,11 +34,6 @@ def schedule(train_cfg) -> optax.Schedule:
     frac = jnp.clip((step - decay_start) / max(total - decay_start, 1), 0.0, 1.0)
     return peak + (floor - peak) * frac
   return lambda step: jnp.where(step < warmup, warm(step), wsd(step))
-
-
-def decay_start_step(train_cfg) -> int:
-  """First step of the WSD decay: a checkpoint before it can be extended to a longer run."""
-  return int(round(train_cfg.steps * (1.0 - train_cfg.decay_fraction)))
 
 
 def decay_mask(params, decay_norms_and_embeddings: bool):

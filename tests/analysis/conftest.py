@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ffnjax import placement
+from ffnjax.core import placement
 from ffnjax.analysis import results as results_lib
 
 DIMS = placement.ModelDims(vocab_size=64, num_layers=4, d_model=16, d_ff=32, num_heads=2)

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from ffnjax import placement
+from ffnjax.core import placement
 from ffnjax.analysis import (TABLE1_TASKS, AnalysisError, compute_ri, importance, importance_by_family, standardize,
                              table_from_records)
 

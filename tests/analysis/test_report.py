@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from ffnjax import placement
+from ffnjax.core import placement
 from ffnjax.analysis import AnalysisError, load_study, load_table, write_report
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -58,7 +58,7 @@ def test_cli(tmp_path):
           "final_50_x_4l,final,50,0,zsre,acc,0.38"]
   good = tmp_path / "t.csv"
   good.write_text("\n".join(rows) + "\n")
-  run = lambda *args: subprocess.run([sys.executable, "-m", "ffnjax.analyze", *args], cwd=REPO,  # noqa: E731
+  run = lambda *args: subprocess.run([sys.executable, "-m", "ffnjax.analysis", *args], cwd=REPO,  # noqa: E731
                                      capture_output=True, text=True, timeout=120)
   ok = run(f"--table={good}", f"--output={tmp_path / 'out'}", "--tasks=zsre:acc")
   assert ok.returncode == 0, ok.stderr

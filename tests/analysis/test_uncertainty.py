@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from ffnjax import placement
+from ffnjax.core import placement
 from ffnjax.analysis import report
 from ffnjax.analysis import results as results_lib
-from ffnjax.analysis.table import load_study
+from ffnjax.analysis.results_table import load_study
 
 DIMS = placement.ModelDims(vocab_size=64, num_layers=4, d_model=16, d_ff=32, num_heads=2)
 

@@ -18,7 +18,7 @@ from ffnjax import model as model_lib
 from ffnjax.convert import export_hf, import_to_run_dir, load_hf
 from ffnjax.convert import llama as convert_llama
 from ffnjax.parallel import make_mesh
-from ffnjax.placement import LayerPlan
+from ffnjax.core.placement import LayerPlan
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -213,7 +213,7 @@ def test_cli_import_run_dir_and_export(tmp_path):
     json.dump({"model_max_length": 64}, f)
   run = tmp_path / "run"
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  cmd = [sys.executable, "-m", "ffnjax.convert", f"--hf_model={src}", f"--output={run}", "--mesh=data=1,fsdp=2"]
+  cmd = [sys.executable, "-m", "ffnjax.convert", f"--hf_model={src}", f"--output={run}", "--mesh=data:1,fsdp:2"]
   res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert res.returncode == 0, res.stderr[-3000:]
   assert "imported" in res.stdout and "src" in res.stdout

@@ -148,7 +148,7 @@ def test_sliding_window_caps_seq_len_or_is_refused(tmp_path):
 def _tiny_ffnjax(arg, **model):
   from configs import tiny
 
-  from ffnjax.placement import LayerPlan
+  from ffnjax.core.placement import LayerPlan
 
   config = tiny.get_config(arg)
   config.model.update(dict(vocab_size=256, **model))

@@ -7,8 +7,9 @@ import sys
 import pytest
 
 from configs import paper, tiny
-from ffnjax import configlib
-from ffnjax.placement import LayerPlan
+from ffnjax.core.config import ConfigError, run_name
+from ffnjax.train.experiment import validate
+from ffnjax.core.placement import LayerPlan
 
 
 @pytest.mark.parametrize("size", list(paper.SIZES))
@@ -16,7 +17,7 @@ def test_every_paper_grid_point_parses(size):
   names = [f"baseline_{size}"] + [f"{p}_{r}_{size}" for p in ("first", "middle", "final") for r in (10, 30, 50, 70, 90)]
   for name in names:
     config = paper.get_config(name)
-    plan = configlib.validate(config)
+    plan = validate(config)
     assert plan.name == name == config.name
 
 
@@ -27,18 +28,18 @@ def test_override_rederives_the_plan():
   plan = LayerPlan.from_config(config)
   assert plan.num_layers == 24 and plan.num_expanded == 7
   assert plan.d_ff_expanded == -(-(24 * (3 * 1280 * 4480 + 1280) - 7 * 1280) // (7 * 3 * 1280))
-  assert configlib.run_name(config) == "middle_30_285m_24l"
+  assert run_name(config) == "middle_30_285m_24l"
 
 
 def test_tiny_config_is_cpu_sized():
-  plan = configlib.validate(tiny.get_config("final_50_tiny_8l"))
+  plan = validate(tiny.get_config("final_50_tiny_8l"))
   assert plan.param_count() < 5_000_000
   assert plan.layer_types[:4] == ("deactivated",) * 4
 
 
 @pytest.mark.parametrize("name", ["middle_285m_12l", "center_50_285m_12l", "middle_70_999m_12l", "middle_70"])
 def test_bad_names(name):
-  with pytest.raises(configlib.ConfigError, match="config name"):
+  with pytest.raises(ConfigError, match="config name"):
     paper.get_config(name)
 
 
@@ -66,7 +67,7 @@ def test_invalid_fields_are_named(field, value, needle):
     node = node[part]
   node[key] = value
   with pytest.raises(ValueError, match=needle):
-    configlib.validate(config)
+    validate(config)
 
 
 def run_plan(*args):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from ffnjax import placement
-from ffnjax.placement import LayerPlan, ModelDims, PlanError
+from ffnjax.core import placement
+from ffnjax.core.placement import LayerPlan, ModelDims, PlanError
 
 PAPER = {
     "285m_12l": ModelDims(50257, 12, 1280, 4480, 20),

@@ -1,4 +1,4 @@
-"""The embedded evaluation set and `python -m ffnjax.evaluate` on a saved tiny checkpoint, end to end offline."""
+"""The embedded evaluation set and `python -m ffnjax.eval` on a saved tiny checkpoint, end to end offline."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from ffnjax import evaluate as evaluate_cli
+from ffnjax.eval import run as evaluate_cli
 from ffnjax.eval import embedded, prepare
 
 TASKS = "lambada_openai,wikitext,hellaswag,zsre"
@@ -25,9 +25,9 @@ def run_dir(tmp_path_factory):
   from ffnjax import model as model_lib
   from ffnjax.data import shakespeare
   from ffnjax.data.tokenizers import train_bpe
-  from ffnjax.placement import LayerPlan
+  from ffnjax.core.placement import LayerPlan
   from ffnjax.train import checkpoint
-  from ffnjax.train.rundir import init_run_dir
+  from ffnjax.train.runconfig import init_run_dir
 
   root = tmp_path_factory.mktemp("eval_cli")
   data = root / "data"

@@ -14,7 +14,7 @@ import pytest
 from configs import tiny
 from ffnjax import model as model_lib
 from ffnjax.eval import engine, evaluator
-from ffnjax.placement import LayerPlan
+from ffnjax.core.placement import LayerPlan
 
 MAX_LENGTH = 160  # short enough that many embedded requests are truncated
 

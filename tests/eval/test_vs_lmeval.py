@@ -1,4 +1,4 @@
-"""`ffnjax.evaluate` against lm-evaluation-harness 0.4.13 itself (its HFLM, via ffnjax/eval/lmeval_ref.py), per
+"""`ffnjax.eval` against lm-evaluation-harness 0.4.13 itself (its HFLM, via ffnjax/eval/lmeval_ref.py), per
 request, on the same Hugging Face directory and the same upstream-format records of every task.
 
 The model is a tiny random LlamaForCausalLM (logits O(1)) with SmolLM2's tokenizer (from the imported GGUF), so
@@ -111,8 +111,8 @@ def _tiny_hf_dir(path, tokenizer_dir) -> str:
 
 
 def _ours(run_dir, data_dir, tasks, tmp_path) -> dict:
-  """{task: [(context, continuation, ll, is_greedy), ...]} from `ffnjax.evaluate` records."""
-  from ffnjax.evaluate import run
+  """{task: [(context, continuation, ll, is_greedy), ...]} from `ffnjax.eval` records."""
+  from ffnjax.eval.run import run
 
   records = str(tmp_path / "records.jsonl")
   run(run_dir, tasks=",".join(tasks), data_dir=data_dir, max_length=MAX_LENGTH, output=str(tmp_path / "r.json"),

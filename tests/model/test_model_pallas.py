@@ -9,7 +9,7 @@ import pytest
 from configs import tiny
 from ffnjax import model as model_lib
 from ffnjax.parallel import make_mesh
-from ffnjax.placement import LayerPlan
+from ffnjax.core.placement import LayerPlan
 from ffnjax.train.optimizer import make_optimizer
 from ffnjax.train.step import make_train_step
 

@@ -17,7 +17,7 @@ RUNS = (BASELINE, "first_50_tiny_4l", "final_50_tiny_4l")
 @pytest.fixture(scope="session")
 def smoke_study(tmp_path_factory):
   from configs import study as study_configs
-  from ffnjax.study import run_study
+  from ffnjax.study.runner import run_study
 
   study = study_configs.get_config("smoke")
   study.config_file = os.path.join(REPO, study.config_file)  # independent of the working directory

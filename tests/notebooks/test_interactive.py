@@ -1,4 +1,4 @@
-"""ffnjax.interactive on a real trained study: scoring is the evaluator's, masks behave as the model's keep input,
+"""ffnjax.notebook on a real trained study: scoring is the evaluator's, masks behave as the model's keep input,
 greedy decoding is deterministic, and open_study bundles the analysis."""
 
 import os
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ffnjax.eval import engine
-from ffnjax.interactive import InteractiveModel, open_study
+from ffnjax.notebook import InteractiveModel, open_study
 from ffnjax.model import make_logits_fn
 
 BASELINE = "baseline_tiny_4l"

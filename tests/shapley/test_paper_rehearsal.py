@@ -46,8 +46,8 @@ def setup(tmp_path_factory):
 
 def test_export_carries_the_runs_tokenizer(setup):
   from ffnjax.data.tokenizers import HFTokenizer
-  from ffnjax.evaluate import load_tokenizer
-  from ffnjax.train.rundir import load_config
+  from ffnjax.eval.run import load_tokenizer
+  from ffnjax.train.runconfig import load_config
 
   ours = load_tokenizer(load_config(setup["run"]), run_dir=setup["run"])
   exported = HFTokenizer(setup["hf"])
@@ -125,8 +125,8 @@ def test_per_task_figure_says_what_it_shows(setup, tmp_path):
 
 
 def test_evaluate_hf_model_equals_convert_then_evaluate_and_a_moved_run(setup, tmp_path):
-  from ffnjax import evaluate
-  from ffnjax.train.rundir import load_config
+  from ffnjax.eval import run as evaluate
+  from ffnjax.train.runconfig import load_config
 
   kw = dict(tasks="boolq,openbookqa,piqa", data_dir=setup["data"], limit=N)
   direct = evaluate.run(hf_model=setup["hf"], output=str(tmp_path / "direct.json"), **kw)
@@ -141,13 +141,13 @@ def test_evaluate_hf_model_equals_convert_then_evaluate_and_a_moved_run(setup, t
 
 
 def test_directory_kind_errors(setup, tmp_path):
-  res = cli("ffnjax.evaluate", f"--workdir={setup['hf']}", "--tasks=piqa")
+  res = cli("ffnjax.eval", f"--workdir={setup['hf']}", "--tasks=piqa")
   assert res.returncode == 2 and "Traceback" not in res.stderr
   assert f"a Hugging Face model directory, not an ffnjax run; pass --hf_model={setup['hf']}" in res.stderr
   assert len(res.stderr.strip().splitlines()) == 1
-  res = cli("ffnjax.evaluate", f"--hf_model={setup['run']}", f"--output={tmp_path / 'r.json'}", "--tasks=piqa")
+  res = cli("ffnjax.eval", f"--hf_model={setup['run']}", f"--output={tmp_path / 'r.json'}", "--tasks=piqa")
   assert res.returncode == 2 and "an ffnjax run directory, not a Hugging Face model" in res.stderr
-  res = cli("ffnjax.evaluate", f"--workdir={tmp_path}", "--tasks=piqa")
+  res = cli("ffnjax.eval", f"--workdir={tmp_path}", "--tasks=piqa")
   assert res.returncode == 2 and "not a run directory (no config.json)" in res.stderr
   res = cli("ffnjax.shapley", f"--checkpoint={setup['hf']}", f"--output={tmp_path / 's'}")
   assert res.returncode == 2 and f"pass --hf_model={setup['hf']}" in res.stderr and "Traceback" not in res.stderr

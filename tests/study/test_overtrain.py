@@ -4,8 +4,8 @@ import json
 import os
 
 from configs import study as study_configs
-from ffnjax import studygrid
-from ffnjax.study import extend_from_shorter_budget
+from ffnjax.core import studygrid
+from ffnjax.study.runner import extend_from_shorter_budget
 from ffnjax.train import checkpoint as ckpt
 from ffnjax.train.loop import train
 

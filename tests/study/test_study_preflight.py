@@ -9,8 +9,10 @@ import pytest
 
 from configs import paper as paper_configs
 from configs import study as study_configs
-from ffnjax import configlib, studygrid
-from ffnjax.study import preflight
+from ffnjax.core import studygrid
+from ffnjax.core.config import ConfigError
+from ffnjax.study.runner import preflight
+from ffnjax.train import experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PAPER_TASKS = {"wikitext", "lambada_openai", "arc_easy", "arc_challenge", "winogrande", "piqa", "hellaswag", "zsre"}
@@ -20,8 +22,8 @@ def test_paper_configs_evaluate_the_papers_tasks_and_refuse_embedded_data():
   config = paper_configs.get_config("middle_70_285m_12l")
   assert set(config.eval.tasks.split(",")) == PAPER_TASKS and config.eval.data_dir == "data/eval"
   config.eval.data_dir = "embedded"
-  with pytest.raises(configlib.ConfigError, match="eval.data_dir='embedded' holds Shakespeare stand-ins"):
-    configlib.validate(config)
+  with pytest.raises(ConfigError, match="eval.data_dir='embedded' holds Shakespeare stand-ins"):
+    experiment.validate(config)
 
 
 def test_paper_1b_trains_the_70_percent_placements_and_overtraining_budgets():
@@ -34,7 +36,7 @@ def test_paper_1b_trains_the_70_percent_placements_and_overtraining_budgets():
   steps = {r.name: dict(r.overrides)["train.steps"] for r in runs}
   # 20 tokens per non-embedding parameter: 1x = ceil(20 * N / (288 * 1024)) steps; 8x is 8 times the tokens.
   config = studygrid.build_run_config(runs[0])
-  n = configlib.validate(config).param_count(non_embedding=True)
+  n = experiment.validate(config).param_count(non_embedding=True)
   assert steps["baseline_285m_12l_1x"] == -(-20 * n // (288 * 1024))
   assert abs(steps["final_70_285m_12l_8x"] - 8 * steps["final_70_285m_12l_1x"]) <= 8
   assert config.train.schedule == "wsd" and config.placement.budget == "1x"

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from configs import study as study_configs
-from ffnjax import studygrid
+from ffnjax.core import studygrid
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

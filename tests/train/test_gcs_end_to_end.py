@@ -78,9 +78,9 @@ def test_train_sigterm_resume_evaluate_analyze_on_gcs(gcs_bucket, tmp_path):
 
   # 4. Evaluate both (results into the run directories on gs://), then analyze the study into gs://.
   for name in ("final_50_tiny_4l", "baseline_tiny_4l"):
-    _run([sys.executable, "-m", "ffnjax.evaluate", f"--workdir={study}/{name}", f"--tasks={TASKS}", "--limit=8",
+    _run([sys.executable, "-m", "ffnjax.eval", f"--workdir={study}/{name}", f"--tasks={TASKS}", "--limit=8",
           f"--records={study}/{name}/eval/records.jsonl"])
-  out = _run([sys.executable, "-m", "ffnjax.analyze", f"--study={study}", f"--output={gcs_bucket}/analysis",
+  out = _run([sys.executable, "-m", "ffnjax.analysis", f"--study={study}", f"--output={gcs_bucket}/analysis",
               "--tasks=wikitext:word_perplexity,lambada_openai:perplexity"])
   assert out.stdout.strip() == f"{gcs_bucket}/analysis/report.md"
   report = rundir.read_text(f"{gcs_bucket}/analysis/report.md")

@@ -110,12 +110,12 @@ def test_wandb_offline_run_holds_the_logged_scalars(tmp_path, make_config, monke
 
 
 def test_wandb_project_without_wandb_is_refused_before_anything_runs(make_config, monkeypatch):
-  from ffnjax import configlib
+  from ffnjax.train import experiment
 
-  configlib.validate(make_config(wandb_project="p"))
+  experiment.validate(make_config(wandb_project="p"))
   monkeypatch.setitem(sys.modules, "wandb", None)  # as if the [wandb] extra were not installed
   with pytest.raises(ValueError, match=r"train.wandb_project='p' needs Weights & Biases: pip install -e '.\[wandb\]'"):
-    configlib.validate(make_config(wandb_project="p"))
+    experiment.validate(make_config(wandb_project="p"))
 
 
 def test_first_line_comes_before_jax_loads(tmp_path):

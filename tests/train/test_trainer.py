@@ -132,7 +132,7 @@ def test_sigterm_saves_current_step_and_exits_zero(tmp_path):
 
 def test_gradient_accumulation_equals_one_big_batch(make_config):
   from ffnjax import model as model_lib
-  from ffnjax.placement import LayerPlan
+  from ffnjax.core.placement import LayerPlan
   from ffnjax.train.step import make_grad_fn
 
   config = make_config(global_batch=16)
@@ -148,7 +148,8 @@ def test_gradient_accumulation_equals_one_big_batch(make_config):
 
 
 def test_wsd_extension_equals_a_longer_run_from_the_start(tmp_path, make_config):
-  from ffnjax.train.optimizer import decay_start_step, schedule
+  from ffnjax.core.config import decay_start_step
+  from ffnjax.train.optimizer import schedule
 
   short = make_config(steps=10, schedule="wsd", decay_fraction=0.2, log_every=1)
   long = make_config(steps=20, schedule="wsd", decay_fraction=0.2, log_every=1)

@@ -1,8 +1,10 @@
-"""The experiment config: one ConfigDict assembled from each component's `default_config()`.
+"""The JAX-free half of the experiment config: its error type, its sections that need no component, and the
+run-name grammar.
 
 Names follow the paper's grammar `[pos]_[pct]_[size]_[layers]` (e.g. `middle_70_285m_12l`) or
 `baseline_[size]_[layers]`. The layer plan is derived from the config on use (`LayerPlan.from_config`), never
-stored, so command-line overrides re-derive d_ff'.
+stored, so command-line overrides re-derive d_ff'. The whole ConfigDict is assembled in
+`ffnjax.train.experiment.default_config()` from each component's section.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import re
 
 import ml_collections
 
-from ffnjax import placement
+from ffnjax.core import placement
 
 _NAME = re.compile(r"^(?:(?P<base>baseline)|(?P<pos>[a-z]+)_(?P<pct>\d+))_(?P<size>[0-9a-z.]+)_(?P<layers>\d+)l$")
 
@@ -20,26 +22,19 @@ class ConfigError(ValueError):
   """An invalid experiment config; the message names the field and the allowed values."""
 
 
-def default_config() -> ml_collections.ConfigDict:
-  from ffnjax import data, model, parallel, train  # local: keep `import ffnjax.configlib` light
-
-  config = ml_collections.ConfigDict()
-  config.name = ""
-  config.seed = 0
+def placement_config() -> ml_collections.ConfigDict:
   # budget: token-budget label of the over-training study (e.g. "2x"); "" = the paper's standard run length.
-  config.placement = ml_collections.ConfigDict(dict(position=placement.BASELINE, ratio=100, size="", budget=""))
-  config.model = model.default_config()
-  config.data = data.default_config()
-  config.train = train.default_config()
-  config.mesh = parallel.default_config()
-  config.eval = ml_collections.ConfigDict(dict(
+  return ml_collections.ConfigDict(dict(position=placement.BASELINE, ratio=100, size="", budget=""))
+
+
+def eval_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
       tasks="lambada_openai,wikitext,hellaswag,zsre",  # comma-separated ffnjax.eval task names
       data_dir="embedded",  # "embedded" = the held-out default-corpus sets; else a directory of upstream files
       limit=0,  # examples per task, 0 = all
       max_length=0,  # 0 = data.seq_len
       token_budget=16384,  # tokens per scoring batch: bounds evaluator memory
   ))
-  return config
 
 
 def parse_name(name: str) -> dict:
@@ -76,28 +71,11 @@ def apply_name(config: ml_collections.ConfigDict, name: str, sizes: dict) -> ml_
   return config
 
 
+def decay_start_step(train_cfg) -> int:
+  """First step of the WSD decay: a checkpoint before it can be extended to a longer run."""
+  return int(round(train_cfg.steps * (1.0 - train_cfg.decay_fraction)))
+
+
 def run_name(config) -> str:
   """The name of the run a config describes, re-derived so that overrides show (e.g. a changed ratio)."""
   return placement.LayerPlan.from_config(config).name
-
-
-def validate(config) -> placement.LayerPlan:
-  """Checks every section; returns the layer plan. Raises ConfigError/PlanError naming the field."""
-  from ffnjax import data, kernels, model, parallel, train
-
-  model.validate(config.model)
-  kernels.validate(config.model.kernels)
-  data.validate(config.data)
-  train.validate(config.train)
-  parallel.validate(config.mesh)
-  plan = placement.LayerPlan.from_config(config)
-  if config.data.source == "fineweb_edu" and config.eval.data_dir == "embedded":
-    raise ConfigError("eval.data_dir='embedded' holds Shakespeare stand-ins, but this config trains on FineWeb-Edu "
-                      "and reports the paper's benchmarks: set --config.eval.data_dir=DIR, written by "
-                      "`python -m ffnjax.data.fetch --what=eval --output=DIR`")
-  if config.data.tokenizer == "gpt2" and config.model.vocab_size < 50257:
-    raise ConfigError(f"model.vocab_size={config.model.vocab_size} is smaller than the gpt2 tokenizer's 50257")
-  if config.train.global_batch % config.train.micro_batches:
-    raise ConfigError(f"train.global_batch={config.train.global_batch} is not divisible by "
-                      f"train.micro_batches={config.train.micro_batches}")
-  return plan

@@ -19,10 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
-import sys
 import time
-
-from absl import app, flags
 
 from ffnjax.core import rundir
 
@@ -199,31 +196,3 @@ def fetch_fineweb_edu(output: str, subset: str, max_shards: int = 0, log=print) 
   manifest["subset"] = subset
   rundir.write_json(rundir.join(target, MANIFEST), manifest)
   return manifest
-
-
-def main(argv):
-  if len(argv) > 1:
-    sys.exit(f"fetch: unexpected arguments {argv[1:]}")
-  f = flags.FLAGS
-  log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-  try:
-    if f.what == "eval":
-      manifest = fetch_eval(f.output, f.tasks, log=log)
-      print(rundir.join(f.output, MANIFEST), f"({len(manifest['files'])} files)")
-    else:
-      manifest = fetch_fineweb_edu(f.output, f.subset, f.max_shards, log=log)
-      print(rundir.join(f.output, f.subset), f"({len(manifest['files'])} shards)")
-  except FetchError as e:
-    print(f"fetch: {e}", file=sys.stderr)
-    sys.exit(2)
-
-
-if __name__ == "__main__":
-  # Flags are defined here only: library imports (tests, fixtures) must not claim flag names.
-  flags.DEFINE_enum("what", None, ["eval", "fineweb_edu"], "What to download.")
-  flags.DEFINE_string("output", None, "Output directory (eval: the evaluator's data_dir).")
-  flags.DEFINE_list("tasks", [], "--what=eval: only these tasks (default: all).")
-  flags.DEFINE_string("subset", "sample-10BT", f"--what=fineweb_edu: one of {sorted(FINEWEB_EDU_SUBSETS)}.")
-  flags.DEFINE_integer("max_shards", 0, "--what=fineweb_edu: download only the first N shards (0 = all).")
-  flags.mark_flags_as_required(["what", "output"])
-  app.run(main)

@@ -10,7 +10,7 @@ import json
 import ml_collections
 
 from ffnjax.core import rundir
-from ffnjax.placement import LayerPlan
+from ffnjax.core.placement import LayerPlan
 
 
 def config_to_dict(config) -> dict:

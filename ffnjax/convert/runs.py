@@ -50,7 +50,7 @@ def save_import(run_dir: str, params, config, plan, mesh=None, *, source: str, w
   import orbax.checkpoint as ocp
 
   from ffnjax.train import checkpoint
-  from ffnjax.train.rundir import config_to_dict, init_run_dir
+  from ffnjax.train.runconfig import config_to_dict, init_run_dir
 
   if checkpoint.steps(run_dir):
     raise ConvertError(f"--output={run_dir} already has checkpoints {checkpoint.steps(run_dir)}; import into a new "
@@ -59,7 +59,7 @@ def save_import(run_dir: str, params, config, plan, mesh=None, *, source: str, w
   tokenizer_dir = os.path.join(run_dir, TOKENIZER_DIR)
   copied = write_tokenizer(tokenizer_dir) if lead else list(tokenizer_files or [])
   if copied:
-    # Relative to the run directory (ffnjax.evaluate.load_tokenizer resolves it), so a moved run still evaluates.
+    # Relative to the run directory (ffnjax.eval.run.load_tokenizer resolves it), so a moved run still evaluates.
     config.data.tokenizer = hf_config.TOKENIZER_SPEC_PREFIX + TOKENIZER_DIR
   if mesh is not None:
     config.mesh.update({a: int(mesh.shape[a]) for a in ("data", "fsdp", "tensor") if a in mesh.shape})
@@ -106,7 +106,7 @@ def export_tokenizer(config, run_dir: str, output_dir: str) -> list[str]:
   tokenizer.json, or the GPT-2 BPE written as a tokenizer.json."""
   from ffnjax.core import rundir
   from ffnjax.data import tokenizers
-  from ffnjax.evaluate import load_tokenizer, tokenizer_spec
+  from ffnjax.eval.run import load_tokenizer, tokenizer_spec
 
   spec = tokenizer_spec(config, run_dir)  # resolves a run-relative hf:tokenizer
   kind = tokenizers.parse_spec(spec)[0]

@@ -1,4 +1,4 @@
-"""`python -m ffnjax.analyze --study=DIR` or `--table=FILE.csv|json --output=DIR`.
+"""`python -m ffnjax.analysis --study=DIR` or `--table=FILE.csv|json --output=DIR`.
 
 Writes report.md (RI tables, top-k, layer importance, runs and configs) and figures/ (PNG + SVG): RI against
 ratio, layerwise importance, training-loss curves (studies only). The average RI's task set is `--tasks`: a
@@ -30,11 +30,11 @@ _BOOT_SEED = flags.DEFINE_integer("bootstrap_seed", 0, "Seed of the bootstrap re
 
 def main(argv):
   if len(argv) > 1:
-    sys.exit(f"analyze: unexpected arguments {argv[1:]}")
+    sys.exit(f"ffnjax.analysis: unexpected arguments {argv[1:]}")
   if (_STUDY.value is None) == (_TABLE.value is None):
-    sys.exit("analyze: give exactly one of --study=DIR or --table=FILE.csv|json")
+    sys.exit("ffnjax.analysis: give exactly one of --study=DIR or --table=FILE.csv|json")
   if _TABLE.value and not _OUTPUT.value:
-    sys.exit("analyze: --table needs --output=DIR")
+    sys.exit("ffnjax.analysis: --table needs --output=DIR")
   try:
     if _STUDY.value:
       path = write_report(_STUDY.value, output_dir=_OUTPUT.value, tasks=_TASKS.value, top_k=_TOP_K.value,
@@ -43,7 +43,7 @@ def main(argv):
       path = write_report(table=load_table(_TABLE.value), output_dir=_OUTPUT.value, tasks=_TASKS.value,
                           top_k=_TOP_K.value, chance_rule=_CHANCE.value)
   except AnalysisError as e:
-    sys.exit(f"analyze: {e}")
+    sys.exit(f"ffnjax.analysis: {e}")
   print(path)
 
 

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ffnjax.core import meshspec
 from ffnjax.train.mfu import MEMORY_GIB
 
 GIB = 2**30
@@ -44,28 +45,6 @@ GIB = 2**30
 # TPU device_kind prefix -> MEMORY_GIB key, so --topology picks its own memory check when --target is not given.
 _KIND_TO_TARGET = (("tpu v5 lite", "v5e"), ("tpu v5e", "v5e"), ("tpu v6 lite", "v6e"), ("tpu v6e", "v6e"),
                    ("tpu v5p", "v5p"), ("tpu v5", "v5p"), ("tpu v4", "v4"))
-
-
-def parse_mesh(spec: str) -> ml_collections.ConfigDict:
-  """'data:1,fsdp:8,tensor:1' -> mesh config (unnamed axes 1); a clear error names the bad part."""
-  from ffnjax.parallel.mesh import AXES, default_config, validate
-
-  mesh = default_config()
-  mesh.update(dict(data=1, fsdp=1, tensor=1))
-  seen = set()
-  for item in spec.split(","):
-    axis, _, size = item.strip().partition(":")
-    if axis not in AXES or not size.lstrip("-").isdigit():
-      raise ValueError(f"--mesh={spec!r}: {item!r} must be AXIS:SIZE with AXIS in {AXES} (e.g. data:1,fsdp:8,tensor:1)")
-    if axis in seen:
-      raise ValueError(f"--mesh={spec!r}: axis {axis!r} is given twice")
-    seen.add(axis)
-    mesh[axis] = int(size)
-  try:
-    validate(mesh)
-  except ValueError as e:
-    raise ValueError(f"--mesh={spec!r}: {e}") from None
-  return mesh
 
 
 def _cpu_devices(devices: int) -> list:
@@ -121,15 +100,15 @@ def plan_report(config, *, mesh_spec: str = "", devices: int = 8, target: str = 
     raise ValueError(f"--target={target!r}: unknown accelerator; must be one of {sorted(MEMORY_GIB)}")
   if batch < 0 or seq_len < 0:
     raise ValueError(f"--batch={batch} / --seq_len={seq_len}: must be >= 1 (or 0 = the config's)")
-  mesh_cfg = parse_mesh(mesh_spec) if mesh_spec else None  # parse errors before JAX starts
+  mesh_cfg = meshspec.parse(mesh_spec) if mesh_spec else None  # parse errors before JAX starts
   device_list = topology_devices(topology) if topology else _cpu_devices(devices)
   if topology and not target:
     target = _target_of(device_list[0].device_kind)
 
-  from ffnjax import configlib
+  from ffnjax.train import experiment
   from ffnjax import model as model_lib
   from ffnjax.parallel import logical_sharding, make_mesh
-  from ffnjax.train.loop import _check_batch, build_state_shardings
+  from ffnjax.train.loop import build_state_shardings
   from ffnjax.train.optimizer import make_optimizer
   from ffnjax.train.step import make_train_step
 
@@ -139,14 +118,14 @@ def plan_report(config, *, mesh_spec: str = "", devices: int = 8, target: str = 
     config.train.global_batch, config.train.micro_batches = batch, 1
   if seq_len:
     config.data.seq_len = seq_len
-  plan = configlib.validate(config)
+  plan = experiment.validate(config)
   where = f"--topology={topology}" if topology else f"--devices={devices}"
   try:
     mesh = make_mesh(mesh_cfg if mesh_cfg is not None else config.mesh, device_list)
   except ValueError as e:
     raise ValueError(f"{e} ({where}; {'pick a larger slice' if topology else 'raise --devices'} or shrink --mesh)") \
         from None
-  _check_batch(config, mesh)  # the trainer's own batch/mesh divisibility check
+  experiment.check_batch(config, mesh)  # the trainer's own batch/mesh divisibility check
 
   model = model_lib.build(config.model, plan)
   optimizer = make_optimizer(config.train)

@@ -1,41 +1,23 @@
-"""`python -m ffnjax.evaluate --workdir=RUN_DIR [--step=N] --tasks=lambada_openai,wikitext --data_dir=DIR|embedded`
-or `python -m ffnjax.evaluate --hf_model=HF_DIR --output=results.json --tasks=...` (a Hugging Face Llama/Mistral
-directory, converted in memory exactly as `ffnjax.convert` imports it).
+"""Evaluating a checkpoint: restore a run's parameters (or a Hugging Face directory converted in memory, exactly as
+`ffnjax.convert` imports it), score the tasks with lm-evaluation-harness semantics, write the results.
 
-Restores a run's parameters only (no optimizer state), scores the tasks with lm-evaluation-harness semantics and
-writes RUN_DIR/eval/results.json atomically (format: ffnjax/analysis/results.py, plus "step" and per-task
-"below_chance"); with --records, one JSONL line per document. Flags left unset fall back to the run's
-config.eval (tasks, data_dir, limit, max_length = data.seq_len when 0, token_budget).
+Only the parameters are restored (no optimizer state); RUN_DIR/eval/results.json is written atomically (format:
+ffnjax/analysis/results.py, plus "step" and per-task "below_chance"); with `records`, one JSONL line per
+document. Arguments left unset fall back to the run's config.eval (tasks, data_dir, limit, max_length =
+data.seq_len when 0, token_budget). `python -m ffnjax.eval` is the command line (__main__.py).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 
-from absl import app, flags, logging
+from absl import logging
 
-from ffnjax.core import rundir
+from ffnjax.core import meshspec, rundir
 
-HF_MESH = "data=1,fsdp=-1,tensor=1"  # --hf_model's default mesh: ffnjax.convert's, so a model too big for one
+HF_MESH = "data:1,fsdp:-1,tensor:1"  # --hf_model's default mesh: ffnjax.convert's, so a model too big for one
 # device loads, and `evaluate --hf_model` scores exactly what `convert` then `evaluate --workdir` scores
-
-def _mesh_config(config, override: str | None):
-  mesh_cfg = config.mesh.copy_and_resolve_references() if config is not None else _default_mesh()
-  for item in filter(None, (override or "").split(",")):
-    key, _, value = item.partition("=")
-    if key.strip() not in mesh_cfg or not value.strip().lstrip("-").isdigit():
-      raise ValueError(f"--mesh={override!r}: expected 'data=N,fsdp=N,tensor=N' (N an integer, -1 = the rest)")
-    mesh_cfg[key.strip()] = int(value)
-  return mesh_cfg
-
-
-def _default_mesh():
-  import ml_collections
-
-  return ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=1))
-
 
 def tokenizer_spec(config, run_dir: str | None = None) -> str:
   """data.tokenizer with an `hf:PATH` made usable: a relative PATH (what ffnjax.convert writes: `hf:tokenizer`) is
@@ -70,28 +52,28 @@ def load_model(workdir: str | None, hf_model: str | None, step: int | None, mesh
   directory converted in memory (step 0, as ffnjax.convert imports it)."""
   from ffnjax.parallel import make_mesh
   from ffnjax.train import checkpoint
-  from ffnjax.train.rundir import load_config
+  from ffnjax.train.runconfig import load_config
 
   if bool(workdir) == bool(hf_model):
     raise ValueError("give exactly one of --workdir=RUN_DIR (an ffnjax run) or --hf_model=DIR (a Hugging Face "
                      "model directory)")
   if hf_model:
     from ffnjax.convert import load_hf
-    from ffnjax.convert.rundir import IMPORT_STEP
+    from ffnjax.convert.runs import IMPORT_STEP
 
-    the_mesh = make_mesh(_mesh_config(None, f"{HF_MESH},{mesh or ''}"))
+    the_mesh = make_mesh(meshspec.parse(mesh or "", base=meshspec.parse(HF_MESH)))
     params, config, plan = load_hf(hf_model, the_mesh)
     config.mesh.update({a: int(the_mesh.shape[a]) for a in ("data", "fsdp", "tensor")})
     return params, config, plan, the_mesh, IMPORT_STEP, load_tokenizer(config, tokenizer_dir)
   config = load_config(workdir)
   if mesh:
-    the_mesh = make_mesh(_mesh_config(config, mesh))
+    the_mesh = make_mesh(meshspec.parse(mesh, base=config.mesh))
   else:
     try:
       the_mesh = make_mesh(config.mesh)
     except ValueError as e:  # trained on another slice: evaluation only needs data parallelism
-      logging.warning("the run's mesh does not fit these devices (%s); evaluating with data=-1,fsdp=1,tensor=1", e)
-      the_mesh = make_mesh(_mesh_config(config, "data=-1,fsdp=1,tensor=1"))
+      logging.warning("the run's mesh does not fit these devices (%s); evaluating with data:-1,fsdp:1,tensor:1", e)
+      the_mesh = make_mesh(meshspec.parse("data:-1,fsdp:1,tensor:1"))
   if step is None:
     available = checkpoint.steps(workdir)
     step = max(available) if available else None  # restore_params names the missing checkpoints
@@ -144,40 +126,3 @@ def run(workdir: str | None = None, *, hf_model: str | None = None, step: int | 
     write_results(output, out)
     logging.info("wrote %s", output)
   return out
-
-
-def _define_flags():  # only when run as a program: importing this module (study runner, tests) adds no flags
-  flags.DEFINE_string("workdir", None, "run directory (config.json, checkpoints/)")
-  flags.DEFINE_string("hf_model", None, "a Hugging Face Llama/Mistral directory, converted in memory (instead of "
-                      "--workdir; needs --output)")
-  flags.DEFINE_integer("step", None, "checkpoint step (default: the latest)")
-  flags.DEFINE_string("tasks", None, "comma-separated task names (default: config.eval.tasks)")
-  flags.DEFINE_string("data_dir", None, "directory of upstream task files, or 'embedded' (default: config.eval.data_dir)")
-  flags.DEFINE_integer("limit", None, "documents per task, 0 = all (default: config.eval.limit)")
-  flags.DEFINE_integer("max_length", None, "model context in tokens (default: config.eval.max_length or data.seq_len)")
-  flags.DEFINE_integer("token_budget", None, "tokens per scoring batch, bounds memory (default: config.eval.token_budget)")
-  flags.DEFINE_string("output", None, "results file (default: RUN_DIR/eval/results.json)")
-  flags.DEFINE_string("records", None, "per-document JSONL records file (default: none)")
-  flags.DEFINE_string("tokenizer_dir", None, "where a bpe:N tokenizer.json lives (default: the run's data.path or the "
-                      "prepared-data cache)")
-  flags.DEFINE_string("mesh", None, "override the run's mesh, e.g. 'data=-1,fsdp=1,tensor=1'")
-  flags.DEFINE_bool("verbose", False, "show the libraries' INFO logs (Orbax's restores)")
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  f = flags.FLAGS
-  logging.set_verbosity(logging.INFO if f.verbose else logging.WARNING)  # Orbax logs each restore at INFO
-  try:
-    run(f.workdir, hf_model=f.hf_model, step=f.step, tasks=f.tasks, data_dir=f.data_dir, limit=f.limit,
-        max_length=f.max_length, token_budget=f.token_budget, output=f.output, records=f.records,
-        tokenizer_dir=f.tokenizer_dir, mesh=f.mesh)
-  except (ValueError, FileNotFoundError, KeyError) as e:  # bad input: one line naming it, no traceback
-    print(f"ffnjax.evaluate: {type(e).__name__}: {e}", file=sys.stderr)
-    sys.exit(2)
-
-
-if __name__ == "__main__":
-  _define_flags()
-  app.run(main)

@@ -14,8 +14,9 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from ffnjax import configlib
-from ffnjax.placement import LayerPlan
+from ffnjax.plan import aot
+from ffnjax.plan.budget import data_budget, describe_budget
+from ffnjax.train import experiment
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config, e.g. configs/paper.py:NAME.")
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of the table.")
@@ -32,11 +33,10 @@ def main(argv):
   del argv
   config = _CONFIG.value
   try:
-    plan = configlib.validate(config)
+    plan = experiment.validate(config)
   except ValueError as e:
     sys.exit(f"invalid config: {e}")
   if _COMPILE.value:
-    from ffnjax import aot
     try:
       report = aot.plan_report(config, mesh_spec=_MESH.value, devices=_DEVICES.value, target=_TARGET.value,
                                batch=_BATCH.value, seq_len=_SEQ_LEN.value, topology=_TOPOLOGY.value)
@@ -53,39 +53,6 @@ def main(argv):
   if budget["epochs"] is not None and budget["epochs"] > 1:
     print(f"WARNING: {budget['epochs']:.2f} epochs of {budget['data']}: the run repeats data; choose a larger "
           "subset (python -m ffnjax.data.fetch --what=fineweb_edu --subset=...) or fewer steps", file=sys.stderr)
-
-
-def data_budget(config) -> dict:
-  """Tokens to train against tokens available (None when the data's size is not known here)."""
-  from ffnjax.data import tokenstore
-  from ffnjax.data.fetch import FINEWEB_EDU_SUBSETS
-
-  train_tokens = config.train.steps * config.train.global_batch * config.data.seq_len
-  data, available = config.data.source, None
-  if config.data.path and tokenstore.is_prepared(config.data.path):
-    data, available = config.data.path, tokenstore.read_manifest(config.data.path).get("num_tokens")
-  elif config.data.source == "fineweb_edu":
-    subset = (config.data.input or "").rstrip("/").rsplit("/", 1)[-1]
-    if subset in FINEWEB_EDU_SUBSETS:
-      data, available = f"FineWeb-Edu {subset} (~{FINEWEB_EDU_SUBSETS[subset][1] / 1e9:g} B tokens)", \
-          FINEWEB_EDU_SUBSETS[subset][1]
-    else:
-      data = config.data.input or "(no data.input)"
-  epochs = train_tokens / available if available else None
-  return {"train_tokens": train_tokens, "steps": config.train.steps, "global_batch": config.train.global_batch,
-          "seq_len": config.data.seq_len, "data": data, "data_tokens": available, "epochs": epochs}
-
-
-def describe_budget(b: dict) -> str:
-  line = (f"train tokens        {b['train_tokens']:>15,}   = {b['steps']:,} steps x {b['global_batch']} x "
-          f"{b['seq_len']}")
-  if b["epochs"] is None:
-    return line + f"\ndata                {b['data']}: size unknown here (prepare it to count its tokens)"
-  return line + f"\ndata tokens         {int(b['data_tokens']):>15,}   {b['data']}: {b['epochs']:.2f} epochs"
-
-
-def plan_of(config) -> LayerPlan:
-  return LayerPlan.from_config(config)
 
 
 if __name__ == "__main__":

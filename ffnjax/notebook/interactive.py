@@ -1,6 +1,6 @@
 """Notebook helpers in the spirit of T5X's `interactive_model`: poke at a trained run or a finished study.
 
-    from ffnjax.interactive import InteractiveModel, open_study
+    from ffnjax.notebook import InteractiveModel, open_study
 
     model = InteractiveModel.from_run("study/tiny/baseline_tiny_8l")
     model.score("To be, or not", " to be")            # (sum log-likelihood, is_greedy), lm-eval semantics
@@ -28,13 +28,13 @@ from typing import Sequence
 
 import numpy as np
 
-from ffnjax.analysis import tables as tables_lib
+from ffnjax.analysis import report_tables
 from ffnjax.analysis.importance import ImportanceSummary
 from ffnjax.analysis.report import Analysis, analyze
 from ffnjax.analysis.results import AnalysisError
 from ffnjax.analysis.ri import ConfigRI, ModelRI, TaskMetric, relative_improvement
 from ffnjax.analysis.runs import read_study_json
-from ffnjax.analysis.table import ResultsTable, load_study, run_dirs
+from ffnjax.analysis.results_table import ResultsTable, load_study, run_dirs
 
 __all__ = ["InteractiveModel", "Study", "open_study"]
 
@@ -74,7 +74,7 @@ class InteractiveModel:
     The tokenizer is the run's: GPT-2 BPE, or a trained `bpe:N` found in `tokenizer_dir` / the run's data.path /
     the prepared-data cache ($FFNJAX_CACHE), as the evaluator finds it.
     """
-    from ffnjax.evaluate import load_tokenizer
+    from ffnjax.eval.run import load_tokenizer
     from ffnjax.train import checkpoint
 
     if step is None:
@@ -239,7 +239,7 @@ def _check_keep(keep, num_layers: int) -> np.ndarray:
 
 @dataclasses.dataclass
 class Study:
-  """A study directory, analysed: what `python -m ffnjax.analyze` reports, as objects for a notebook."""
+  """A study directory, analysed: what `python -m ffnjax.analysis` reports, as objects for a notebook."""
 
   path: str
   analysis: Analysis
@@ -286,28 +286,28 @@ class Study:
     return family
 
   # --- tables (PlainTable: .to_markdown(), .records()) -----------------------------------------------------
-  def metrics_table(self, family: str | None = None) -> tables_lib.PlainTable:
-    return tables_lib.metrics_table(self.table, self.tasks, self._family(family))
+  def metrics_table(self, family: str | None = None) -> report_tables.PlainTable:
+    return report_tables.metrics_table(self.table, self.tasks, self._family(family))
 
-  def ri_table(self, family: str | None = None) -> tables_lib.PlainTable:
+  def ri_table(self, family: str | None = None) -> report_tables.PlainTable:
     family = self._family(family)
-    return tables_lib.ri_table([c for c in self.ri if c.family == family], self.tasks)
+    return report_tables.ri_table([c for c in self.ri if c.family == family], self.tasks)
 
-  def top_k_table(self, k: int = 5, family: str | None = None) -> tables_lib.PlainTable:
+  def top_k_table(self, k: int = 5, family: str | None = None) -> report_tables.PlainTable:
     family = self._family(family)
-    return tables_lib.ri_table([c for c in self.ri if c.family == family], self.tasks, k=k)
+    return report_tables.ri_table([c for c in self.ri if c.family == family], self.tasks, k=k)
 
-  def importance_table(self, family: str | None = None) -> tables_lib.PlainTable:
+  def importance_table(self, family: str | None = None) -> report_tables.PlainTable:
     family = self._family(family)
     if family not in self.importance:
       raise AnalysisError(f"{self.path}: no layer importance for {family!r}: {self.analysis.importance_error}")
-    return tables_lib.importance_table(self.importance[family])
+    return report_tables.importance_table(self.importance[family])
 
-  def exclusions_table(self, family: str | None = None) -> tables_lib.PlainTable:
+  def exclusions_table(self, family: str | None = None) -> report_tables.PlainTable:
     family = self._family(family)
-    return tables_lib.exclusions_table([c for c in self.ri if c.family == family])
+    return report_tables.exclusions_table([c for c in self.ri if c.family == family])
 
-  def drilldown(self, task: str, metric: str, family: str | None = None) -> tables_lib.PlainTable:
+  def drilldown(self, task: str, metric: str, family: str | None = None) -> report_tables.PlainTable:
     """One task's metric for every model of a family (mean over seeds), with the baseline and the RI %."""
     family = self._family(family)
     if (task, metric) not in self.table.task_metrics:
@@ -329,7 +329,7 @@ class Study:
         ri = relative_improvement(value, base, hib) + 0.0  # + 0.0: no '-0.0' for the baseline itself
       m0 = members[0]
       rows.append([m0.position, m0.ratio, name, len(values), value, base, ri])
-    return tables_lib.PlainTable(["position", "ratio", "model", "seeds", f"{task} {metric}", "baseline", "RI %"],
+    return report_tables.PlainTable(["position", "ratio", "model", "seeds", f"{task} {metric}", "baseline", "RI %"],
                                  rows, digits=4)
 
   # --- runs, records, models -------------------------------------------------------------------------------
@@ -343,9 +343,9 @@ class Study:
     return self.runs[sorted(baselines, key=lambda m: m.seed)[0].run]
 
   def load_records(self, run: str, task: str | None = None) -> list[dict]:
-    """Per-document records of a run (`RUN/eval/records.jsonl`, written by `ffnjax.evaluate --records`)."""
+    """Per-document records of a run (`RUN/eval/records.jsonl`, written by `ffnjax.eval --records`)."""
     if run not in self.records:
-      raise FileNotFoundError(f"{self.path}/{run}: no {RECORDS_FILE} (write one with `python -m ffnjax.evaluate "
+      raise FileNotFoundError(f"{self.path}/{run}: no {RECORDS_FILE} (write one with `python -m ffnjax.eval "
                               f"--workdir={self.path}/{run} --records={self.path}/{run}/{RECORDS_FILE}`)")
     out = []
     with open(self.records[run], encoding="utf-8") as f:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ffnjax.analysis.importance import ImportanceSummary
 from ffnjax.analysis.ri import PAPER_LABELS, ConfigRI, TaskMetric
-from ffnjax.analysis.table import ResultsTable
+from ffnjax.analysis.results_table import ResultsTable
 
 
 @dataclasses.dataclass

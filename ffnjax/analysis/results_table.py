@@ -24,8 +24,7 @@ import os
 import re
 from typing import Iterable, Mapping, Sequence
 
-from ffnjax import placement
-from ffnjax.core import rundir
+from ffnjax.core import placement, rundir
 from ffnjax.analysis import results as results_lib
 from ffnjax.analysis.results import AnalysisError
 

@@ -1,4 +1,4 @@
-"""`python -m ffnjax.study --config=configs/study.py:tiny --workdir=DIR`: the placement study, end to end.
+"""The placement study, end to end (`python -m ffnjax.study --config=configs/study.py:tiny --workdir=DIR`).
 
 Trains the baseline and every grid point, evaluates each, then writes the analysis (report.md, figures).
 Resumable and idempotent: a finished run (final checkpoint present) is not retrained, a finished evaluation
@@ -10,11 +10,8 @@ from __future__ import annotations
 import sys
 import time
 
-from absl import app, flags, logging
-from ml_collections import config_flags
-
-from ffnjax import studygrid
-from ffnjax.core import rundir
+from ffnjax.core import rundir, studygrid
+from ffnjax.core.config import decay_start_step
 from ffnjax.train import checkpoint as ckpt
 from ffnjax.train.metrics import format_duration
 
@@ -51,7 +48,7 @@ def _eval_problems(config, data_dir: str) -> list[str]:
   from ffnjax.eval import sources, tasks as tasks_lib
 
   if data_dir == "embedded":
-    return []  # built on demand from the embedded corpus (configlib.validate refuses it for FineWeb-Edu configs)
+    return []  # built on demand from the embedded corpus (experiment.validate refuses it for FineWeb-Edu configs)
   fetch = "write it with `python -m ffnjax.data.fetch --what=eval --output=DIR`"
   if not data_dir:
     return [f"eval.data_dir is empty: give the directory of evaluation files ({fetch})"]
@@ -88,7 +85,7 @@ def _train_data_problems(config) -> list[str]:
 def preflight(study, runs) -> list[str]:
   """What would make the study fail after training started: bad run configs, an analysis task set that the
   evaluation does not produce, missing evaluation files or training data. Returns one line per problem."""
-  from ffnjax import configlib
+  from ffnjax.train import experiment
   from ffnjax.analysis.results import AnalysisError
   from ffnjax.analysis.ri import check_chance_rule, parse_task_set
   from ffnjax.eval import tasks as tasks_lib
@@ -104,7 +101,7 @@ def preflight(study, runs) -> list[str]:
   for run in runs:
     try:
       config = studygrid.build_run_config(run)
-      configlib.validate(config)
+      experiment.validate(config)
     except ValueError as e:
       problems.append(f"run {run.name}: {e}")
       continue
@@ -135,8 +132,6 @@ def extend_from_shorter_budget(workdir: str, runs, run, run_dir: str) -> str | N
   model on the next smaller budget. WSD's learning rate before the decay does not depend on the run length and the
   data order is a function of (seed, step), so this equals training the longer budget from scratch. Returns the
   copied checkpoint's path, or None when there is nothing to extend."""
-  from ffnjax.train.optimizer import decay_start_step
-
   shorter = studygrid.shorter_budget_run(runs, run)
   if shorter is None or ckpt.steps(run_dir):
     return None
@@ -158,7 +153,7 @@ def run_study(study, workdir: str, log=print) -> str:
   if problems:
     raise studygrid.StudyError(f"the study cannot run; nothing was trained. Fix these {len(problems)} problem(s):\n"
                                + "\n".join(f"  - {p}" for p in problems))
-  from ffnjax import evaluate
+  from ffnjax.eval import run as eval_run
   from ffnjax.analysis.report import write_report
   from ffnjax.train.loop import train
 
@@ -185,7 +180,7 @@ def run_study(study, workdir: str, log=print) -> str:
     if study.evaluate and not run_is_evaluated(run_dir, steps):
       log(f"[{i + 1}/{len(runs)}] {run.name}: evaluating {config.eval.tasks}")
       t = time.perf_counter()
-      evaluate.run(run_dir, step=steps, records=rundir.join(run_dir, "eval", "records.jsonl"))
+      eval_run.run(run_dir, step=steps, records=rundir.join(run_dir, "eval", "records.jsonl"))
       record.add(run.name, "eval_wall_time_s", time.perf_counter() - t)
       status.append("evaluated")
     if status:
@@ -202,27 +197,3 @@ def run_study(study, workdir: str, log=print) -> str:
   log("analysing")
   return write_report(workdir, tasks=study.analysis_tasks, chance_rule=study.get("chance_rule", "family"),
                       summary=study.get("summary") or None)
-
-
-_STUDY = config_flags.DEFINE_config_file("config", None, "Study config, e.g. configs/study.py:tiny.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Study directory: one run directory per grid point.")
-
-
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.ERROR)  # Orbax warns on every read-only restore; progress is printed
-  try:
-    report = run_study(_STUDY.value, _WORKDIR.value, log=lambda m: print(m, file=sys.stderr, flush=True))
-  except studygrid.StudyError as e:
-    print(f"ffnjax.study: {e}", file=sys.stderr)
-    sys.exit(2)
-  except (ValueError, FileNotFoundError, PermissionError) as e:
-    print(f"ffnjax.study: {type(e).__name__}: {e}", file=sys.stderr)
-    sys.exit(2)
-  if report:
-    print(f"report: {report}")
-
-
-if __name__ == "__main__":
-  flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)

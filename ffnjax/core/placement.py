@@ -8,7 +8,6 @@ Layers are indexed from 0 in code (`layer_types[0]` is layer 1 of the paper).
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Iterable, Sequence
 
 STANDARD = "standard"
@@ -268,7 +267,3 @@ def grid(dims: ModelDims, positions: Iterable[str] = POSITIONS, ratios: Sequence
       if ratio != 100:
         plans.append(LayerPlan(dims, position=position, ratio=ratio, size=size))
   return plans
-
-
-def plan_json(plan: LayerPlan) -> str:
-  return json.dumps(plan.to_json(), indent=2)

@@ -6,7 +6,8 @@ import dataclasses
 import importlib.util
 import os
 
-from ffnjax import placement
+from ffnjax.core import placement
+from ffnjax.core.config import decay_start_step
 
 
 class StudyError(ValueError):
@@ -67,8 +68,6 @@ def budget_steps(study, budget: float) -> int:
 
 def _pre_decay(study, steps: int) -> int:
   """The WSD run's last pre-decay step, kept permanently (train.keep_every) so that a longer budget extends it."""
-  from ffnjax.train.optimizer import decay_start_step
-
   config = build_run_config(RunSpec("budget", study.config_file, f"baseline_{study.size}", 0,
                                     tuple(_flatten(study.overrides.to_dict()))))
   config.train.steps = steps
