@@ -98,7 +98,7 @@ def test_wandb_offline_run_holds_the_logged_scalars(tmp_path, make_config, monke
   history = {}
   for r in records:
     if r.WhichOneof("record_type") == "history":
-      row = {item.key: json.loads(item.value_json) for item in r.history.item}
+      row = {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in r.history.item}
       history[row["_step"]] = row
   logged = {row["step"]: row for row in map(json.loads, open(os.path.join(workdir, "metrics.jsonl")))}
   assert sorted(history) == sorted(logged) == [2, 4]
