@@ -1,12 +1,12 @@
 """Relaunch a training command until its run's final checkpoint exists (preemptions, lost hosts, crashes).
 
-    python launch/babysit.py --workdir=RUN [--max-retries=10] [--backoff=60] -- COMMAND [ARGS...]
+    python launch/babysit.py --workdir=RUN [--max_retries=10] [--backoff=60] -- COMMAND [ARGS...]
 
 e.g. `-- launch/tpu_pod.sh run --name=pod1 ... -- --config=configs/paper.py:baseline_285m_12l --workdir=RUN`.
 The exit status of COMMAND does not decide anything: the trainer exits 0 after a SIGTERM checkpoint, and a
 preempted TPU slice makes ssh exit 255. Only the final checkpoint (launch/runstate.py) means "done".
-Backoff doubles after each attempt up to --max-backoff, and starts over after an attempt that ran at least
---healthy-after seconds (a long run that got preempted is relaunched quickly; a crash loop slows down).
+Backoff doubles after each attempt up to --max_backoff, and starts over after an attempt that ran at least
+--healthy_after seconds (a long run that got preempted is relaunched quickly; a crash loop slows down).
 Imports no JAX: only ffnjax.core.rundir (through launch/runstate.py) to read the run directory.
 """
 
@@ -24,28 +24,30 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import runstate  # noqa: E402  (launch/runstate.py, next to this file)
+from ffnjax.core import cli  # noqa: E402  (JAX-free; runstate put the repository on sys.path)
 
 PROG = "babysit.py"
+OLD_SPELLINGS = ("final_step", "max_retries", "max_backoff", "healthy_after", "dry_run")  # were --kebab-case
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog=PROG, description=__doc__.split("\n\n")[0],
       usage="%(prog)s --workdir=RUN [options] -- COMMAND [ARGS...]",
       epilog="Dry run: prints the command (one line) it would launch, and launches nothing.")
   parser.add_argument("--workdir", help="the run directory the command trains (local path or gs://...)")
-  parser.add_argument("--final-step", type=int, default=None,
+  parser.add_argument("--final_step", type=int, default=None,
                       help="the step whose checkpoint means done (default: train.steps in WORKDIR/config.json)")
-  parser.add_argument("--max-retries", type=int, default=10,
+  parser.add_argument("--max_retries", type=int, default=10,
                       help="relaunches after the first attempt (default 10); 0 = run once")
   parser.add_argument("--backoff", type=float, default=60.0, help="seconds before the first relaunch (default 60)")
-  parser.add_argument("--max-backoff", type=float, default=1800.0, help="cap on the doubling backoff (default 1800)")
-  parser.add_argument("--healthy-after", type=float, default=600.0,
+  parser.add_argument("--max_backoff", type=float, default=1800.0, help="cap on the doubling backoff (default 1800)")
+  parser.add_argument("--healthy_after", type=float, default=600.0,
                       help="an attempt that ran this long resets the backoff (default 600 s)")
   parser.add_argument("--log", default=None, help="also append the attempt log to this file")
-  parser.add_argument("--dry-run", action="store_true", help="print the command and exit")
+  parser.add_argument("--dry_run", action="store_true", help="print the command and exit")
   parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to (re)launch, after --")
-  args = parser.parse_args(argv)
+  args = parser.parse_args(cli.snake_case_argv(argv, PROG, OLD_SPELLINGS))
   if args.command and args.command[0] == "--":
     args.command = args.command[1:]
   if not args.workdir:
@@ -53,7 +55,7 @@ def parse_args(argv):
   if not args.command:
     parser.error("no command given: put it after --, e.g. -- python -m ffnjax.train --config=... --workdir=...")
   if args.max_retries < 0:
-    parser.error(f"--max-retries={args.max_retries} must be >= 0")
+    parser.error(f"--max_retries={args.max_retries} must be >= 0")
   return args
 
 
@@ -132,7 +134,7 @@ def main(argv=None) -> int:
       log(f"stopped by signal {stop['signal']}; not relaunching")
       return 128 + stop["signal"]
     delay = min(delay * 2, args.max_backoff)
-  log(f"gave up after {attempts} attempt(s) (--max-retries={args.max_retries}); last exit code {rc}; "
+  log(f"gave up after {attempts} attempt(s) (--max_retries={args.max_retries}); last exit code {rc}; "
       f"no final checkpoint in {runstate.join(args.workdir, 'checkpoints')}")
   return 1
 

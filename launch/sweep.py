@@ -1,13 +1,13 @@
 """One training job per grid point of a study, each in its own run directory ROOT/<run name>.
 
-    python launch/sweep.py --study=configs/study.py:paper_285m_12l --root=DIR --backend=slurm --dry-run
+    python launch/sweep.py --study=configs/study.py:paper_285m_12l --root=DIR --backend=slurm --dry_run
     python launch/sweep.py --study=... --root=gs://BUCKET/study --backend=tpu \\
-        --launcher-args="--project=P --zone=Z --accelerator-type=v5p-32 --version=v2-alpha-tpuv5 --spot"
+        --launcher_args="--project=P --zone=Z --accelerator_type=v5p-32 --version=v2-alpha-tpuv5 --spot"
     python launch/sweep.py --study=... --root=DIR --backend=local -- --config.train.steps=200
 
-Backends (each job's command; --dry-run prints them, one per line, and runs nothing):
+Backends (each job's command; --dry_run prints them, one per line, and runs nothing):
   local  python -m ffnjax.train ...                   run here, one after another
-  slurm  launch/slurm_gpu.sbatch --job-name=RUN ...   submits one Slurm job per run (requeued on preemption)
+  slurm  launch/slurm_gpu.sbatch --job_name=RUN ...   submits one Slurm job per run (requeued on preemption)
   tpu    launch/tpu_pod.sh run --name=PREFIX-RUN ...  one TPU slice per run, started in the background,
                                                       wrapped in launch/babysit.py (re-creates preempted slices)
 Runs whose final checkpoint exists are skipped (launch/runstate.py). Flags after -- go to every trainer.
@@ -32,8 +32,9 @@ if REPO not in sys.path:  # a bare checkout (not pip-installed) still finds ffnj
 
 import runstate  # noqa: E402
 from ffnjax.core import studygrid  # noqa: E402  (pure Python: placement + ml_collections)
-from ffnjax.core import rundir  # noqa: E402  (JAX-free)
+from ffnjax.core import cli, rundir  # noqa: E402  (JAX-free)
 
+OLD_SPELLINGS = ("dry_run", "launcher_args", "tpu_prefix", "max_retries", "log_dir")  # were --kebab-case
 PROG = "sweep.py"
 BACKENDS = ("local", "slurm", "tpu")
 _TOOL_HELP = {"sbatch": "run on a Slurm login node, or use --backend=local|tpu",
@@ -41,26 +42,26 @@ _TOOL_HELP = {"sbatch": "run on a Slurm login node, or use --backend=local|tpu",
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+  parser = cli.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                    epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawTextHelpFormatter)
   parser.add_argument("--study", required=False, help="FILE:NAME, e.g. configs/study.py:paper_285m_12l")
   parser.add_argument("--root", required=False, help="study directory; run R trains in ROOT/R (local or gs://)")
   parser.add_argument("--backend", choices=BACKENDS, default="local", help="where jobs run (default local)")
-  parser.add_argument("--dry-run", action="store_true", help="print each job's command, one per line; run nothing")
+  parser.add_argument("--dry_run", action="store_true", help="print each job's command, one per line; run nothing")
   parser.add_argument("--only", default="", help="regular expression: only runs whose name matches")
-  parser.add_argument("--launcher-args", default="",
+  parser.add_argument("--launcher_args", default="",
                       help="extra arguments for the backend's launcher, one shell-quoted string, "
                            "e.g. \"--nodes=2 --partition=gpu\" (slurm) or \"--project=P --zone=Z ...\" (tpu)")
-  parser.add_argument("--tpu-prefix", default="ffnjax", help="TPU slice name prefix (tpu backend; default ffnjax)")
+  parser.add_argument("--tpu_prefix", default="ffnjax", help="TPU slice name prefix (tpu backend; default ffnjax)")
   parser.add_argument("--babysit", action=argparse.BooleanOptionalAction, default=None,
                       help="wrap each job in launch/babysit.py (default: on for tpu, off otherwise; "
                            "Slurm requeues by itself)")
-  parser.add_argument("--max-retries", type=int, default=20, help="babysit.py --max-retries (default 20)")
-  parser.add_argument("--log-dir", default=None,
+  parser.add_argument("--max_retries", type=int, default=20, help="babysit.py --max_retries (default 20)")
+  parser.add_argument("--log_dir", default=None,
                       help="tpu backend: launcher logs go to LOG_DIR/<run>.log (default ./logs/sweep)")
   parser.add_argument("--python", default=sys.executable, help="python for local jobs and babysit.py")
   parser.add_argument("trainer_flags", nargs=argparse.REMAINDER, help="after --: flags for every trainer")
-  args = parser.parse_args(argv)
+  args = parser.parse_args(cli.snake_case_argv(argv, PROG, OLD_SPELLINGS))
   if args.trainer_flags and args.trainer_flags[0] == "--":
     args.trainer_flags = args.trainer_flags[1:]
   if not args.study:
@@ -97,13 +98,13 @@ def job_command(args, run: studygrid.RunSpec, workdir: str) -> list[str]:
   if args.backend == "local":
     cmd = [args.python, "-m", "ffnjax.train", *trainer]
   elif args.backend == "slurm":
-    cmd = [os.path.join(HERE, "slurm_gpu.sbatch"), f"--job-name={run.name}", *launcher, *trainer]
+    cmd = [os.path.join(HERE, "slurm_gpu.sbatch"), f"--job_name={run.name}", *launcher, *trainer]
   else:
     cmd = [os.path.join(HERE, "tpu_pod.sh"), "run", f"--name={tpu_name(args.tpu_prefix, run.name)}", *launcher,
            "--", *trainer]
   if args.babysit:
     cmd = [args.python, os.path.join(HERE, "babysit.py"), f"--workdir={workdir}",
-           f"--max-retries={args.max_retries}", "--", *cmd]
+           f"--max_retries={args.max_retries}", "--", *cmd]
   return cmd
 
 
@@ -160,7 +161,7 @@ def main(argv=None) -> int:
       _require_tools(args)
     jobs = plan_jobs(args)
   except (studygrid.StudyError, runstate.RunStateError, ValueError) as e:
-    sys.exit(f"{PROG}: {e}")
+    cli.fail(PROG, str(e))
   if args.dry_run:
     for _, _, cmd in jobs:
       print(shlex.join(cmd))

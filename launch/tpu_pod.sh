@@ -28,23 +28,24 @@ Options (or environment variables):
   --name=NAME               TPU_NAME          slice name
   --project=PROJECT         PROJECT           Google Cloud project
   --zone=ZONE               ZONE              e.g. us-east5-a
-  --accelerator-type=TYPE   ACCELERATOR_TYPE  e.g. v5p-32 (up, run)
+  --accelerator_type=TYPE   ACCELERATOR_TYPE  e.g. v5p-32 (up, run)
   --version=RUNTIME         TPU_VERSION       TPU software version, e.g. v2-alpha-tpuv5 (up, run)
   --spot | --preemptible                      create a spot / preemptible slice (up, run)
   --python=PY                                 Python >= 3.11 on the workers (default python3)
-  --log-dir=DIR                               worker log directory (default ~/ffnjax-logs/<run>)
-  --dry-run                                   print the commands, one per line; run nothing
+  --log_dir=DIR                               worker log directory (default ~/ffnjax-logs/<run>)
+  --dry_run                                   print the commands, one per line; run nothing
   -h, --help
 
 Use a gs:// --workdir: a slice's disks are lost when it is preempted or deleted, and all workers of a pod
 must write the same checkpoint directory. Run the launcher where it can stay up (tmux, a small VM).
 Example:
-  launch/tpu_pod.sh run --name=ffnjax-a --project=P --zone=us-east5-a --accelerator-type=v5p-32 \
+  launch/tpu_pod.sh run --name=ffnjax-a --project=P --zone=us-east5-a --accelerator_type=v5p-32 \
     --version=v2-alpha-tpuv5 --spot -- --config=configs/paper.py:baseline_285m_12l --workdir=gs://B/runs/a
 EOF
 }
 
 die() { echo "$PROG: $*" >&2; exit 1; }
+old() { echo "$PROG: warning: $1 is spelt $2 now (the old spelling still works)" >&2; }  # --kebab-case flags
 
 show() {
   local out=() a
@@ -68,16 +69,19 @@ TRAIN_ARGS=()
 while (( $# )); do
   case $1 in
     -h|--help) usage; exit 0 ;;
-    --dry-run) DRY_RUN=1 ;;
+    --dry_run) DRY_RUN=1 ;;
+    --dry-run) old --dry-run --dry_run; DRY_RUN=1 ;;
     --name=*) NAME=${1#*=} ;;
     --project=*) PROJECT=${1#*=} ;;
     --zone=*) ZONE=${1#*=} ;;
-    --accelerator-type=*) ACCELERATOR_TYPE=${1#*=} ;;
+    --accelerator_type=*) ACCELERATOR_TYPE=${1#*=} ;;
+    --accelerator-type=*) old --accelerator-type --accelerator_type; ACCELERATOR_TYPE=${1#*=} ;;
     --version=*) TPU_VERSION=${1#*=} ;;
     --spot) CAPACITY=--spot ;;
     --preemptible) CAPACITY=--preemptible ;;
     --python=*) PYTHON=${1#*=} ;;
-    --log-dir=*) LOG_DIR=${1#*=} ;;
+    --log_dir=*) LOG_DIR=${1#*=} ;;
+    --log-dir=*) old --log-dir --log_dir; LOG_DIR=${1#*=} ;;
     --) shift; TRAIN_ARGS=("$@"); break ;;
     *) die "unknown option '$1' (trainer flags go after --); see --help" ;;
   esac
@@ -92,7 +96,7 @@ require "$NAME" --name TPU_NAME
 require "$PROJECT" --project PROJECT
 require "$ZONE" --zone ZONE
 if [[ $ACTION == up || $ACTION == run ]]; then
-  require "$ACCELERATOR_TYPE" --accelerator-type ACCELERATOR_TYPE
+  require "$ACCELERATOR_TYPE" --accelerator_type ACCELERATOR_TYPE
   require "$TPU_VERSION" --version TPU_VERSION
 fi
 if [[ $ACTION == train || $ACTION == run ]]; then
@@ -149,7 +153,7 @@ do_up() {
 
 do_install() {
   # Staged under fixed names, so every launch overwrites the same two files in the workers' home.
-  local stage="${TMPDIR:-/tmp}/ffnjax-stage"  # shown by --dry-run; a real run uses a fresh mktemp -d
+  local stage="${TMPDIR:-/tmp}/ffnjax-stage"  # shown by --dry_run; a real run uses a fresh mktemp -d
   (( DRY_RUN )) || stage=$(mktemp -d)
   # Tracked and untracked files (not .gitignored ones such as venvs and caches); --ignore-failed-read
   # tolerates tracked files deleted in the working tree.
@@ -165,7 +169,7 @@ do_install() {
 
 do_train() {
   local opts=()
-  [[ -n $LOG_DIR ]] && opts+=("--log-dir=$LOG_DIR")
+  [[ -n $LOG_DIR ]] && opts+=("--log_dir=$LOG_DIR")
   run "${TPU[@]}" ssh "$NAME" "${WHERE[@]}" --worker=all \
     "--command=bash ffnjax-worker.sh train $(show "${opts[@]}" -- "${TRAIN_ARGS[@]}")"
 }

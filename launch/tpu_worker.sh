@@ -8,8 +8,8 @@ PROG=tpu_worker.sh
 usage() {
   cat <<'EOF'
 Usage (on a TPU VM worker; normally called by launch/tpu_pod.sh):
-  tpu_worker.sh install --tarball=FILE [--python=PY] [--src=DIR] [--venv=DIR] [--dry-run]
-  tpu_worker.sh train   [--log-dir=DIR] [--src=DIR] [--venv=DIR] [--dry-run] -- TRAINER FLAGS
+  tpu_worker.sh install --tarball=FILE [--python=PY] [--src=DIR] [--venv=DIR] [--dry_run]
+  tpu_worker.sh train   [--log_dir=DIR] [--src=DIR] [--venv=DIR] [--dry_run] -- TRAINER FLAGS
   tpu_worker.sh stop    [--timeout=SECONDS]
 
 install  stops a running trainer, unpacks FILE into --src (default ~/ffnjax), creates the venv
@@ -25,6 +25,7 @@ EOF
 }
 
 die() { echo "$PROG: $*" >&2; exit 1; }
+old() { echo "$PROG: warning: $1 is spelt $2 now (the old spelling still works)" >&2; }  # --kebab-case flags
 
 show() {
   local out=() a
@@ -45,12 +46,14 @@ TRAIN_ARGS=()
 while (( $# )); do
   case $1 in
     -h|--help) usage; exit 0 ;;
-    --dry-run) DRY_RUN=1 ;;
+    --dry_run) DRY_RUN=1 ;;
+    --dry-run) old --dry-run --dry_run; DRY_RUN=1 ;;
     --src=*) SRC=${1#*=} ;;
     --venv=*) VENV=${1#*=} ;;
     --python=*) PYTHON=${1#*=} ;;
     --tarball=*) TARBALL=${1#*=} ;;
-    --log-dir=*) LOG_DIR=${1#*=} ;;
+    --log_dir=*) LOG_DIR=${1#*=} ;;
+    --log-dir=*) old --log-dir --log_dir; LOG_DIR=${1#*=} ;;
     --timeout=*) TIMEOUT=${1#*=} ;;
     --) shift; TRAIN_ARGS=("$@"); break ;;
     *) die "unknown option '$1' (trainer flags go after --); see --help" ;;

@@ -39,6 +39,7 @@ import math
 from typing import Mapping
 
 from ffnjax.core import rundir
+from ffnjax.core.errors import DataError
 
 FORMAT_VERSION = 1
 STDERR_SUFFIX = "_stderr"
@@ -59,7 +60,7 @@ KNOWN_CHANCE = {
 }
 
 
-class AnalysisError(ValueError):
+class AnalysisError(DataError):
   """Bad analysis input; the message names the file or field and what was expected."""
 
 

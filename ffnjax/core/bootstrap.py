@@ -26,6 +26,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ffnjax.core.errors import DataError
+
 RESAMPLES = 1000
 SEED = 0
 CONFIDENCE = 0.95
@@ -33,7 +35,7 @@ CONFIDENCE = 0.95
 EXACT_MAX_ORDERED_DRAWS = 10_000
 
 
-class BootstrapError(ValueError):
+class BootstrapError(DataError):
   """Records that cannot be resampled together; the message names the task and what differs."""
 
 

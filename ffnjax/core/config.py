@@ -14,12 +14,9 @@ import re
 import ml_collections
 
 from ffnjax.core import placement
+from ffnjax.core.errors import ConfigError
 
 _NAME = re.compile(r"^(?:(?P<base>baseline)|(?P<pos>[a-z]+)_(?P<pct>\d+))_(?P<size>[0-9a-z.]+)_(?P<layers>\d+)l$")
-
-
-class ConfigError(ValueError):
-  """An invalid experiment config; the message names the field and the allowed values."""
 
 
 def placement_config() -> ml_collections.ConfigDict:
@@ -35,6 +32,26 @@ def eval_config() -> ml_collections.ConfigDict:
       max_length=0,  # 0 = data.seq_len
       token_budget=16384,  # tokens per scoring batch: bounds evaluator memory
   ))
+
+
+# One line per field of the sections above (and of the config's top level); `--show_config` prints it.
+PLACEMENT_HELP = {
+    "position": "where the FFN capacity goes: baseline | first | middle | final (arXiv 2508.17734)",
+    "ratio": "percent of layers keeping an FFN (1..100; 100 = baseline); their d_ff' grows to keep parameters",
+    "size": "size label used in run names, e.g. 285m",
+    "budget": "token-budget label of the over-training study, e.g. 2x (\"\" = the paper's run length)",
+}
+EVAL_HELP = {
+    "tasks": "comma-separated evaluation tasks (python -m ffnjax.eval)",
+    "data_dir": "embedded (held-out default-corpus sets) or a directory from python -m ffnjax.data.fetch --what=eval",
+    "limit": "examples per task (0 = all)",
+    "max_length": "evaluation context in tokens (0 = data.seq_len)",
+    "token_budget": "tokens per scoring batch: bounds evaluator memory",
+}
+TOP_HELP = {
+    "name": "run name [pos]_[pct]_[size]_[layers], e.g. middle_70_285m_12l (set by the config file)",
+    "seed": "parameter-initialisation seed",
+}
 
 
 def parse_name(name: str) -> dict:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from ffnjax.core.errors import ConfigError
+
 AXES = ("data", "fsdp", "tensor")
 EXAMPLE = "data:1,fsdp:8,tensor:1"
 
@@ -14,10 +16,10 @@ EXAMPLE = "data:1,fsdp:8,tensor:1"
 def validate(mesh_cfg) -> None:
   wild = [a for a in AXES if mesh_cfg[a] == -1]
   if len(wild) > 1:
-    raise ValueError(f"mesh: at most one of {AXES} may be -1 (the rest of the devices), got {wild}")
+    raise ConfigError(f"mesh: at most one of {AXES} may be -1 (the rest of the devices), got {wild}")
   for a in AXES:
     if mesh_cfg[a] != -1 and mesh_cfg[a] < 1:
-      raise ValueError(f"mesh.{a}={mesh_cfg[a]}: must be a positive integer or -1 (the rest of the devices)")
+      raise ConfigError(f"mesh.{a}={mesh_cfg[a]}: must be a positive integer or -1 (the rest of the devices)")
 
 
 def parse(spec: str, base=None) -> ml_collections.ConfigDict:
@@ -32,15 +34,15 @@ def parse(spec: str, base=None) -> ml_collections.ConfigDict:
   for item in filter(None, (part.strip() for part in spec.split(","))):
     axis, _, size = item.partition(":")
     if axis not in AXES or not size.lstrip("-").isdigit():
-      raise ValueError(f"--mesh={spec!r}: {item!r} must be AXIS:SIZE with AXIS in {AXES} (e.g. {EXAMPLE})")
+      raise ConfigError(f"--mesh={spec!r}: {item!r} must be AXIS:SIZE with AXIS in {AXES} (e.g. {EXAMPLE})")
     if axis in seen:
-      raise ValueError(f"--mesh={spec!r}: axis {axis!r} is given twice")
+      raise ConfigError(f"--mesh={spec!r}: axis {axis!r} is given twice")
     seen.add(axis)
     mesh[axis] = int(size)
   try:
     validate(mesh)
   except ValueError as e:
-    raise ValueError(f"--mesh={spec!r}: {e}") from None
+    raise ConfigError(f"--mesh={spec!r}: {e}") from None
   return mesh
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable, Sequence
 
+from ffnjax.core.errors import PlanError
+
 STANDARD = "standard"
 EXPANDED = "expanded"
 DEACTIVATED = "deactivated"
@@ -18,10 +20,6 @@ LAYER_TYPES = (STANDARD, EXPANDED, DEACTIVATED)
 BASELINE = "baseline"
 POSITIONS = ("first", "middle", "final")
 PAPER_RATIOS = (10, 30, 50, 70, 90)
-
-
-class PlanError(ValueError):
-  """An impossible placement request; the message names the offending field."""
 
 
 def _require(cond: bool, field: str, msg: str) -> None:

@@ -8,10 +8,11 @@ import os
 
 from ffnjax.core import placement
 from ffnjax.core.config import decay_start_step
+from ffnjax.core.errors import ConfigError
 
 
-class StudyError(ValueError):
-  pass
+class StudyError(ConfigError):
+  """An invalid study config; the message names the field."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,10 +132,11 @@ def _flatten(tree: dict, prefix: str = ""):
 
 def load_config_file(path: str, arg: str):
   """Imports configs/*.py by path (like ml_collections' config flags) and calls get_config(arg)."""
+  given = path
   if not os.path.exists(path) and not os.path.isabs(path):  # configs/*.py relative to the checkout, from any cwd
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), path)
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), path)
   if not os.path.exists(path):
-    raise StudyError(f"config file {path!r} does not exist")
+    raise StudyError(f"config file {given} not found")
   spec = importlib.util.spec_from_file_location(f"_ffnjax_config_{abs(hash(path))}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from ffnjax.core.errors import ConfigError
+
 SOURCES = ("shakespeare", "fineweb_edu", "text_files", "tokens")
 RAW_SOURCES = ("shakespeare", "fineweb_edu", "text_files")  # what prepare can tokenize
 SPLITS = ("train", "heldout")
@@ -27,9 +29,22 @@ def default_config() -> ml_collections.ConfigDict:
   ))
 
 
+# One line per field of default_config(): `python -m ffnjax.plan --show_config` prints it.
+HELP = {
+    "source": "corpus: shakespeare (embedded) | fineweb_edu | text_files | tokens (path is prepared data)",
+    "path": "a prepared-data directory; \"\" = prepare source into the cache ($FFNJAX_CACHE) once",
+    "input": "raw input to prepare: parquet dir/glob (fineweb_edu), text dir/glob (text_files)",
+    "tokenizer": "gpt2 | bpe:N (byte-level BPE trained on the corpus, e.g. bpe:4096)",
+    "seq_len": "model sequence length in tokens",
+    "seed": "shuffle seed (the order of sequences is a pure function of seed and step)",
+    "worker_count": "Grain worker processes (0 = in the calling process)",
+    "split": "train | heldout",
+}
+
+
 def _check(cond: bool, field: str, msg: str) -> None:
   if not cond:
-    raise ValueError(f"data.{field}: {msg}")
+    raise ConfigError(f"data.{field}: {msg}")
 
 
 def validate(data_cfg) -> None:

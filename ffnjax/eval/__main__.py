@@ -10,42 +10,38 @@ config.eval (tasks, data_dir, limit, max_length = data.seq_len when 0, token_bud
 
 from __future__ import annotations
 
-import sys
+from absl import flags
 
-from absl import app, flags, logging
-
+from ffnjax.core import cli
+from ffnjax.core.errors import UsageError
 from ffnjax.eval.run import run
 
 flags.DEFINE_string("workdir", None, "run directory (config.json, checkpoints/)")
 flags.DEFINE_string("hf_model", None, "a Hugging Face Llama/Mistral directory, converted in memory (instead of "
                     "--workdir; needs --output)")
-flags.DEFINE_integer("step", None, "checkpoint step (default: the latest)")
+flags.DEFINE_integer("step", None, "checkpoint step (default: the latest)", lower_bound=0)
 flags.DEFINE_string("tasks", None, "comma-separated task names (default: config.eval.tasks)")
 flags.DEFINE_string("data_dir", None, "directory of upstream task files, or 'embedded' (default: config.eval.data_dir)")
-flags.DEFINE_integer("limit", None, "documents per task, 0 = all (default: config.eval.limit)")
-flags.DEFINE_integer("max_length", None, "model context in tokens (default: config.eval.max_length or data.seq_len)")
-flags.DEFINE_integer("token_budget", None, "tokens per scoring batch, bounds memory (default: config.eval.token_budget)")
+flags.DEFINE_integer("limit", None, "documents per task, 0 = all (default: config.eval.limit)", lower_bound=0)
+flags.DEFINE_integer("max_length", None, "model context in tokens (default: config.eval.max_length or data.seq_len)",
+                     lower_bound=1)
+flags.DEFINE_integer("token_budget", None, "tokens per scoring batch, bounds memory (default: "
+                     "config.eval.token_budget)", lower_bound=1)
 flags.DEFINE_string("output", None, "results file (default: RUN_DIR/eval/results.json)")
 flags.DEFINE_string("records", None, "per-document JSONL records file (default: none)")
 flags.DEFINE_string("tokenizer_dir", None, "where a bpe:N tokenizer.json lives (default: the run's data.path or the "
                     "prepared-data cache)")
-flags.DEFINE_string("mesh", None, "override the run's mesh, e.g. 'data:-1,fsdp:1,tensor:1'")
-flags.DEFINE_bool("verbose", False, "show the libraries' INFO logs (Orbax's restores)")
+cli.define_mesh("mesh", None, "override the run's mesh.")
 
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    raise UsageError(f"unexpected arguments: {argv[1:]}")
   f = flags.FLAGS
-  logging.set_verbosity(logging.INFO if f.verbose else logging.WARNING)  # Orbax logs each restore at INFO
-  try:
-    run(f.workdir, hf_model=f.hf_model, step=f.step, tasks=f.tasks, data_dir=f.data_dir, limit=f.limit,
-        max_length=f.max_length, token_budget=f.token_budget, output=f.output, records=f.records,
-        tokenizer_dir=f.tokenizer_dir, mesh=f.mesh)
-  except (ValueError, FileNotFoundError, KeyError) as e:  # bad input: one line naming it, no traceback
-    print(f"ffnjax.eval: {type(e).__name__}: {e}", file=sys.stderr)
-    sys.exit(2)
+  run(f.workdir, hf_model=f.hf_model, step=f.step, tasks=f.tasks, data_dir=f.data_dir, limit=f.limit,
+      max_length=f.max_length, token_budget=f.token_budget, output=f.output, records=f.records,
+      tokenizer_dir=f.tokenizer_dir, mesh=f.mesh)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, prog="ffnjax.eval", user_errors=(ValueError, FileNotFoundError, KeyError))

@@ -17,12 +17,9 @@ import os
 from typing import Callable, Sequence
 
 from ffnjax.core import rundir
+from ffnjax.core.errors import DataError
 
 EXTENSIONS = (".jsonl", ".json", ".parquet")
-
-
-class DataError(ValueError):
-  """Bad or missing task data; the message names the file, record and field."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ from ffnjax.model.transformer import (Transformer, head_from_params, padded_widt
                                       unrolled_to_scanned)
 from ffnjax.parallel.rules import logical_sharding
 from ffnjax.core.placement import LayerPlan
+from ffnjax.core.errors import ConfigError
 
 __all__ = ["default_config", "validate", "build", "Transformer", "param_shapes", "param_shardings",
            "placed_param_shapes", "init_params", "make_logits_fn", "make_scorer", "head_from_params", "padded_width", "scanned_to_unrolled",
@@ -39,26 +40,47 @@ def default_config() -> ml_collections.ConfigDict:
   ))
 
 
+# One line per field of default_config() (kernels.*: ffnjax.kernels.config.HELP); `--show_config` prints it.
+HELP = {
+    "vocab_size": "vocabulary size (embedding and output-head rows)",
+    "num_layers": "transformer layers L",
+    "d_model": "model width d",
+    "d_ff": "standard SwiGLU FFN width d_f (expanded layers get d_ff' from the placement)",
+    "num_heads": "attention (query) heads",
+    "num_kv_heads": "key/value heads (0 = num_heads; fewer = grouped-query attention)",
+    "head_dim": "per-head width (0 = d_model // num_heads)",
+    "rope_theta": "RoPE base frequency",
+    "norm_eps": "RMSNorm epsilon",
+    "init_std": "standard deviation of the normal parameter initialisation",
+    "param_dtype": "parameter (master-weight) dtype: float32 | bfloat16 | float16",
+    "dtype": "compute dtype: float32 | bfloat16 | float16",
+    "tie_embeddings": "output head shares the embedding matrix",
+    "scan_layers": "scan over groups of identical layers (False = one module per layer; same outputs)",
+    "remat": "activation rematerialisation: none | full | save_dots",
+    "ffn_pad_multiple": "FFN widths are zero-padded to this multiple (kernels, sharding); exact",
+}
+
+
 def validate(model_cfg) -> None:
   for field in ("param_dtype", "dtype"):
     if model_cfg[field] not in DTYPES:
-      raise ValueError(f"model.{field}={model_cfg[field]!r}: must be one of {DTYPES}")
+      raise ConfigError(f"model.{field}={model_cfg[field]!r}: must be one of {DTYPES}")
   if model_cfg.remat not in REMAT_POLICIES:
-    raise ValueError(f"model.remat={model_cfg.remat!r}: must be one of {tuple(REMAT_POLICIES)}")
+    raise ConfigError(f"model.remat={model_cfg.remat!r}: must be one of {tuple(REMAT_POLICIES)}")
   if model_cfg.ffn_pad_multiple < 1:
-    raise ValueError(f"model.ffn_pad_multiple={model_cfg.ffn_pad_multiple}: must be >= 1")
+    raise ConfigError(f"model.ffn_pad_multiple={model_cfg.ffn_pad_multiple}: must be >= 1")
   if model_cfg.rope_theta <= 0:
-    raise ValueError(f"model.rope_theta={model_cfg.rope_theta}: must be > 0")
+    raise ConfigError(f"model.rope_theta={model_cfg.rope_theta}: must be > 0")
   if model_cfg.norm_eps <= 0:
-    raise ValueError(f"model.norm_eps={model_cfg.norm_eps}: must be > 0")
+    raise ConfigError(f"model.norm_eps={model_cfg.norm_eps}: must be > 0")
   if model_cfg.init_std <= 0:
-    raise ValueError(f"model.init_std={model_cfg.init_std}: must be > 0")
+    raise ConfigError(f"model.init_std={model_cfg.init_std}: must be > 0")
   if not model_cfg.head_dim and model_cfg.num_heads >= 1 and model_cfg.d_model % model_cfg.num_heads:
-    raise ValueError(f"model.num_heads={model_cfg.num_heads}: does not divide model.d_model={model_cfg.d_model} "
+    raise ConfigError(f"model.num_heads={model_cfg.num_heads}: does not divide model.d_model={model_cfg.d_model} "
                      f"(or set model.head_dim)")
   head_dim = model_cfg.head_dim or model_cfg.d_model // max(model_cfg.num_heads, 1)
   if head_dim % 2:
-    raise ValueError(f"model.head_dim={head_dim}: rotary embeddings need an even head dimension")
+    raise ConfigError(f"model.head_dim={head_dim}: rotary embeddings need an even head dimension")
 
 
 def build(model_cfg, plan: LayerPlan) -> Transformer:

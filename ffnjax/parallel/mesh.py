@@ -10,10 +10,19 @@ import numpy as np
 from jax.sharding import AxisType, Mesh
 
 from ffnjax.core.meshspec import AXES, validate
+from ffnjax.core.errors import ConfigError
 
 
 def default_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+
+
+# One line per field of default_config(): `python -m ffnjax.plan --show_config` prints it.
+HELP = {
+    "data": "data-parallel axis size (-1 = the rest of the devices); --mesh syntax data:1,fsdp:8,tensor:1",
+    "fsdp": "fully-sharded data-parallel axis size: parameters and batch split over it (-1 = the rest)",
+    "tensor": "tensor-parallel axis size: heads and FFN width split over it (-1 = the rest)",
+}
 
 
 def resolve_shape(mesh_cfg, num_devices: int) -> tuple[int, int, int]:
@@ -22,11 +31,11 @@ def resolve_shape(mesh_cfg, num_devices: int) -> tuple[int, int, int]:
   fixed = math.prod(mesh_cfg[a] for a in AXES if mesh_cfg[a] != -1)
   if all(mesh_cfg[a] != -1 for a in AXES):
     if fixed > num_devices:
-      raise ValueError(f"mesh {dict((a, mesh_cfg[a]) for a in AXES)} needs {fixed} devices but only "
+      raise ConfigError(f"mesh {dict((a, mesh_cfg[a]) for a in AXES)} needs {fixed} devices but only "
                        f"{num_devices} are available")
     return tuple(mesh_cfg[a] for a in AXES)
   if num_devices % fixed:
-    raise ValueError(f"mesh {dict((a, mesh_cfg[a]) for a in AXES)} needs a multiple of {fixed} devices, "
+    raise ConfigError(f"mesh {dict((a, mesh_cfg[a]) for a in AXES)} needs a multiple of {fixed} devices, "
                      f"but {num_devices} are available")
   return tuple(num_devices // fixed if mesh_cfg[a] == -1 else mesh_cfg[a] for a in AXES)
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import sys
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
+from ffnjax.core import cli
+from ffnjax.core.errors import UsageError
 from ffnjax.plan import aot
 from ffnjax.plan.budget import data_budget, describe_budget
 from ffnjax.train import experiment
@@ -21,27 +23,27 @@ from ffnjax.train import experiment
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config, e.g. configs/paper.py:NAME.")
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of the table.")
 _COMPILE = flags.DEFINE_bool("compile", False, "Ahead-of-time compile the train step and report memory/FLOPs.")
-_MESH = flags.DEFINE_string("mesh", "", "Mesh for --compile, e.g. data:1,fsdp:8,tensor:1 (default: the config's).")
-_DEVICES = flags.DEFINE_integer("devices", 8, "Emulated CPU devices for --compile.")
+_SHOW = flags.DEFINE_bool("show_config", False, "Print every config field, its value and its meaning, and exit.")
+_MESH = cli.define_mesh("mesh", "", "Mesh for --compile (default: the config's).")
+_DEVICES = flags.DEFINE_integer("devices", 8, "Emulated CPU devices for --compile.", lower_bound=1)
 _TARGET = flags.DEFINE_string("target", "", "Accelerator memory to check against for --compile, e.g. h100, v5e.")
-_BATCH = flags.DEFINE_integer("batch", 0, "--compile: sequences per compiled step (0 = train.global_batch).")
-_SEQ_LEN = flags.DEFINE_integer("seq_len", 0, "--compile: sequence length (0 = data.seq_len).")
+_BATCH = flags.DEFINE_integer("batch", 0, "--compile: sequences per compiled step (0 = train.global_batch).",
+                              lower_bound=0)
+_SEQ_LEN = flags.DEFINE_integer("seq_len", 0, "--compile: sequence length (0 = data.seq_len).", lower_bound=0)
 _TOPOLOGY = flags.DEFINE_string("topology", "", "--compile for a TPU slice, e.g. v5e:2x4 (needs libtpu installed).")
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise UsageError(f"unexpected arguments {argv[1:]}")
   config = _CONFIG.value
-  try:
-    plan = experiment.validate(config)
-  except ValueError as e:
-    sys.exit(f"invalid config: {e}")
+  if _SHOW.value:
+    print(experiment.describe_config(config))
+    return
+  plan = experiment.validate(config)
   if _COMPILE.value:
-    try:
-      report = aot.plan_report(config, mesh_spec=_MESH.value, devices=_DEVICES.value, target=_TARGET.value,
-                               batch=_BATCH.value, seq_len=_SEQ_LEN.value, topology=_TOPOLOGY.value)
-    except ValueError as e:
-      sys.exit(f"ffnjax.plan --compile: {e}")
+    report = aot.plan_report(config, mesh_spec=_MESH.value, devices=_DEVICES.value, target=_TARGET.value,
+                             batch=_BATCH.value, seq_len=_SEQ_LEN.value, topology=_TOPOLOGY.value)
     print(json.dumps(report, indent=2) if _JSON.value else aot.format_report(report))
     return
   budget = data_budget(config)
@@ -57,4 +59,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flag_as_required("config")
-  app.run(main)
+  cli.run(main, prog="ffnjax.plan", user_errors=(ValueError,))

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
-from ffnjax.core import studygrid
+from ffnjax.core import cli
+from ffnjax.core.errors import UsageError
 from ffnjax.study.runner import run_study
 
 _STUDY = config_flags.DEFINE_config_file("config", None, "Study config, e.g. configs/study.py:tiny.")
@@ -19,20 +20,14 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Study directory: one run direct
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise UsageError(f"unexpected arguments {argv[1:]}")
   logging.set_verbosity(logging.ERROR)  # Orbax warns on every read-only restore; progress is printed
-  try:
-    report = run_study(_STUDY.value, _WORKDIR.value, log=lambda m: print(m, file=sys.stderr, flush=True))
-  except studygrid.StudyError as e:
-    print(f"ffnjax.study: {e}", file=sys.stderr)
-    sys.exit(2)
-  except (ValueError, FileNotFoundError, PermissionError) as e:
-    print(f"ffnjax.study: {type(e).__name__}: {e}", file=sys.stderr)
-    sys.exit(2)
+  report = run_study(_STUDY.value, _WORKDIR.value, log=lambda m: print(m, file=sys.stderr, flush=True))
   if report:
     print(f"report: {report}")
 
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  cli.run(main, prog="ffnjax.study", user_errors=(ValueError, FileNotFoundError, PermissionError))

@@ -13,14 +13,15 @@ import jax
 import orbax.checkpoint as ocp
 
 from ffnjax.core import rundir
+from ffnjax.core.errors import CheckpointError
 from ffnjax.core.placement import LayerPlan
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(CheckpointError):
   """A checkpoint that does not fit the config (layer plan or shapes)."""
 
 
-class CheckpointUnreadable(RuntimeError):
+class CheckpointUnreadable(CheckpointError, RuntimeError):
   """No checkpoint of a run restores."""
 
 

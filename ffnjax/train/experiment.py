@@ -10,8 +10,10 @@ import jax
 import ml_collections
 
 from ffnjax import data, kernels, model, parallel, train
+from ffnjax.kernels.config import HELP as KERNELS_HELP
+from ffnjax.parallel.mesh import HELP as MESH_HELP
 from ffnjax.core import placement
-from ffnjax.core.config import ConfigError, eval_config, placement_config
+from ffnjax.core.config import EVAL_HELP, PLACEMENT_HELP, TOP_HELP, ConfigError, eval_config, placement_config
 from ffnjax.parallel import logical_sharding
 
 
@@ -26,6 +28,30 @@ def default_config() -> ml_collections.ConfigDict:
   config.mesh = parallel.default_config()
   config.eval = eval_config()
   return config
+
+
+def field_help() -> dict[str, str]:
+  """`section.field` -> a one-line meaning, for every field of default_config() (kept beside each section)."""
+  sections = {"": TOP_HELP, "placement.": PLACEMENT_HELP, "model.": model.HELP, "model.kernels.": KERNELS_HELP,
+              "data.": data.HELP, "train.": train.HELP, "mesh.": MESH_HELP, "eval.": EVAL_HELP}
+  return {prefix + field: meaning for prefix, help_ in sections.items() for field, meaning in help_.items()}
+
+
+def describe_config(config) -> str:
+  """Every field of a config: `field = value  # meaning`, one per line (`python -m ffnjax.plan --show_config`)."""
+  meanings = field_help()
+
+  def walk(node, prefix):
+    for key in sorted(node.keys()):
+      if isinstance(node[key], ml_collections.ConfigDict):
+        yield from walk(node[key], f"{prefix}{key}.")
+      else:
+        yield f"{prefix}{key}", node[key]
+
+  rows = list(walk(config, ""))
+  width = max(len(f"{field} = {value!r}") for field, value in rows)
+  return "\n".join(f"{f'{field} = {value!r}':<{width}}  # {meanings.get(field, '(no description)')}"
+                   for field, value in rows)
 
 
 def validate(config) -> placement.LayerPlan:

@@ -1,4 +1,4 @@
-"""launch/babysit.py: relaunch until the final checkpoint exists; give up after --max-retries."""
+"""launch/babysit.py: relaunch until the final checkpoint exists; give up after --max_retries."""
 
 import os
 import signal
@@ -41,7 +41,7 @@ def _launches(run):
 def test_relaunches_until_the_final_checkpoint_exists(tmp_path):
   script, run = _setup(tmp_path)
   log = tmp_path / "babysit.log"
-  out = _babysit(f"--workdir={run}", "--max-retries=5", "--backoff=0", f"--log={log}", "--",
+  out = _babysit(f"--workdir={run}", "--max_retries=5", "--backoff=0", f"--log={log}", "--",
                  sys.executable, script, run, 3, 1)
   assert out.returncode == 0, out.stderr
   assert _launches(run) == 3  # preempted twice, finished on the third launch, not launched again
@@ -54,7 +54,7 @@ def test_relaunches_until_the_final_checkpoint_exists(tmp_path):
 
 def test_a_clean_exit_without_the_final_checkpoint_is_a_preemption(tmp_path):
   script, run = _setup(tmp_path)  # the trainer exits 0 after its SIGTERM checkpoint
-  out = _babysit(f"--workdir={run}", "--max-retries=5", "--backoff=0", "--", sys.executable, script, run, 2, 0)
+  out = _babysit(f"--workdir={run}", "--max_retries=5", "--backoff=0", "--", sys.executable, script, run, 2, 0)
   assert out.returncode == 0, out.stderr
   assert _launches(run) == 2
 
@@ -64,7 +64,8 @@ def test_max_retries_is_respected(tmp_path):
   out = _babysit(f"--workdir={run}", "--max-retries=2", "--backoff=0", "--", sys.executable, script, run, 99, 255)
   assert out.returncode == 1
   assert _launches(run) == 3  # the first attempt + 2 retries
-  assert "gave up after 3 attempt(s) (--max-retries=2); last exit code 255" in out.stderr
+  assert "gave up after 3 attempt(s) (--max_retries=2); last exit code 255" in out.stderr
+  assert "--max-retries is spelt --max_retries now" in out.stderr  # the old spelling still works, with a warning
 
 
 def test_already_finished_runs_nothing(tmp_path, run_dir_factory):
@@ -75,13 +76,13 @@ def test_already_finished_runs_nothing(tmp_path, run_dir_factory):
 
 def test_final_step_flag_overrides_config(tmp_path):
   script, run = _setup(tmp_path)
-  out = _babysit(f"--workdir={run}", "--final-step=2", "--backoff=0", "--", sys.executable, script, run, 99, 1)
+  out = _babysit(f"--workdir={run}", "--final_step=2", "--backoff=0", "--", sys.executable, script, run, 99, 1)
   assert out.returncode == 0, out.stderr
   assert _launches(run) == 2  # checkpoint 2 exists after the second launch
 
 
 def test_dry_run_prints_the_command(tmp_path):
-  out = _babysit(f"--workdir={tmp_path}", "--dry-run", "--", "python", "-m", "ffnjax.train", "--config=a b")
+  out = _babysit(f"--workdir={tmp_path}", "--dry_run", "--", "python", "-m", "ffnjax.train", "--config=a b")
   assert out.returncode == 0
   assert out.stdout == "python -m ffnjax.train '--config=a b'\n"
 
@@ -94,7 +95,7 @@ def test_clear_errors(tmp_path):
   out = _babysit(f"--workdir={tmp_path}", "--", "no-such-launcher-xyz")
   assert out.returncode == 1 and "command 'no-such-launcher-xyz' not found" in out.stderr
   out = _babysit("--help")
-  assert out.returncode == 0 and "--max-retries" in out.stdout
+  assert out.returncode == 0 and "--max_retries" in out.stdout
 
 
 def test_sigterm_stops_the_child_and_does_not_relaunch(tmp_path):

@@ -16,7 +16,7 @@ TPU_WORKER = os.path.join(LAUNCH, "tpu_worker.sh")
 SLURM = os.path.join(LAUNCH, "slurm_gpu.sbatch")
 SCRIPTS = sorted(glob.glob(os.path.join(LAUNCH, "*.sh")) + glob.glob(os.path.join(LAUNCH, "*.sbatch")))
 
-TPU_OPTS = ["--name=pod1", "--project=proj", "--zone=us-east5-a", "--accelerator-type=v5p-32",
+TPU_OPTS = ["--name=pod1", "--project=proj", "--zone=us-east5-a", "--accelerator_type=v5p-32",
             "--version=v2-alpha-tpuv5", "--spot"]
 TRAIN = ["--config=configs/paper.py:baseline_285m_12l", "--workdir=gs://b/runs/base", "--config.seed=0"]
 WHERE = "--zone=us-east5-a --project=proj"
@@ -45,7 +45,7 @@ def test_help_and_executable(stubs, script):
 # ---- tpu_pod.sh -------------------------------------------------------------------------------------------
 
 def test_tpu_dry_run_prints_every_step_without_gcloud(stubs):
-  out = stubs.run([TPU_POD, "run", "--dry-run", *TPU_OPTS, "--", *TRAIN])  # no gcloud on PATH: still fine
+  out = stubs.run([TPU_POD, "run", "--dry_run", *TPU_OPTS, "--", *TRAIN])  # no gcloud on PATH: still fine
   assert out.returncode == 0, out.stderr
   lines = [line for line in out.stdout.splitlines() if not line.startswith("#")]
   tpu = "gcloud compute tpus tpu-vm"
@@ -66,21 +66,21 @@ def test_tpu_missing_gcloud_and_settings_fail_early(stubs):
   assert out.returncode == 1
   assert "tpu_pod.sh: gcloud not found on PATH; install the Google Cloud CLI" in out.stderr
   opts = [o for o in TPU_OPTS if not o.startswith("--project")]
-  out = stubs.run([TPU_POD, "up", "--dry-run", *opts])
+  out = stubs.run([TPU_POD, "up", "--dry_run", *opts])
   assert out.returncode == 1 and "PROJECT is not set; pass --project or export PROJECT" in out.stderr
-  out = stubs.run([TPU_POD, "up", "--dry-run", *opts], PROJECT="proj")  # the environment works too
+  out = stubs.run([TPU_POD, "up", "--dry_run", *opts], PROJECT="proj")  # the environment works too
   assert out.returncode == 0, out.stderr
-  out = stubs.run([TPU_POD, "up", "--dry-run", "--name=x", "--project=p", "--zone=z"])
-  assert "ACCELERATOR_TYPE is not set; pass --accelerator-type" in out.stderr
-  out = stubs.run([TPU_POD, "train", "--dry-run", *TPU_OPTS])
+  out = stubs.run([TPU_POD, "up", "--dry_run", "--name=x", "--project=p", "--zone=z"])
+  assert "ACCELERATOR_TYPE is not set; pass --accelerator_type" in out.stderr
+  out = stubs.run([TPU_POD, "train", "--dry_run", *TPU_OPTS])
   assert out.returncode == 1 and "no trainer flags" in out.stderr
-  out = stubs.run([TPU_POD, "train", "--dry-run", *TPU_OPTS, "--", "--config=c:x"])
+  out = stubs.run([TPU_POD, "train", "--dry_run", *TPU_OPTS, "--", "--config=c:x"])
   assert out.returncode == 1 and "--workdir=DIR is required" in out.stderr
-  out = stubs.run([TPU_POD, "train", "--dry-run", *TPU_OPTS, "--", "--config=c:x", "--workdir=/local"])
+  out = stubs.run([TPU_POD, "train", "--dry_run", *TPU_OPTS, "--", "--config=c:x", "--workdir=/local"])
   assert out.returncode == 0 and "warning: --workdir=/local is on the workers' own disks" in out.stderr
-  out = stubs.run([TPU_POD, "logs", "--dry-run", *TPU_OPTS])
+  out = stubs.run([TPU_POD, "logs", "--dry_run", *TPU_OPTS])
   assert out.stdout == f"gcloud compute tpus tpu-vm scp --recurse pod1:ffnjax-logs logs/pod1/ {WHERE} --worker=all\n"
-  out = stubs.run([TPU_POD, "stop", "--dry-run", *TPU_OPTS])
+  out = stubs.run([TPU_POD, "stop", "--dry_run", *TPU_OPTS])
   assert out.stdout == f"gcloud compute tpus tpu-vm ssh pod1 {WHERE} --worker=all '--command=bash ffnjax-worker.sh stop'\n"
   out = stubs.run([TPU_POD, "launch", *TPU_OPTS])
   assert out.returncode == 1 and "first argument: up, install, train, run" in out.stderr
@@ -117,14 +117,14 @@ def test_tpu_busy_slice_is_a_clear_error(stubs):
 # ---- tpu_worker.sh (runs on each TPU VM) ------------------------------------------------------------------
 
 def test_tpu_worker_dry_run_exports_the_coordinator_on_multi_host_slices(stubs, tmp_path):
-  out = stubs.run([TPU_WORKER, "train", "--dry-run", "--", *TRAIN], HOME=tmp_path, TPU_WORKER_ID=3,
+  out = stubs.run([TPU_WORKER, "train", "--dry_run", "--", *TRAIN], HOME=tmp_path, TPU_WORKER_ID=3,
                   TPU_WORKER_HOSTNAMES="10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4")
   assert out.returncode == 0, out.stderr
   assert out.stdout.splitlines() == [
       "export JAX_COORDINATOR_ADDRESS=10.0.0.1:8476", f"cd {tmp_path}/ffnjax",
       f"{tmp_path}/ffnjax-venv/bin/python -m ffnjax.train {' '.join(TRAIN)} "
       f">>{tmp_path}/ffnjax-logs/base/worker-3.log 2>&1"]
-  out = stubs.run([TPU_WORKER, "train", "--dry-run", "--", *TRAIN], HOME=tmp_path, TPU_WORKER_ID=0,
+  out = stubs.run([TPU_WORKER, "train", "--dry_run", "--", *TRAIN], HOME=tmp_path, TPU_WORKER_ID=0,
                   TPU_WORKER_HOSTNAMES="10.0.0.1")
   assert "JAX_COORDINATOR_ADDRESS" not in out.stdout  # a single host needs no coordinator
 
@@ -146,7 +146,7 @@ def test_tpu_worker_logs_per_worker_and_returns_the_trainer_status(stubs, tmp_pa
 
 def test_tpu_worker_needs_its_id_off_cloud(stubs, tmp_path):
   stubs.add("curl", "exit 7")  # no metadata server here
-  out = stubs.run([TPU_WORKER, "train", "--dry-run", "--", *TRAIN], HOME=tmp_path)
+  out = stubs.run([TPU_WORKER, "train", "--dry_run", "--", *TRAIN], HOME=tmp_path)
   assert out.returncode == 1 and "cannot tell this worker's id" in out.stderr
 
 
@@ -156,14 +156,16 @@ SLURM_TRAIN = ["--config=configs/paper.py:baseline_285m_12l", "--workdir=/scratc
 
 
 def test_slurm_submit_dry_run_and_submission(stubs):
+  # the old spellings of --dry_run and --gpus_per_node: accepted, with a warning
   out = stubs.run([SLURM, "--dry-run", "--nodes=2", "--gpus-per-node=4", "--partition=gpu", *SLURM_TRAIN])
   assert out.returncode == 0, out.stderr
+  assert "--gpus-per-node is spelt --gpus_per_node now" in out.stderr and "--dry-run is spelt --dry_run" in out.stderr
   repo = os.path.dirname(LAUNCH)
   assert out.stdout.splitlines() == [
       "mkdir -p /scratch/runs/base/logs",
       "sbatch --job-name=base --nodes=2 --ntasks-per-node=4 --gpus-per-node=4 "
       "--output=/scratch/runs/base/logs/%x-%j.out --partition=gpu "
-      f"{SLURM} --repo={repo} --log-dir=/scratch/runs/base/logs --python=python {' '.join(SLURM_TRAIN)}"]
+      f"{SLURM} --repo={repo} --log_dir=/scratch/runs/base/logs --python=python {' '.join(SLURM_TRAIN)}"]
   assert stubs.calls() == []
 
 
@@ -171,13 +173,13 @@ def test_slurm_missing_tools_and_arguments(stubs, tmp_path):
   train = ["--config=c:x", f"--workdir={tmp_path}/run"]
   out = stubs.run([SLURM, *train])
   assert out.returncode == 1 and "sbatch not found on PATH" in out.stderr
-  out = stubs.run([SLURM, "--dry-run", "--config=c:x"])
+  out = stubs.run([SLURM, "--dry_run", "--config=c:x"])
   assert out.returncode == 1 and "--workdir is required" in out.stderr
-  out = stubs.run([SLURM, "--dry-run", "--workdir=/w"])
+  out = stubs.run([SLURM, "--dry_run", "--workdir=/w"])
   assert out.returncode == 1 and "--config=FILE:NAME is required" in out.stderr
-  out = stubs.run([SLURM, "--dry-run", "--nodes=0", *train])
+  out = stubs.run([SLURM, "--dry_run", "--nodes=0", *train])
   assert out.returncode == 1 and "--nodes=0: expected a positive integer" in out.stderr
-  out = stubs.run([SLURM, "--dry-run", *train], SLURM_JOB_ID=7, SLURM_JOB_NODELIST="n1")  # inside a job
+  out = stubs.run([SLURM, "--dry_run", *train], SLURM_JOB_ID=7, SLURM_JOB_NODELIST="n1")  # inside a job
   assert out.returncode == 1 and "srun not found on PATH" in out.stderr
 
 
@@ -193,7 +195,7 @@ def _slurm_stubs(stubs, srun_body='echo "srun ran"'):
 
 def test_slurm_job_dry_run(stubs, tmp_path):
   _slurm_stubs(stubs)
-  out = stubs.run([SLURM, "--dry-run", f"--repo={tmp_path}", "--log-dir=/logs", *SLURM_TRAIN],
+  out = stubs.run([SLURM, "--dry_run", f"--repo={tmp_path}", "--log_dir=/logs", *SLURM_TRAIN],
                   **_slurm_job_env(tmp_path))
   assert out.returncode == 0, out.stderr
   assert out.stdout.splitlines() == [
@@ -205,7 +207,7 @@ def test_slurm_job_dry_run(stubs, tmp_path):
 
 def test_slurm_job_runs_srun_with_the_coordinator(stubs, tmp_path):
   _slurm_stubs(stubs, 'echo "coordinator=$JAX_COORDINATOR_ADDRESS"')
-  out = stubs.run([SLURM, f"--repo={tmp_path}", f"--log-dir={tmp_path}/logs", *SLURM_TRAIN],
+  out = stubs.run([SLURM, f"--repo={tmp_path}", f"--log_dir={tmp_path}/logs", *SLURM_TRAIN],
                   **_slurm_job_env(tmp_path))
   assert out.returncode == 0, out.stderr
   assert "coordinator=gpu07:" in out.stdout
@@ -226,7 +228,7 @@ wait
 @pytest.mark.parametrize("sig, requeued", [(signal.SIGUSR1, True), (signal.SIGTERM, False)])
 def test_slurm_signal_checkpoints_then_requeues_on_time_limit(stubs, tmp_path, sig, requeued):
   _slurm_stubs(stubs, _SRUN_TRAINER)
-  proc = subprocess.Popen([SLURM, f"--repo={tmp_path}", f"--log-dir={tmp_path}/logs", *SLURM_TRAIN],
+  proc = subprocess.Popen([SLURM, f"--repo={tmp_path}", f"--log_dir={tmp_path}/logs", *SLURM_TRAIN],
                           env=stubs.env(**_slurm_job_env(tmp_path)), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
   deadline = time.monotonic() + 20

@@ -15,7 +15,7 @@ NAMES = ["baseline_285m_12l"] + [f"{p}_{r}_285m_12l" for p in ("first", "middle"
 
 
 def _dry_run(stubs, root, *args):
-  out = stubs.run([sys.executable, SWEEP, f"--study={STUDY}", f"--root={root}", "--dry-run", *args], cwd=REPO)
+  out = stubs.run([sys.executable, SWEEP, f"--study={STUDY}", f"--root={root}", "--dry_run", *args], cwd=REPO)
   assert out.returncode == 0, out.stderr
   return [shlex.split(line) for line in out.stdout.splitlines()], out.stderr
 
@@ -51,22 +51,22 @@ def test_finished_runs_are_skipped(stubs, tmp_path, run_dir_factory):
 
 
 def test_backends_and_trainer_flags(stubs, tmp_path, gcs_bucket):
-  jobs, _ = _dry_run(stubs, tmp_path, "--backend=slurm", "--launcher-args=--nodes=2 --partition=gpu",
+  jobs, _ = _dry_run(stubs, tmp_path, "--backend=slurm", "--launcher_args=--nodes=2 --partition=gpu",
                      "--only=^middle_70", "--", "--config.train.steps=100")
   assert len(jobs) == 1
-  assert jobs[0] == [os.path.join(LAUNCH, "slurm_gpu.sbatch"), "--job-name=middle_70_285m_12l", "--nodes=2",
+  assert jobs[0] == [os.path.join(LAUNCH, "slurm_gpu.sbatch"), "--job_name=middle_70_285m_12l", "--nodes=2",
                      "--partition=gpu", "--config=configs/paper.py:middle_70_285m_12l",
                      f"--workdir={tmp_path}/middle_70_285m_12l",
                      # the paper study's data overrides travel with every job (configs/study.py:_paper_data)
                      "--config.data.input=data/fineweb-edu/sample-10BT", "--config.data.path=",
                      "--config.eval.data_dir=data/eval", "--config.seed=0", "--config.train.steps=100"]
 
-  jobs, _ = _dry_run(stubs, f"{gcs_bucket}/study", "--backend=tpu", "--launcher-args=--zone=z --spot",
+  jobs, _ = _dry_run(stubs, f"{gcs_bucket}/study", "--backend=tpu", "--launcher_args=--zone=z --spot",
                      "--only=baseline|final_10")
   assert len(jobs) == 2
   cmd = jobs[1]
   assert cmd[1:5] == [os.path.join(LAUNCH, "babysit.py"), f"--workdir={gcs_bucket}/study/final_10_285m_12l",
-                      "--max-retries=20", "--"]  # TPU jobs are babysat: preempted slices get re-created
+                      "--max_retries=20", "--"]  # TPU jobs are babysat: preempted slices get re-created
   assert cmd[5:9] == [os.path.join(LAUNCH, "tpu_pod.sh"), "run", "--name=ffnjax-final-10-285m-12l", "--zone=z"]
   assert re.fullmatch(r"[a-z][a-z0-9-]*", _flag(cmd, "name"))
   assert cmd[cmd.index("--spot") + 1] == "--"  # trainer flags after --
@@ -90,11 +90,11 @@ def test_missing_sbatch_fails_early(stubs, tmp_path):
 
 
 def test_required_arguments_and_bad_study(stubs, tmp_path):
-  out = stubs.run([sys.executable, SWEEP, "--dry-run", f"--root={tmp_path}"], cwd=REPO)
+  out = stubs.run([sys.executable, SWEEP, "--dry_run", f"--root={tmp_path}"], cwd=REPO)
   assert out.returncode == 2 and "--study is required" in out.stderr
-  out = stubs.run([sys.executable, SWEEP, "--dry-run", f"--study={STUDY}"], cwd=REPO)
+  out = stubs.run([sys.executable, SWEEP, "--dry_run", f"--study={STUDY}"], cwd=REPO)
   assert out.returncode == 2 and "--root is required" in out.stderr
-  out = stubs.run([sys.executable, SWEEP, "--dry-run", "--study=configs/study.py:nope", f"--root={tmp_path}"],
+  out = stubs.run([sys.executable, SWEEP, "--dry_run", "--study=configs/study.py:nope", f"--root={tmp_path}"],
                   cwd=REPO)
   assert out.returncode != 0 and "unknown study" in out.stderr
   out = stubs.run([sys.executable, SWEEP, "--help"], cwd=REPO)
@@ -102,7 +102,7 @@ def test_required_arguments_and_bad_study(stubs, tmp_path):
 
 
 def test_runs_from_any_directory_and_imports_no_jax(stubs, tmp_path):
-  code = (f"import sys; sys.argv = ['sweep.py', '--study={STUDY}', '--root={tmp_path}', '--dry-run']; "
+  code = (f"import sys; sys.argv = ['sweep.py', '--study={STUDY}', '--root={tmp_path}', '--dry_run']; "
           f"sys.path.insert(0, {LAUNCH!r}); import sweep; rc = sweep.main(); "
           "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'flax', 'orbax'));"
           "assert not heavy, heavy; sys.exit(rc)")

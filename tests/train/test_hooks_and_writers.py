@@ -4,6 +4,8 @@ import glob
 import json
 import math
 import os
+import pty
+import select
 import struct
 import subprocess
 import sys
@@ -119,16 +121,22 @@ def test_wandb_project_without_wandb_is_refused_before_anything_runs(make_config
 
 
 def test_first_line_comes_before_jax_loads(tmp_path):
+  """On a terminal (a pseudo-terminal here) the first line names what starts before the config and JAX load."""
   argv = [sys.executable, "-m", "ffnjax.train", "--config=configs/tiny.py:middle_50_tiny_4l",
           f"--workdir={tmp_path / 'run'}"]
+  leader, follower = pty.openpty()
   start = time.perf_counter()
-  proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+  proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=follower)
+  os.close(follower)
+  text = b""
   try:
-    line = proc.stderr.readline()
+    while b"\n" not in text and select.select([leader], [], [], 60)[0]:
+      text += os.read(leader, 4096)
     seconds = time.perf_counter() - start
   finally:
     proc.kill()
     proc.wait()
+    os.close(leader)
+  line = text.decode().splitlines()[0] if text else ""
   assert line.startswith(f"ffnjax.train: configs/tiny.py:middle_50_tiny_4l in {tmp_path / 'run'}: loading"), line
   assert seconds < 8, f"first line after {seconds:.1f} s (2 s on a quiet machine; this bound allows for a loaded one)"

@@ -22,6 +22,7 @@ import os
 import time
 
 from ffnjax.core import rundir
+from ffnjax.core.errors import DataError
 
 MANIFEST = "manifest.json"
 
@@ -63,8 +64,8 @@ FINEWEB_EDU_SUBSETS = {"sample-10BT": ("sample/10BT", 10e9), "sample-100BT": ("s
                        "sample-350BT": ("sample/350BT", 350e9)}
 
 
-class FetchError(ValueError):
-  pass
+class FetchError(DataError):
+  """A download that cannot be done as asked (unknown subset or task, bad output); the message says which."""
 
 
 def _hub(op: str, **kw):

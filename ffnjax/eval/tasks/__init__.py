@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+from ffnjax.core.errors import TaskError
 from ffnjax.eval.tasks.arc import ARC
 from ffnjax.eval.tasks.base import Task
 from ffnjax.eval.tasks.boolq import BoolQ
@@ -34,8 +35,8 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     ARC("arc_challenge", "ARC-Challenge"), WinoGrande(), BoolQ(), OpenBookQA(), ZsRE())}
 
 
-class UnknownTaskError(ValueError):
-  pass
+class UnknownTaskError(TaskError):
+  """A task name not in the registry; the message lists the known ones."""
 
 
 def get_task(name: str) -> Task:
