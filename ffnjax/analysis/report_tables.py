@@ -33,6 +33,13 @@ class PlainTable:
     lines += ["| " + " | ".join(c) + " |" for c in cells]
     return "\n".join(lines)
 
+  def head(self, n: int) -> PlainTable:
+    """The first n rows."""
+    return dataclasses.replace(self, rows=self.rows[:n])
+
+  def _repr_markdown_(self) -> str:  # a notebook renders a table that is a cell's value (or display(table))
+    return self.to_markdown()
+
 
 def format_cell(value, digits: int = 2) -> str:
   if value is None:

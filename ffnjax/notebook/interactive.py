@@ -27,7 +27,9 @@ import os
 from typing import Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
 
+from ffnjax.analysis import figures as figures_lib
 from ffnjax.analysis import report_tables
 from ffnjax.analysis.importance import ImportanceSummary
 from ffnjax.analysis.report import Analysis, analyze
@@ -35,6 +37,9 @@ from ffnjax.analysis.results import AnalysisError
 from ffnjax.analysis.ri import ConfigRI, ModelRI, TaskMetric, relative_improvement
 from ffnjax.analysis.runs import read_study_json
 from ffnjax.analysis.results_table import ResultsTable, load_study, run_dirs
+from ffnjax.core import placement
+from ffnjax.shapley.estimators import single_ablation
+from ffnjax.shapley.players import ATTN, keep_mask, players_from_layer_types
 
 __all__ = ["InteractiveModel", "Study", "open_study"]
 
@@ -215,6 +220,22 @@ class InteractiveModel:
         keep[int(layer) - 1, column] = 0.0
     return self.ablate(keep)
 
+  def ablation_table(self, context: str, continuation: str) -> report_tables.PlainTable:
+    """The single ablation (paper B, `shapley.single_ablation`) on one request: the change in this view's
+    LL(continuation | context) when each attention / FFN sub-layer alone is removed; one row per layer (paper
+    numbering), None for the FFN of a deactivated layer (it has none)."""
+    players = players_from_layer_types(self.plan.layer_types)
+    num_layers = self.plan.num_layers
+
+    def ll(coalition) -> float:
+      return self.ablate(keep_mask(players, coalition, num_layers)).score(context, continuation)[0]
+
+    ablation = single_ablation(ll, len(players))
+    rows = [[layer + 1, t, None, None] for layer, t in enumerate(self.plan.layer_types)]
+    for p, without in zip(players, ablation.without):
+      rows[p.layer][2 if p.kind == ATTN else 3] = float(without - ablation.full)
+    return report_tables.PlainTable(["layer", "type", "ΔLL without attention", "ΔLL without FFN"], rows, digits=3)
+
   def describe_keep(self) -> str:
     """The removed sub-layers, paper numbering: e.g. 'L1.attn, L3.ffn' ('none' when nothing is removed)."""
     if self.keep is None:
@@ -332,6 +353,32 @@ class Study:
     return report_tables.PlainTable(["position", "ratio", "model", "seeds", f"{task} {metric}", "baseline", "RI %"],
                                  rows, digits=4)
 
+  def drilldown_figure(self, task: str, metric: str, family: str | None = None) -> Figure:
+    """`drilldown` as a figure: the metric against the expanded-FFN ratio, one line per position, the baseline
+    dashed (log scale for a perplexity)."""
+    family = self._family(family)
+    rows = self.drilldown(task, metric, family).records()
+    key = f"{task} {metric}"
+    fig = Figure(figsize=(6, 3.5), layout="constrained")
+    ax = fig.subplots()
+    for position in placement.POSITIONS:
+      color, marker = figures_lib.POSITION_STYLE[position]
+      pts = sorted((r["ratio"], r[key]) for r in rows if r["position"] == position and r[key] is not None)
+      if pts:
+        ax.plot(*zip(*pts), color=color, marker=marker, label=position)
+    base = [r[key] for r in rows if r["position"] == placement.BASELINE and r[key] is not None]
+    if base:
+      ax.axhline(base[0], color="black", linestyle="--", label="baseline")
+    if "perplexity" in metric and rows and all(r[key] is not None and r[key] > 0 for r in rows):
+      ax.set_yscale("log")
+    ax.set_xticks(sorted({r["ratio"] for r in rows if r["position"] != placement.BASELINE}))
+    ax.set_xlabel("expanded-FFN ratio r (%)")
+    ax.set_ylabel(key)
+    ax.set_title(f"{family}: {key} by position and ratio (mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
   # --- runs, records, models -------------------------------------------------------------------------------
   def baseline_run(self, family: str | None = None, seed: int | None = None) -> str:
     """The run directory of a family's baseline (the lowest seed unless `seed` is given)."""
@@ -355,6 +402,17 @@ class Study:
           if task is None or rec.get("task") == task:
             out.append(rec)
     return out
+
+  def compare_records(self, run_a: str, run_b: str, task: str | None = None) -> report_tables.PlainTable:
+    """The documents both runs scored (their records), with each run's total LL over the document's requests."""
+    a, b = ({(r["task"], r["doc_id"]): r for r in self.load_records(run, task)} for run in (run_a, run_b))
+
+    def total_ll(rec: dict) -> float:
+      return sum(q["ll"] for q in rec.get("requests", []))
+
+    rows = [[t, doc, total_ll(a[t, doc]), total_ll(b[t, doc]), total_ll(b[t, doc]) - total_ll(a[t, doc])]
+            for t, doc in sorted(set(a) & set(b))]
+    return report_tables.PlainTable(["task", "doc", f"LL {run_a}", f"LL {run_b}", "Δ LL"], rows, digits=3)
 
   def model(self, run: str | None = None, step: int | None = None, **kw) -> InteractiveModel:
     """InteractiveModel of a run (a run name or directory; default: the baseline)."""

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import sys
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -219,7 +219,7 @@ def train(config, workdir: str, *, max_steps: int | None = None, log: bool = Tru
     # A WSD run also saves its last step before the decay: a longer budget extends from it (method.md §3).
     pre_decay = [decay_start_step(cfg)] if cfg.schedule == "wsd" else []
     trainer.add_hook(checkpointer, every=cfg.checkpoint_every, at=pre_decay)
-    info = None
+    last = None
     for info in trainer.training_steps():
-      pass
-  return {"step": info.step if info else trainer.start, "preempted": bool(info and info.preempted), **logger.last}
+      last = info
+  return {"step": last.step if last else trainer.start, "preempted": bool(last and last.preempted), **logger.last}

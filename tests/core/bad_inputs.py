@@ -1,7 +1,7 @@
 """The bad-input table: every command with bad inputs, the one line it prints and its exit status.
 
     python tests/core/bad_inputs.py                # markdown table, one `python -m` subprocess per input (slow)
-    python tests/core/bad_inputs.py --fork --json  # what tests/core/test_cli.py runs (fast, see below)
+    python tests/core/bad_inputs.py --fork --json  # what tests/core/test_cli_errors.py runs (fast, see below)
 
 --fork imports the libraries once, then forks one child per input that runs the command's `__main__` exactly as
 `python -m` does (runpy), so the ~40 inputs cost one JAX import instead of forty. No input reaches JAX work.

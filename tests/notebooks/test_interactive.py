@@ -84,12 +84,28 @@ def test_ablation_masks_share_one_program_and_compose(model):
     model.drop(ffn=[0])
 
 
+def test_ablation_table_is_the_single_ablation(model):
+  context, continuation = PAIRS[0]
+  full = model.score(context, continuation)[0]
+  table = model.ablation_table(context, continuation)
+  assert table.headers == ["layer", "type", "ΔLL without attention", "ΔLL without FFN"]
+  assert [row[:2] for row in table.rows] == [[layer, "standard"] for layer in (1, 2, 3, 4)]
+  for layer, _, d_attn, d_ffn in table.rows:  # each entry: that sub-layer alone removed, through `drop`
+    assert d_attn == model.drop(attention=[layer]).score(context, continuation)[0] - full
+    assert d_ffn == model.drop(ffn=[layer]).score(context, continuation)[0] - full
+  assert any(abs(row[3]) > 1e-3 for row in table.rows)
+  assert "| ΔLL without FFN |" in table._repr_markdown_()  # how a notebook renders it
+
+
 def test_deactivated_layers_ignore_their_ffn_entry(smoke_study):
   first = InteractiveModel.from_run(os.path.join(smoke_study, "first_50_tiny_4l"))
   assert first.plan.layer_types == ("expanded", "expanded", "deactivated", "deactivated")
   text = PAIRS[0][0]
   np.testing.assert_array_equal(first.drop(ffn=[3, 4]).logits(text), first.logits(text))
   assert not np.allclose(first.drop(ffn=[1]).logits(text), first.logits(text))
+  rows = first.ablation_table(text, " question").rows
+  assert [r[3] is None for r in rows] == [False, False, True, True]  # a deactivated layer has no FFN to remove
+  assert all(r[2] is not None for r in rows)
 
 
 def test_greedy_generation_is_deterministic(model):
@@ -127,6 +143,16 @@ def test_open_study_bundles_the_analysis(smoke_study):
   assert [r["model"] for r in drill] == [BASELINE, "first_50_tiny_4l", "final_50_tiny_4l"]
   assert drill[0]["RI %"] == 0.0 and drill[0]["baseline"] == drill[0]["wikitext word_perplexity"]
   assert BASELINE in study.metrics_table().to_markdown()
+  fig = study.drilldown_figure("wikitext", "word_perplexity")
+  ax = fig.axes[0]
+  assert ax.get_yscale() == "log" and "wikitext word_perplexity" in ax.get_title() and ax.get_xlabel()
+  assert sorted(line.get_label() for line in ax.lines) == ["baseline", "final", "first"]
+  assert ax.lines[-1].get_ydata()[0] == drill[0]["wikitext word_perplexity"]  # the dashed baseline
+  both = study.compare_records(BASELINE, "first_50_tiny_4l", task="lambada_openai")
+  assert len(both.rows) == 8 and both.headers[-1] == "Δ LL" and len(both.head(3).rows) == 3
+  ll_base = sum(q["ll"] for q in records[0]["requests"])
+  assert both.rows[0][:3] == ["lambada_openai", records[0]["doc_id"], ll_base]
+  assert both.rows[0][4] == pytest.approx(both.rows[0][3] - ll_base)
   assert study.report and study.report.endswith("report.md")
   records_file = os.path.join(smoke_study, "final_50_tiny_4l", "eval", "records.jsonl")
   os.rename(records_file, records_file + ".hidden")  # a run evaluated without --records

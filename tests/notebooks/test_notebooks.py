@@ -1,26 +1,59 @@
-"""The notebooks: generated from notebooks/build_notebooks.py, stored without outputs, and they run end to end
-(nbclient, a fresh kernel) against a real smoke study / the paper configs."""
+"""The notebooks: jupytext percent-format `.py` sources paired with their `.ipynb` (in sync, stored without
+outputs), and they run end to end (nbclient, a fresh kernel) against a real smoke study / the paper configs."""
 
-import importlib.util
 import os
 import sys
 
+import jupytext
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOTEBOOKS = os.path.join(REPO, "notebooks")
+NAMES = sorted(f[:-len(".ipynb")] for f in os.listdir(NOTEBOOKS) if f.endswith(".ipynb"))
 BASELINE = "baseline_tiny_4l"
 CELL_TIMEOUT_S = 300  # per cell; the slowest (restore + first compile) takes seconds on a CPU
 
 
-def _builder():
-  spec = importlib.util.spec_from_file_location("ffnjax_build_notebooks", os.path.join(NOTEBOOKS,
-                                                                                         "build_notebooks.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+def cell_sources(nb) -> list[tuple[str, str, str | None]]:
+  """What the pairing keeps equal: each cell's type, source and name (the `# %% name` of the .py)."""
+  return [(c.cell_type, c.source, c.metadata.get("title")) for c in nb.cells]
+
+
+def test_notebooks_are_paired_with_their_py_and_in_sync():
+  assert {"explore_study", "plan_paper_grid"} <= set(NAMES)
+  assert sorted(f[:-len(".py")] for f in os.listdir(NOTEBOOKS) if f.endswith(".py")) == NAMES, \
+      "every notebook is a .py + .ipynb pair (`jupytext --set-formats ipynb,py:percent NOTEBOOK.ipynb`)"
+  for name in NAMES:
+    py = jupytext.read(os.path.join(NOTEBOOKS, f"{name}.py"))
+    ipynb = jupytext.read(os.path.join(NOTEBOOKS, f"{name}.ipynb"))
+    for nb in (py, ipynb):
+      assert nb.metadata["jupytext"]["formats"] == "ipynb,py:percent", name
+    assert cell_sources(py) == cell_sources(ipynb), f"run `jupytext --sync notebooks/{name}.ipynb` and commit both"
+    nbformat.validate(ipynb)
+    names = [c.metadata.get("title") for c in ipynb.cells if c.cell_type == "code"]
+    assert all(names) and len(set(names)) == len(names), f"{name}: every code cell has its own `# %% name`"
+    for cell in ipynb.cells:
+      if cell.cell_type == "code":
+        assert cell.outputs == [] and cell.execution_count is None, (name, cell.metadata.get("title"))
+    with open(os.path.join(NOTEBOOKS, f"{name}.py"), encoding="utf-8") as f:
+      lines = f.read().splitlines()
+    steps = {indent(b) - indent(a) for a, b in zip(lines, lines[1:])
+             if a.rstrip().endswith(":") and not a.lstrip().startswith("#") and b.strip()}
+    assert steps == {2}, f"{name}.py: blocks indent by 2 spaces, as the package does (found {sorted(steps)})"
+
+
+def indent(line: str) -> int:
+  return len(line) - len(line.lstrip(" "))
+
+
+def test_notebooks_readme_says_how_to_edit():
+  with open(os.path.join(NOTEBOOKS, "README.md"), encoding="utf-8") as f:
+    readme = f.read()
+  assert "jupytext --sync" in readme
+  for name in NAMES:
+    assert f"`{name}.py`" in readme and f"`{name}.ipynb`" in readme, name
 
 
 def kernel_env(tmp_path, **env) -> dict:
@@ -38,13 +71,13 @@ def client_for(nb) -> NotebookClient:
 
 
 def execute(name: str, tmp_path, **env) -> dict:
-  """Runs a notebook in a fresh kernel (working directory notebooks/); returns {cell id: cell} with outputs."""
+  """Runs a notebook in a fresh kernel (working directory notebooks/); returns {cell name: cell} with outputs."""
   nb = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
   try:
     client_for(nb).execute(env=kernel_env(tmp_path, **env))
   finally:
     nbformat.write(nb, str(tmp_path / name))  # the executed notebook, for a look after a failure
-  return {cell.id: cell for cell in nb.cells}
+  return {cell.metadata["title"]: cell for cell in nb.cells if "title" in cell.metadata}
 
 
 def text(cell) -> str:
@@ -59,18 +92,6 @@ def text(cell) -> str:
 
 def images(cell) -> int:
   return sum(1 for out in cell.get("outputs", []) if "data" in out and "image/png" in out.data)
-
-
-def test_notebooks_are_generated_and_stored_without_outputs(tmp_path):
-  builder = _builder()
-  assert builder.main(["--check"]) == 0, "run `python notebooks/build_notebooks.py` and commit the notebooks"
-  for name in builder.NOTEBOOKS:
-    assert builder.render(name) == builder.render(name)  # regenerating is byte-identical (fixed cell ids)
-    nb = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
-    nbformat.validate(nb)
-    for cell in nb.cells:
-      if cell.cell_type == "code":
-        assert cell.outputs == [] and cell.execution_count is None, (name, cell.id)
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +111,8 @@ def test_explore_study_notebook(smoke_study, tmp_path):
     assert stem in text(cells["figures"])
   assert images(cells["drilldown"]) == 1
   records = text(cells["records"])
-  assert f"{BASELINE}: 32 records" in records  # 8 documents x 4 tasks and f"{BASELINE} vs first_50_tiny_4l: 8 documents" in records
+  assert f"{BASELINE}: 32 records" in records  # 8 documents x 4 tasks
+  assert f"{BASELINE} vs final_50_tiny_4l: 32 documents in both" in records and "| Δ LL |" in records
   assert BASELINE in text(cells["model"])
   assert "LL(' question'" in text(cells["score"]) and "greedy continuation:" in text(cells["score"])
   assert "ΔLL without FFN" in text(cells["ablation"])
@@ -98,7 +120,7 @@ def test_explore_study_notebook(smoke_study, tmp_path):
 
 def test_explore_study_notebook_names_a_missing_study(tmp_path):
   nb = nbformat.read(os.path.join(NOTEBOOKS, "explore_study.ipynb"), as_version=4)
-  nb.cells = [c for c in nb.cells if c.id == "setup"]
+  nb.cells = [c for c in nb.cells if c.metadata.get("title") == "setup"]
   with pytest.raises(Exception, match="configs/study.py:tiny"):
     client_for(nb).execute(env=kernel_env(tmp_path, FFNJAX_STUDY_DIR=str(tmp_path / "absent")))
 
