@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import zlib
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -102,9 +101,8 @@ class Replicates:
             raise AnalysisError(f"family {family}, task {task}: runs were evaluated on different documents "
                                 f"({m.name} seed {m.seed} differs); evaluate every run with the same data and limit")
           ids = these
-      # A stable per-task seed: the same task gets the same resamples in every analysis of the study.
       self._res[key] = None if ids is None else (ids, bootstrap.for_documents(
-          len(ids), self.n_resamples, self.seed + zlib.crc32(task.encode()) % 100_000))
+          len(ids), self.n_resamples, bootstrap.task_seed(self.seed, task)))
     return self._res[key]
 
   def metric(self, model, pair: TaskMetric) -> np.ndarray | None:
@@ -180,7 +178,7 @@ def compute(analysis, reps: Replicates, *, confidence: float = bootstrap.CONFIDE
       x = _ri_replicates(reps, r, pair)
       if x is not None:
         exact[(r.model.key, pair)] = (x, reps.weights(r.model.family, pair[0]))
-        got[pair] = _as_random_draws(x, exact[(r.model.key, pair)][1], resamples, seed)
+        got[pair] = bootstrap.as_random_draws(x, exact[(r.model.key, pair)][1], resamples, seed)
     if got and len(got) == len(r.per_task):  # the average needs every kept task
       got["average"] = np.mean(np.stack(list(got.values())), axis=0)
     per_model[r.model.key] = got
@@ -220,14 +218,6 @@ def _position_intervals(configs, averages, uniform, confidence):
     differences[family] = {(p, q): bootstrap.interval(points[p] - points[q], reps[p] - reps[q], uniform, confidence)
                            for p in reps for q in reps if p != q}
   return positions, differences
-
-
-def _as_random_draws(x: np.ndarray, weights: np.ndarray, resamples: int, seed: int) -> np.ndarray:
-  """Replicates with unequal weights (an exact enumeration) redrawn as `resamples` equally weighted ones, so that
-  tasks can be averaged replicate by replicate."""
-  if len(x) == resamples and np.allclose(weights, weights[0]):
-    return x
-  return x[np.random.default_rng(seed + 7).choice(len(x), size=resamples, p=weights / weights.sum())]
 
 
 def _importance_intervals(analysis, per_model, resamples: int, seed: int, confidence: float) -> dict:

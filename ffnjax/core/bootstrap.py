@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import zlib
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -92,6 +93,20 @@ def draw(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> Resamples:
   rng = np.random.default_rng(seed)
   counts = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
   return Resamples(counts, np.full(resamples, 1.0 / resamples))
+
+
+def task_seed(seed: int, task: str) -> int:
+  """A stable per-task seed: the same task gets the same resamples in every analysis that uses `seed`."""
+  return seed + zlib.crc32(task.encode()) % 100_000
+
+
+def as_random_draws(x: np.ndarray, weights: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+  """Replicates with unequal weights (an exact enumeration) redrawn as `resamples` equally weighted ones (along
+  axis 0), so that tasks can be averaged replicate by replicate."""
+  x, weights = np.asarray(x), np.asarray(weights, np.float64)
+  if len(x) == resamples and np.allclose(weights, weights[0]):
+    return x
+  return x[np.random.default_rng(seed + 7).choice(len(x), size=resamples, p=weights / weights.sum())]
 
 
 def enumerate_all(n: int) -> Resamples:

@@ -6,6 +6,8 @@ implementation from `model.kernels`. Parameters carry logical axis names (ffnjax
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -63,16 +65,22 @@ class Attention(nn.Module):
     wk = self.param("wk", nn.with_logical_partitioning(init, ("embed", "kv_heads", "head_dim")), (d, kv, hd), pdt)
     wv = self.param("wv", nn.with_logical_partitioning(init, ("embed", "kv_heads", "head_dim")), (d, kv, hd), pdt)
     wo = self.param("wo", nn.with_logical_partitioning(init, ("heads", "head_dim", "embed")), (h, hd, d), pdt)
-    q = jnp.einsum("btd,dhk->bthk", x, wq.astype(dt))
-    k = jnp.einsum("btd,dhk->bthk", x, wk.astype(dt))
-    v = jnp.einsum("btd,dhk->bthk", x, wv.astype(dt))
+    q, k, v = (dense(x, w.astype(dt), 1) for w in (wq, wk, wv))
     q = constrain(apply_rope(q, cos, sin), ("batch", "length", "heads", "head_dim"))
     k = constrain(apply_rope(k, cos, sin), ("batch", "length", "kv_heads", "head_dim"))
     v = constrain(v, ("batch", "length", "kv_heads", "head_dim"))
     # mask: bool [B, T, T] (packed scoring rows, block-causal) -> masked reference attention; None = causal kernel
     out = ops.attention(q, k, v, cfg=cfg.kernels) if mask is None else masked_attention(q, k, v, mask)
     out = checkpoint_name(out, "attention")
-    return jnp.einsum("bthk,hkd->btd", out, wo.astype(dt))
+    return dense(out, wo.astype(dt), 2)
+
+
+def dense(x, w, n_in: int):
+  """x [..., *w.shape[:n_in]] @ w [*in, *out] -> [..., *out] as one [tokens, in] x [in, out] matmul (free
+  reshapes): the equivalent [B, T, h, hd] einsums make XLA:CPU transpose operands and cotangents around every
+  projection (benchmarks/train_step.py)."""
+  lead, k = x.shape[:x.ndim - n_in], math.prod(w.shape[:n_in])
+  return (x.reshape(-1, k) @ w.reshape(k, -1)).reshape(*lead, *w.shape[n_in:])
 
 
 def masked_attention(q, k, v, mask):

@@ -6,16 +6,21 @@ acc). Per task: single-sub-layer ablation (it gives the cornerstones), then the 
 evaluated coalition (each task's value and per-example scores) is appended to OUTPUT/coalitions.jsonl, so an
 interrupted run resumes where it stopped. Writes OUTPUT/shapley.json (per task: values, drops, cornerstones,
 shares; then shares averaged over tasks and the task-mean summary) and figures (one panel per task plus the mean).
-Extensions (ours, docs/method.md): --game=task_mean, --perplexity_value.
+Every value, drop and share carries a 95 % bootstrap interval over the task's examples (--resamples,
+--bootstrap_seed); a cornerstone needs its drop's interval to exclude 0. OUTPUT/shapley.md holds the tables.
+Extensions (ours, docs/method.md): --game=task_mean, --perplexity_value, --value=gold_ll|gold_ll_norm,
+--target_ci (a pilot sizes the run: examples per task for that half-width; it stops there unless
+--continue_after_pilot), --player_layers (a sub-game of some layers' sub-layers).
 """
 
 from __future__ import annotations
 
 from absl import flags, logging
 
-from ffnjax.core import cli
+from ffnjax.core import bootstrap, cli
 from ffnjax.core.errors import UsageError
-from ffnjax.shapley.pertask import GAMES, PAPER_LIMIT, PAPER_TASKS
+from ffnjax.shapley import summary
+from ffnjax.shapley.pertask import GAMES, PAPER_LIMIT, PAPER_TASKS, VALUES
 from ffnjax.shapley.run import METHODS, run
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "An ffnjax run directory.")
@@ -40,6 +45,22 @@ _GAME = flags.DEFINE_enum("game", "per_task", GAMES, "per_task: the paper's read
                           "read cornerstones and shares from the game on the task-mean value.")
 _PERPLEXITY_VALUE = flags.DEFINE_bool("perplexity_value", False, "Admit tasks without an accuracy metric "
                                       "(wikitext) with -log(perplexity) as their value (our extension).")
+_VALUE = flags.DEFINE_enum("value", "acc", VALUES, "acc: the paper's value (acc_norm where defined, else acc). "
+                           "gold_ll: mean log-likelihood of the gold continuation; gold_ll_norm: per token, averaged "
+                           "over examples (ours: lower-noise values; cornerstones still come from accuracy).")
+_RESAMPLES = flags.DEFINE_integer("resamples", bootstrap.RESAMPLES, "Bootstrap resamples of each task's examples "
+                                  "(intervals).", lower_bound=10)
+_BOOT_SEED = flags.DEFINE_integer("bootstrap_seed", bootstrap.SEED, "Seed of the bootstrap resamples (intervals are "
+                                  "stable for a fixed seed).")
+_PLAYER_LAYERS = flags.DEFINE_string("player_layers", None, "Play only these layers' sub-layers (1-based: '1-2', "
+                                     "'1,3'); every other sub-layer stays kept (ours: a cheaper sub-game).")
+_TARGET_CI = flags.DEFINE_float("target_ci", None, "Wanted half-width of the 95 % intervals of the single-ablation "
+                                "drops: a pilot prints the examples each task needs, then stops (see "
+                                "--continue_after_pilot).")
+_PILOT_LIMIT = flags.DEFINE_integer("pilot_limit", 50, "Examples per task of the --target_ci pilot (unused when "
+                                    "OUTPUT's cache already holds the single ablation).", lower_bound=2)
+_CONTINUE = flags.DEFINE_bool("continue_after_pilot", False, "With --target_ci: run the full analysis after the "
+                              "pilot instead of stopping.")
 
 
 def main(argv):
@@ -50,20 +71,33 @@ def main(argv):
     raise UsageError("--output=DIR is required")
   result = run(_CHECKPOINT.value, _HF_MODEL.value, _STEP.value, _TASKS.value, _DATA_DIR.value, _METHOD.value,
                _LEVEL.value, _PERMUTATIONS.value, _SEED.value, _LIMIT.value, _MAX_LENGTH.value,
-               _TOKEN_BUDGET.value, _OUTPUT.value, _CHANCE_TOL.value, _GAME.value, _PERPLEXITY_VALUE.value)
+               _TOKEN_BUDGET.value, _OUTPUT.value, _CHANCE_TOL.value, _GAME.value, _PERPLEXITY_VALUE.value,
+               value=_VALUE.value, resamples=_RESAMPLES.value, bootstrap_seed=_BOOT_SEED.value,
+               target_ci=_TARGET_CI.value, pilot_limit=_PILOT_LIMIT.value, continue_after_pilot=_CONTINUE.value,
+               player_layers=_PLAYER_LAYERS.value)
+  if "pilot" in result:
+    _print_pilot(result["pilot"])
+  if result.get("stopped_after_pilot"):
+    print(f"stopped after the pilot (wrote {_OUTPUT.value}/pilot.json); pass --limit=N --continue_after_pilot to "
+          f"run the analysis")
+    return
   print(f"{result['method']} Shapley values of {len(result['players'])} players on {len(result['tasks'])} task(s) "
-        f"({result['coalitions_evaluated']} coalitions evaluated, {result['compilations']} compilation(s))")
-  tol = result["cornerstone_rule"]["tolerance"]
-  for name, entry in result["tasks"].items():
-    if entry["cornerstones_defined"]:
-      corner = ", ".join(entry["cornerstones"]) or "none"
-    elif entry["chance"] is None:
-      corner = "undefined (the metric has no chance level)"
-    else:
-      corner = f"undefined (v(N) = {entry['v_full']:.3f} is not above chance {entry['chance']:.3g} + {tol})"
-    print(f"  {name}: {entry['metric']} v(N) = {entry['v_full']:.4f} (n = {entry['num_examples']}); "
-          f"cornerstones (removal -> chance + {tol}): {corner}")
-  print(f"wrote {_OUTPUT.value}/shapley.json")
+        f"({result['coalitions_evaluated']} coalitions evaluated, {result['compilations']} compilation(s)); "
+        f"value [95 % interval], {result['intervals']['resamples']} bootstrap resamples of the examples")
+  for line in summary.summary_lines(result):
+    print(line)
+  print(f"wrote {_OUTPUT.value}/shapley.json and {_OUTPUT.value}/shapley.md (per player: drop, value, share; "
+        f"'{summary.COVERS}' marks an interval that covers 0)")
+
+
+def _print_pilot(pilot: dict) -> None:
+  w = pilot["target_half_width"]
+  print(f"examples needed for 95 % intervals of half-width {w:g} (from {pilot['from']}):")
+  for name, t in pilot["tasks"].items():
+    print(f"  {name} ({t['metric']}, n = {t['num_examples']}): single-ablation drop half-width median "
+          f"{t['drop_half_width_median']:.4f}, max {t['drop_half_width_max']:.4f} ({t['widest']}) -> "
+          f"{t['examples_for_median_drop']} examples for the median drop, {t['examples_for_every_drop']} for every "
+          f"drop, {t['examples_for_v_full']} for v(N)")
 
 
 if __name__ == "__main__":

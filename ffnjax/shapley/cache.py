@@ -3,9 +3,9 @@
 Append-only JSONL. The first line is a header {"num_players": n, "meta": {...}} (meta: what the values are of,
 e.g. model, task, metric, player labels); every other line is {"key": "0110...", "value": float}, where
 character i of the key is "1" when player i is kept. A record may carry more fields (`put_many(..., extras=)`;
-the per-task games store {"tasks": {task: value}, "examples": {task: [per-example scores]}}); those named in
-`fields` are held in memory and returned by `extra`, the others stay on disk only (per-example scores are for
-later bootstraps, not for the estimators). Reopening with a different num_players or meta is an error:
+the per-task games store {"tasks": {task: value}, "examples": {task: [per-example scores]}, "gold": {task: {"ll":
+[...], "tokens": [...]}}}); those named in `fields` are held in memory and returned by `extra`, the others stay on
+disk only. Reopening with a different num_players or meta is an error:
 values of another game must never be reused. A last line cut by a crash is dropped on open. One writer at a time.
 """
 

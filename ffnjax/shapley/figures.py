@@ -18,15 +18,25 @@ KIND_COLOR = {"attn": "tab:purple", "ffn": "tab:green"}
 KIND_NAME = {"attn": "attention", "ffn": "FFN"}
 
 
-def _player_bars(ax, values: np.ndarray, players: Sequence[Player], yerr=None) -> None:
+def _player_bars(ax, values: np.ndarray, players: Sequence[Player], yerr=None, ci=None) -> None:
+  """Bars coloured by kind; `ci` [[low, high], ...] draws 95 % error bars and pales the bars whose interval
+  covers 0 (hatched), `yerr` symmetric ones."""
   if len(values) != len(players):
     raise ValueError(f"values has {len(values)} entries for {len(players)} players")
   x = np.arange(len(players))
+  covers = np.zeros(len(players), bool)
+  if ci is not None:
+    ci = np.asarray(ci, dtype=float)
+    yerr = np.stack([values - ci[:, 0], ci[:, 1] - values])
+    covers = (ci[:, 0] <= 0) & (ci[:, 1] >= 0)
   for kind in (ATTN, "ffn"):
-    sel = np.array([p.kind == kind for p in players])
-    if sel.any():
-      ax.bar(x[sel], values[sel], color=KIND_COLOR[kind], label=KIND_NAME[kind],
-             yerr=None if yerr is None else np.asarray(yerr)[sel], capsize=2)
+    for faint in (False, True):
+      sel = np.array([p.kind == kind for p in players]) & (covers == faint)
+      if sel.any():
+        err = None if yerr is None else np.asarray(yerr)[..., sel]
+        ax.bar(x[sel], values[sel], color=KIND_COLOR[kind], alpha=0.35 if faint else 1.0,
+               hatch="//" if faint else None, yerr=err, capsize=2, error_kw={"linewidth": 0.8},
+               label=f"{KIND_NAME[kind]} (95 % interval covers 0)" if faint else KIND_NAME[kind])
   ax.axhline(0.0, color="black", linewidth=0.8)
   step = max(1, len(players) // 32)
   ax.set_xticks(x[::step], [p.label for p in players][::step], rotation=90, fontsize=7)
@@ -82,15 +92,14 @@ def _panel_title(task: str, entry: dict, tolerance: float) -> str:
   from ffnjax.shapley.pertask import metric_name
 
   chance = "" if entry.get("chance") is None else f", chance {entry['chance']:.3g}"
-  if entry.get("chance") is None:
-    corner = "cornerstones: none defined (no chance level)"
-  elif not entry["cornerstones_defined"]:
-    corner = f"cornerstones: undefined (v(N) not above chance + {tolerance:g})"
+  if not entry["cornerstones_defined"]:
+    corner = f"cornerstones: none claimed ({entry.get('cornerstones_undefined') or 'no chance level'})"
   else:
-    corner = (f"cornerstones (removal → ≤ chance + {tolerance:g}): "
+    corner = (f"cornerstones (removal → ≤ chance + {tolerance:g}, drop's interval excludes 0): "
               f"{', '.join(entry['cornerstones']) or 'none'}")
+  lo, hi = entry["ci"]["v_full"]
   return (f"{task}: {metric_name(entry['metric'])} ({entry['metric']}), n = {entry['num_examples']} examples, "
-          f"v(N) = {entry['v_full']:.3g}{chance}\n{corner}")
+          f"v(N) = {entry['v_full']:.3g} [{lo:.3g}, {hi:.3g}]{chance}\n{corner}")
 
 
 def per_task_figure(result: dict, players: Sequence[Player], *, model: str, ablation: bool = False) -> Figure:
@@ -104,11 +113,11 @@ def per_task_figure(result: dict, players: Sequence[Player], *, model: str, abla
   axes = np.atleast_1d(fig.subplots(rows, 1, sharex=True))
   index = {p.label: p.index for p in players}
   rule = result["cornerstone_rule"]
-  star = f"cornerstone: removal -> chance (± {rule['tolerance']:g})"
+  star = f"cornerstone: removal → chance + {rule['tolerance']:g}, drop's interval excludes 0"
   for ax, name in zip(axes, names):
     entry = tasks[name]
     values = np.asarray(entry["ablation_drop" if ablation else "values"], dtype=float)
-    _player_bars(ax, values, players, yerr=None if ablation else entry.get("stderr"))
+    _player_bars(ax, values, players, ci=entry["ci"]["ablation_drop" if ablation else "values"])
     _mark_cornerstones(ax, values, [index[c] for c in entry["cornerstones"]], star)
     unit = metric_unit(entry["metric"])
     if ablation and entry.get("chance") is not None:
@@ -121,7 +130,7 @@ def per_task_figure(result: dict, players: Sequence[Player], *, model: str, abla
       ax.legend(fontsize=7, loc="best")
   ax = axes[-1]
   values = np.asarray(mean["ablation_drop" if ablation else "values"], dtype=float)
-  _player_bars(ax, values, players)
+  _player_bars(ax, values, players, ci=mean["ci"]["ablation_drop" if ablation else "values"])
   if mean.get("cornerstones"):  # only with --game=task_mean (our extension)
     _mark_cornerstones(ax, values, [index[c] for c in mean["cornerstones"]], "task-mean cornerstone")
   units = sorted({metric_unit(tasks[t]["metric"]) for t in names})
@@ -133,7 +142,8 @@ def per_task_figure(result: dict, players: Sequence[Player], *, model: str, abla
     a.tick_params(labelbottom=False)
   method = result["method"] + (f", level K = {result['level']}" if "level" in result else "")
   what = "single sub-layer ablation" if ablation else f"layer Shapley values ({method})"
-  fig.suptitle(f"{model}: {what}, one game per task, ≤ {result['limit']} examples per task", fontsize=11)
+  fig.suptitle(f"{model}: {what}, one game per task, ≤ {result['limit']} examples per task\nerror bars: 95 % "
+               f"bootstrap intervals over examples", fontsize=11)
   return fig
 
 

@@ -79,3 +79,31 @@ def coalition_from_mask(players: Sequence[Player], mask: np.ndarray) -> Coalitio
   """The inverse of keep_mask: players whose mask entry is non-zero."""
   mask = np.asarray(mask)
   return frozenset(p.index for p in players if mask[p.layer, ATTN_COL if p.kind == ATTN else FFN_COL] != 0)
+
+
+def players_of_layers(players: Sequence[Player], layers: str) -> list[Player]:
+  """The players of some layers only ("1-2", "1,3,30"; 1-based), renumbered 0..k-1 in forward order: a sub-game
+  in which every other sub-layer is always kept (keep_mask leaves sub-layers that are not players at 1)."""
+  wanted: set[int] = set()
+  try:
+    for part in layers.split(","):
+      lo, _, hi = part.strip().partition("-")
+      wanted.update(range(int(lo), int(hi or lo) + 1))
+  except ValueError:
+    raise ValueError(f"--player_layers={layers!r}: expected 1-based layers like '1-2' or '1,3,30'") from None
+  num_layers = max(p.layer for p in players) + 1
+  if not wanted or min(wanted) < 1 or max(wanted) > num_layers:
+    raise ValueError(f"--player_layers={layers!r}: layers must lie in 1..{num_layers}")
+  chosen = [p for p in players if p.layer + 1 in wanted]
+  return [Player(j, p.layer, p.kind, p.label) for j, p in enumerate(chosen)]
+
+
+def players_from_labels(labels: Sequence[str]) -> list[Player]:
+  """Players back from their labels ("L1.attn", as shapley.json lists them), in the order given."""
+  out = []
+  for j, label in enumerate(labels):
+    layer, _, kind = label.partition(".")
+    if not layer.startswith("L") or not layer[1:].isdigit() or kind not in (ATTN, FFN):
+      raise ValueError(f"player label {label!r}: expected L<layer>.attn or L<layer>.ffn")
+    out.append(Player(j, int(layer[1:]) - 1, kind, label))
+  return out

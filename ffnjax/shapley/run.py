@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from ffnjax.core import rundir
+from ffnjax.core import bootstrap, rundir
+from ffnjax.shapley import intervals
 
 METHODS = ("block", "exact", "permutation")
 
@@ -44,23 +45,40 @@ def needed_coalitions(method: str, n: int, level: int) -> int | None:
 
 def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations, seed, limit, max_length,
         token_budget, output, chance_tolerance: float = 0.02, game: str = "per_task",
-        perplexity_value: bool = False) -> dict:
-  """One game per task (the paper); `game="task_mean"` adds cornerstones read from the task-mean game and
-  `perplexity_value` admits perplexity tasks with -log(perplexity) as their value (both our extensions)."""
+        perplexity_value: bool = False, value: str = "acc", resamples: int = bootstrap.RESAMPLES,
+        bootstrap_seed: int = bootstrap.SEED, target_ci: float | None = None, pilot_limit: int = 50,
+        continue_after_pilot: bool = False, player_layers: str | None = None) -> dict:
+  """One game per task (the paper); `game="task_mean"` adds cornerstones read from the task-mean game,
+  `perplexity_value` admits perplexity tasks with -log(perplexity) as their value and `value` plays the games on
+  the gold continuation's log-likelihood (our extensions). Every value, drop and share gets a bootstrap interval
+  (`resamples`, `bootstrap_seed`). With `target_ci`, a pilot first estimates the examples each task needs for
+  that half-width, and the run stops there unless `continue_after_pilot`. `player_layers` ("1-2") plays the
+  sub-game of those layers' sub-layers, every other sub-layer kept (ours: a cheaper, different game)."""
   from ffnjax import shapley
-  from ffnjax.shapley import figures, pertask
+  from ffnjax.shapley import figures, pertask, summary
+  from ffnjax.shapley.players import players_of_layers
   from ffnjax.shapley.value import ModelValue, task_value
 
   if method not in METHODS:
     raise ValueError(f"--method={method!r}: must be one of {METHODS}")
   if game not in pertask.GAMES:
     raise ValueError(f"--game={game!r}: must be one of {pertask.GAMES}")
+  if value not in pertask.VALUES:
+    raise ValueError(f"--value={value!r}: must be one of {pertask.VALUES}")
   if chance_tolerance < 0:
     raise ValueError(f"--chance_tolerance={chance_tolerance}: must be >= 0")
+  if resamples < 10:
+    raise ValueError(f"--resamples={resamples}: must be >= 10")
+  if target_ci is not None and target_ci <= 0:
+    raise ValueError(f"--target_ci={target_ci}: must be > 0 (the wanted half-width of a 95 % interval)")
+  if target_ci is not None and pilot_limit < 2:
+    raise ValueError(f"--pilot_limit={pilot_limit}: must be >= 2 examples")
   from ffnjax.eval.tasks import parse_tasks
   pertask.check_game_tasks(parse_tasks(tasks), perplexity_value)  # before loading any model
   params, config, plan, tokenizer = load_model(checkpoint, hf_model, step)
   players = shapley.players_from_layer_types(plan.layer_types)
+  if player_layers:
+    players = players_of_layers(players, player_layers)
   labels = [p.label for p in players]
   n = len(players)
   if method == "block" and not 1 <= level <= n:
@@ -68,68 +86,155 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
   if method == "exact" and n > shapley.MAX_EXACT_PLAYERS:
     raise ValueError(f"--method=exact: {n} players need 2^{n} coalitions; use --method=block or permutation")
   rundir.mkdirs(output)
-  value = ModelValue(config, plan, params, tokenizer, tasks=tasks, data_dir=data_dir, limit=limit,
-                     max_length=max_length, token_budget=token_budget)
-  task_names = [p.task.name for p in value.prepared]
   source = checkpoint or hf_model
-  cache = shapley.CoalitionCache(rundir.join(output, "coalitions.jsonl"), n,
-                                 meta={"model": plan.name,
-                                       "source": source if rundir.is_remote(source) else os.path.abspath(source),
-                                       "tasks": task_names, "limit": limit, "data_dir": data_dir,
-                                       "step": step, "players": labels, "record": "per_task"},
-                                 fields=pertask.CACHE_FIELDS)
-  total = needed_coalitions(method, n, level)
-  value.expected = None if total is None else max(total - len(cache), 0)
 
-  def evaluate(coalitions):
-    return [{r.task: (task_value(r), pertask.example_scores(p.task.primary_metric, r.per_doc))
-             for p, r in zip(value.prepared, results)} for results in value.task_results(coalitions)]
+  def open_games(at: str, lim: int, expected: int | None):
+    model_value = ModelValue(config, plan, params, tokenizer, tasks=tasks, data_dir=data_dir, limit=lim,
+                             max_length=max_length, token_budget=token_budget)
+    model_value.players = players  # a sub-game's players: keep masks leave the other sub-layers kept
+    names = [p.task.name for p in model_value.prepared]
+    cache = shapley.CoalitionCache(rundir.join(at, "coalitions.jsonl"), n,
+                                   meta={"model": plan.name,
+                                         "source": source if rundir.is_remote(source) else os.path.abspath(source),
+                                         "tasks": names, "limit": lim, "data_dir": data_dir,
+                                         "step": step, "players": labels, "record": "per_task"},
+                                   fields=pertask.CACHE_FIELDS)
+    model_value.expected = None if expected is None else max(expected - len(cache), 0)
 
-  games = pertask.TaskGames(evaluate, task_names, cache)
+    def evaluate(coalitions):
+      return [{r.task: (task_value(r), pertask.example_scores(p.task.primary_metric, r.per_doc),
+                        pertask.gold_scores(r.per_doc))
+               for p, r in zip(model_value.prepared, results)} for results in model_value.task_results(coalitions)]
+
+    metrics = {p.task.name: pertask.value_metric(p.task) for p in model_value.prepared}
+    return model_value, pertask.TaskGames(evaluate, names, cache, metrics, value)
+
+  boot = {"resamples": resamples, "seed": bootstrap_seed}
+  pilot = None
+  if target_ci is not None:
+    pilot = _pilot(open_games, output, limit, pilot_limit, n, labels, target_ci, **boot)
+    if not continue_after_pilot:
+      return {"pilot": pilot, "players": labels, "tasks": {}, "stopped_after_pilot": True}
+
+  model_value, games = open_games(output, limit, needed_coalitions(method, n, level))
   t0 = time.perf_counter()
   full = shapley.grand_coalition(n)
-  reports, estimates = {}, {}
-  for prepared in value.prepared:
+  ablation_coalitions = [full] + [full - {i} for i in range(n)]
+  reports, estimates, cis = {}, {}, {}
+  for prepared in model_value.prepared:
     name = prepared.task.name
     v = games.task(name)
     ablation = shapley.single_ablation(v, n, v_batch=v.batch)
     stderr = v_empty = None
     if method == "block":
       phi = shapley.block_shapley(v, n, level, v_batch=v.batch)
+      coalitions = list(dict.fromkeys(ablation_coalitions + shapley.block_coalitions(n, level)))
+      phi_fn = intervals.linear_phi(intervals.linear_map(lambda f: shapley.block_shapley(f, n, level), coalitions))
     elif method == "exact":
       phi = shapley.exact_shapley(v, n, v_batch=v.batch)
       v_empty = v(frozenset())
+      coalitions = [frozenset(j for j in range(n) if m >> j & 1) for m in range(2**n)]
+      phi_fn = intervals.linear_phi(intervals.exact_map(n, coalitions))
     else:
       estimate = shapley.permutation_shapley(v, n, permutations, seed=seed, v_batch=v.batch)
       phi, stderr, v_empty = estimate.values, estimate.stderr, v(frozenset())
       estimates[name] = estimate
-    reports[name] = pertask.task_report(labels, phi, ablation, metric=pertask.value_metric(prepared.task),
-                                        chance=prepared.task.chance(prepared.docs), num_examples=len(prepared.docs),
-                                        tolerance=chance_tolerance, v_empty=v_empty, stderr=stderr)
+      prefixes = [frozenset(p[:k].tolist()) for p in estimate.permutations for k in range(n + 1)]
+      coalitions = list(dict.fromkeys(ablation_coalitions + prefixes))
+      phi_fn = intervals.permutation_phi(estimate.permutations, coalitions, bootstrap.task_seed(bootstrap_seed, name))
+    res = bootstrap.for_documents(len(prepared.docs), resamples, bootstrap.task_seed(bootstrap_seed, name))
+    ci = intervals.task_intervals(coalitions, *games.examples(name, coalitions), n, phi_fn, res)
+    corner, corner_ci = None, ci
+    if value != "acc":  # cornerstones come from the accuracy game (a log-likelihood has no chance level)
+      corner_ci = _ablation_intervals(games, name, ablation_coalitions, n, res, "acc")
+      c_ablation = shapley.single_ablation(games.task(name, "acc"), n)
+      corner = (games.metric(name, "acc"), c_ablation, corner_ci)
+    cis[name] = (ci, corner_ci)
+    reports[name] = pertask.task_report(labels, phi, ablation, ci, metric=games.metric(name),
+                                        chance=prepared.task.chance(prepared.docs), tolerance=chance_tolerance,
+                                        corner=corner, v_empty=v_empty, stderr=stderr)
     if name in estimates:
       reports[name]["convergence"] = json.loads(json.dumps(estimates[name].convergence(),
                                                            default=lambda a: np.asarray(a).tolist()))
-  assert full in cache
+  assert full in games.cache
   wall = time.perf_counter() - t0
-  result = {"model": plan.name, "source": checkpoint or hf_model, "method": method, "game": game,
-            "tasks_order": task_names, "limit": limit, "players": labels,
+  result = {"model": plan.name, "source": source, "method": method, "game": game, "value": value,
+            "tasks_order": list(reports), "limit": limit, "players": labels,
             "cornerstone_rule": {"collapse": "v_t(N \\ {i}) <= chance_t + tolerance (removing player i alone drops "
-                                             "task t to or below chance)",
+                                             "task t to or below chance; the paper's reading, point values)",
+                                 "significance": "and the drop's 95 % interval excludes 0 (ours)",
                                  "tolerance": chance_tolerance,
-                                 "defined": "only for tasks where v_t(N) > chance_t + tolerance"},
+                                 "game": "the accuracy game (acc_norm where defined, else acc), whatever the value",
+                                 "defined": "only for tasks where v_t(N) > chance_t + tolerance and v_t(N)'s 95 % "
+                                            "interval lies above chance_t"},
+            "intervals": {"kind": "percentile bootstrap over each task's examples, the same resamples for every "
+                                  "coalition" + ("; each replicate also redraws the sampled permutations"
+                                                 if method == "permutation" else ""),
+                          "confidence": bootstrap.CONFIDENCE, "resamples": resamples,
+                          "bootstrap_seed": bootstrap_seed},
             "shares_rule": "max(phi_i, 0) / sum_j max(phi_j, 0) per task, then averaged over tasks",
             "tasks": reports}
   if method == "block":
     result["level"] = level
   if method == "permutation":
     result.update({"permutations": permutations, "seed": seed})
-  result.update(pertask.summarize(labels, reports, game=game, tolerance=chance_tolerance))
-  result.update({"coalitions_cached": len(cache), "coalitions_evaluated": value.done,
-                 "compilations": value.compilations, "wall_time_s": wall,
-                 "coalitions_per_s": value.done / max(wall, 1e-9)})
+  if pilot is not None:
+    result["pilot"] = pilot
+  result.update(pertask.summarize(labels, reports, game=game, tolerance=chance_tolerance, ci=cis, **boot))
+  result.update({"coalitions_cached": len(games.cache), "coalitions_evaluated": model_value.done,
+                 "compilations": model_value.compilations, "wall_time_s": wall,
+                 "coalitions_per_s": model_value.done / max(wall, 1e-9)})
   rundir.write_json(rundir.join(output, "shapley.json"), result)
+  rundir.write_text(rundir.join(output, "shapley.md"), summary.markdown(result))
   figures.save_run_figures(result, players, output, model=_model_label(checkpoint, hf_model, plan))
   return result
+
+
+def _ablation_intervals(games, task: str, coalitions: list, n: int, res, value: str):
+  """Intervals of v(N) and of the single-ablation drops in task's game under `value`."""
+  from ffnjax.shapley import single_ablation
+
+  a = intervals.linear_map(lambda f: single_ablation(f, n).drop, coalitions)
+  return intervals.task_intervals(coalitions, *games.examples(task, coalitions, value), n, intervals.linear_phi(a),
+                                  res)
+
+
+def _pilot(open_games, output: str, limit: int, pilot_limit: int, n: int, labels, target: float, *,
+           resamples: int, seed: int) -> dict:
+  """Examples each task needs for drops (and v(N)) within +-target, from the single ablation of a pilot: the
+  run's own cache when it already holds the single ablation (a previous run), else a pilot of `pilot_limit`
+  examples cached under OUTPUT/pilot. Writes OUTPUT/pilot.json."""
+  from ffnjax.shapley import grand_coalition
+
+  full = grand_coalition(n)
+  coalitions = [full] + [full - {i} for i in range(n)]
+  main_cache = rundir.join(output, "coalitions.jsonl")
+  model_value, games = None, None
+  if rundir.exists(main_cache):
+    model_value, games = open_games(output, limit, None)
+    if not all(c in games.cache for c in coalitions):
+      model_value = games = None
+  source = "the run's coalition cache" if games else f"a pilot of {pilot_limit} examples per task"
+  if games is None:
+    model_value, games = open_games(rundir.join(output, "pilot"), pilot_limit, len(coalitions))
+  out = {"target_half_width": target, "from": source, "tasks": {}}
+  for prepared in model_value.prepared:
+    name = prepared.task.name
+    num_examples = len(prepared.docs)
+    res = bootstrap.for_documents(num_examples, resamples, bootstrap.task_seed(seed, name))
+    ci = _ablation_intervals(games, name, coalitions, n, res, games.value)
+    widths = np.array([intervals.half_width(i) for i in ci.drop])
+    worst = int(np.argmax(widths))
+    out["tasks"][name] = {
+        "metric": games.metric(name), "num_examples": num_examples,
+        "v_full": ci.full.value, "v_full_half_width": intervals.half_width(ci.full),
+        "drop_half_width_median": float(np.median(widths)), "drop_half_width_max": float(widths[worst]),
+        "widest": labels[worst],
+        "examples_for_median_drop": intervals.examples_for_half_width(float(np.median(widths)), num_examples, target),
+        "examples_for_every_drop": intervals.examples_for_half_width(float(widths[worst]), num_examples, target),
+        "examples_for_v_full": intervals.examples_for_half_width(intervals.half_width(ci.full), num_examples, target)}
+  rundir.write_json(rundir.join(output, "pilot.json"), out)
+  return out
 
 
 def _model_label(checkpoint, hf_model, plan) -> str:

@@ -1,5 +1,7 @@
 """The heterogeneous model: sharded == single device, scanned == unrolled, keep masks are exact ablations."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -157,3 +159,20 @@ def test_bf16_compute_keeps_fp32_params():
   _, model, params, tokens = setup(config)
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
   assert model.apply({"params": params}, tokens).dtype == jnp.float32
+
+
+def test_cpu_train_step_does_not_transpose_activations():
+  """The matmuls see [tokens, d] operands (ffnjax.model.layers.dense, swiglu_ffn_reference): with [B, T, d]
+  einsums XLA:CPU transposed every FFN cotangent [B, T, d_ff] -> [d_ff, B*T] to form the weight gradients, about
+  a quarter of a 27 M model's train step (benchmarks/train_step.py)."""
+  config = small_config("baseline_tiny_4l", d_ff=160, ffn_pad_multiple=32)  # d_ff 160 differs from every other dimension
+  plan, model, params, _ = setup(config)
+  tokens = jnp.zeros((6, 11), jnp.int32)  # 6 x 10 inputs: tokens 60
+  hlo = jax.jit(jax.grad(lambda p: loss_fn(model.model, p, tokens))).lower(params).compile().as_text()
+  transposed = []
+  for line in hlo.splitlines():
+    match = re.search(r"= f32\[([\d,]+)\]\S* transpose\(", line)
+    dims = [int(d) for d in match.group(1).split(",")] if match else []
+    if 160 in dims and (60 in dims or {6, 10} <= set(dims)):
+      transposed.append(line.strip()[:160])
+  assert not transposed, "\n".join(transposed)

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from matplotlib.container import ErrorbarContainer
 
 import paper_tasks
 from configs import tiny
@@ -73,14 +74,18 @@ def test_six_task_games_from_hf_model(setup, tmp_path):
   np.testing.assert_allclose(exact["task_mean"]["values"],
                              np.mean([g["values"] for g in exact["tasks"].values()], axis=0))
   assert "summary" in exact["task_mean"]["what"] and exact["cornerstone_rule"]["tolerance"] == 0.02
-  # the model learnt English: above chance on the choice tasks (so cornerstones are defined there), and its
-  # sub-layers matter (a non-trivial game)
-  assert {"arc_easy", "piqa", "openbookqa"} <= set(exact["cornerstones_defined_for"])
+  # the model learnt English: above chance on the choice tasks, and its sub-layers matter (a non-trivial game)
+  assert all(exact["tasks"][t]["v_full"] > exact["tasks"][t]["chance"] for t in ("arc_easy", "piqa", "openbookqa"))
   assert max(abs(x) for x in exact["tasks"]["arc_easy"]["values"]) > 0.01
-  for name in exact["cornerstones_defined_for"]:
-    game = exact["tasks"][name]
+  # cornerstones: defined only where v(N) is above chance + 0.02 and its interval above chance; the paper's point
+  # rule, then only those whose drop interval excludes 0
+  for name, game in exact["tasks"].items():
+    defined = game["v_full"] > game["chance"] + 0.02 and game["ci"]["v_full"][0] > game["chance"]
+    assert game["cornerstones_defined"] == defined and (name in exact["cornerstones_defined_for"]) == defined, name
     want = [p for p, w in zip(exact["players"], game["v_without"]) if w <= game["chance"] + 0.02]
-    assert game["cornerstones"] == want
+    assert game["cornerstones_point_rule"] == (want if game["v_full"] > game["chance"] + 0.02 else [])
+    significant = [p for p, (lo, _) in zip(exact["players"], game["ci"]["ablation_drop"]) if lo > 0]
+    assert game["cornerstones"] == ([p for p in want if p in significant] if defined else [])
   # every coalition record holds each task's value and per-example scores (for a later bootstrap)
   lines = (out / "coalitions.jsonl").read_text().splitlines()
   rec = json.loads(lines[1])
@@ -115,12 +120,18 @@ def test_per_task_figure_says_what_it_shows(setup, tmp_path):
   assert fig.axes[0].get_ylabel() == "Shapley value\n(Δ normalised accuracy)"
   assert "Δ accuracy" in fig.axes[1].get_ylabel()
   assert "baseline_tiny_4l" in fig._suptitle.get_text() and "level K = 2" in fig._suptitle.get_text()
-  assert "cornerstones (removal → ≤ chance + 0.02): none" in titles[0]
+  lo, hi = res["tasks"]["piqa"]["ci"]["v_full"]
+  assert f"v(N) = {res['tasks']['piqa']['v_full']:.3g} [{lo:.3g}, {hi:.3g}], chance 0.5" in titles[0]
+  assert "error bars: 95 % bootstrap intervals" in fig._suptitle.get_text()
+  # error bars: one per player and panel (the task panels and the mean)
+  bars = [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
+  assert sum(len(c.lines[2][0].get_segments()) for c in bars) == 8
   # a cornerstone is starred in its task's panel only
-  res["tasks"]["piqa"]["cornerstones"] = ["L2.ffn"]
+  res["tasks"]["piqa"].update(cornerstones=["L2.ffn"], cornerstones_defined=True)
   fig = figures.per_task_figure(res, players, model="m")
   stars = [c for c in fig.axes[0].collections if c.get_label().startswith("cornerstone")]
   assert len(stars) == 1 and stars[0].get_offsets()[0][0] == 3 and "L2.ffn" in fig.axes[0].get_title()
+  assert "drop's interval excludes 0): L2.ffn" in fig.axes[0].get_title()
   assert not [c for c in fig.axes[1].collections if c.get_label().startswith("cornerstone")]
 
 

@@ -143,7 +143,10 @@ class MultipleChoiceTask(Task):
     lls = scores.ll[lo:hi]
     gold = self.doc_to_target(doc)
     pred = int(np.argmax(lls))
-    out = {"gold": gold, "prediction": pred, "acc": float(pred == gold)}
+    # gold_ll / gold_tokens: the gold continuation's log-likelihood and length, for the Shapley
+    # log-likelihood values (ffnjax.shapley --value=gold_ll|gold_ll_norm), which move when accuracy does not.
+    out = {"gold": gold, "prediction": pred, "acc": float(pred == gold), "gold_ll": float(lls[gold]),
+           "gold_tokens": int(scores.num_tokens[lo + gold])}
     if self.normalized:
       lengths = np.array([float(len(c)) for c in self.doc_to_choice(doc)])
       out["acc_norm"] = float(int(np.argmax(lls / lengths)) == gold)

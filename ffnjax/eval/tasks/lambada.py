@@ -36,7 +36,8 @@ class LambadaOpenAI(Task):
     return [split_last_word(doc["text"])]
 
   def process(self, doc, scores, lo, hi):
-    return {"ll": float(scores.ll[lo]), "acc": float(scores.is_greedy[lo]), "gold": split_last_word(doc["text"])[1]}
+    return {"ll": float(scores.ll[lo]), "acc": float(scores.is_greedy[lo]), "gold": split_last_word(doc["text"])[1],
+            "gold_ll": float(scores.ll[lo]), "gold_tokens": int(scores.num_tokens[lo])}
 
   def aggregate(self, per_doc):
     lls = [d["ll"] for d in per_doc]

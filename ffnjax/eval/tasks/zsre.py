@@ -42,7 +42,8 @@ class ZsRE(Task):
     return Encoded(requests, texts, np.arange(len(docs) + 1, dtype=np.int64))
 
   def process(self, doc, scores, lo, hi):
-    return {"acc": float(scores.num_greedy[lo]) / float(scores.num_tokens[lo]), "gold": " " + doc["answers"][0]}
+    return {"acc": float(scores.num_greedy[lo]) / float(scores.num_tokens[lo]), "gold": " " + doc["answers"][0],
+            "gold_ll": float(scores.ll[lo]), "gold_tokens": int(scores.num_tokens[lo])}
 
   def aggregate(self, per_doc):
     return mean_metrics(per_doc, ["acc"])
