@@ -87,7 +87,7 @@ def test_cache_on_gcs_survives_reopening(gcs_bucket):
 def test_each_chunk_is_written_once_scored_and_a_resume_skips_it(tmp_path):
   """A run killed mid-way (here: the evaluation raises in its third chunk) keeps every chunk scored before; the
   resumed run evaluates only the rest. Both the plain cached value and the per-task games write per chunk."""
-  from ffnjax.shapley.pertask import TaskGames
+  from ffnjax.shapley.pertask import CACHE_FIELDS, TaskGames
 
   coalitions = [frozenset(c) for c in itertools.combinations(range(6), 3)]  # 20 coalitions: chunks of 4
   calls = []
@@ -99,14 +99,14 @@ def test_each_chunk_is_written_once_scored_and_a_resume_skips_it(tmp_path):
     return [{"t": (float(sum(c)), [1, 0])} for c in part]
 
   path = str(tmp_path / "tasks.jsonl")
-  games = TaskGames(lambda part: evaluate(part, fail_on=3), ["t"], CoalitionCache(path, 6, fields=("tasks",)),
+  games = TaskGames(lambda part: evaluate(part, fail_on=3), ["t"], CoalitionCache(path, 6, fields=CACHE_FIELDS),
                     chunk=4)
   with pytest.raises(KeyboardInterrupt):
     games.task("t").batch(coalitions)
   lines = open(path).read().splitlines()
   assert len(lines) == 1 + 8 and len(calls) == 3  # the header and the two chunks scored before the kill
   calls.clear()
-  resumed = TaskGames(evaluate, ["t"], CoalitionCache(path, 6, fields=("tasks",)), chunk=4)
+  resumed = TaskGames(evaluate, ["t"], CoalitionCache(path, 6, fields=CACHE_FIELDS), chunk=4)
   assert resumed.task("t").batch(coalitions) == [float(sum(c)) for c in coalitions]
   assert [c for part in calls for c in part] == coalitions[8:] and resumed.evaluated == 12
 
