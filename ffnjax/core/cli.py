@@ -14,7 +14,7 @@ import re
 import sys
 from typing import Callable, Sequence
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
 from ffnjax.core import meshspec, rundir
@@ -48,7 +48,7 @@ def _config_flags() -> list[str]:
   return [name for name in flags.FLAGS if isinstance(flags.FLAGS[name].parser, ConfigFileFlagParser)]
 
 
-def _flag_value(argv: Sequence[str], name: str) -> str | None:
+def flag_value(argv: Sequence[str], name: str) -> str | None:
   """The value of `--name=V` or `--name V` in argv (the last one), else None."""
   value = None
   for i, arg in enumerate(argv):
@@ -62,7 +62,7 @@ def _flag_value(argv: Sequence[str], name: str) -> str | None:
 def _check_config_files(argv: Sequence[str]) -> None:
   """A misspelt config file is one line, not an IOError deep inside ml_collections."""
   for name in _config_flags():
-    value = _flag_value(argv, name)
+    value = flag_value(argv, name)
     if value is not None and not rundir.isfile(value.split(":", 1)[0]):
       raise ConfigError(f"config file {value.split(':', 1)[0]} not found (--{name}={value})")
 
@@ -70,7 +70,7 @@ def _check_config_files(argv: Sequence[str]) -> None:
 def _unknown_field(argv: Sequence[str]) -> str | None:
   """The first `--config.a.b` override naming no field of its config, as "unknown config field ...", else None."""
   for name in _config_flags():
-    value = _flag_value(argv, name)
+    value = flag_value(argv, name)
     if value is None:
       continue
     config = ConfigFileFlagParser(name=name, lock_config=False).parse(value)
@@ -107,7 +107,8 @@ def run(main: Callable[[list[str]], object], *, prog: str, user_errors: tuple[ty
 
   Defines `--verbose` (here, not at import: importing a module never claims flag names).
   """
-  verbose_flag = flags.DEFINE_bool("verbose", False, "On bad input, print the full traceback instead of one line.")
+  verbose_flag = flags.DEFINE_bool("verbose", False, "On bad input, print the full traceback instead of one line; "
+                                   "show the libraries' INFO logs (Orbax's saves and restores).")
 
   def parse(argv):
     verbose = "--verbose" in argv
@@ -125,6 +126,7 @@ def run(main: Callable[[list[str]], object], *, prog: str, user_errors: tuple[ty
       fail(prog, message)
 
   def wrapped(argv):
+    logging.set_verbosity(logging.INFO if verbose_flag.value else logging.WARNING)  # Orbax logs each save at INFO
     try:
       return main(argv)
     except (FfnjaxError, *user_errors) as e:

@@ -488,14 +488,46 @@ def plan_packed(requests: Sequence[EncodedRequest], max_length: int) -> PackedPl
                     request_tokens)
 
 
+@dataclasses.dataclass
+class PrefixReuse:
+  """A scorer's prefix-reuse programs. A coalition that keeps every sub-layer before boundary b (b = 2l: layer l's
+  attention, 2l + 1: its FFN, 2L: the end) has the full model's residual stream there, so its pass can start at b.
+
+  streams(tokens, positions, doc, branch) -> [2L + 1, B, T, d]: the full model's stream at every boundary;
+  hidden_from(streams, rows int32 [B'], start int32, positions, doc, branch, keep [B', L, 2]) -> final hidden
+  [B', T, d] of rows `rows` of `streams`, computed from boundary `start` on.
+  """
+
+  streams: Callable
+  hidden_from: Callable
+  has_ffn: tuple[bool, ...]  # per layer (a deactivated layer has none: never a start, never computed)
+  row_bytes: Callable[[int], int]  # bytes of one row's streams at row length T
+
+  def first_removed(self, masks: np.ndarray) -> np.ndarray:
+    """int [K]: the boundary of each keep mask's first removed sub-layer (2L when it keeps everything); any keep
+    value but 1 counts as removed, since only a mask of ones up to there shares the full model's stream."""
+    masks = np.asarray(masks)
+    dropped = masks.reshape(len(masks), -1) != 1  # [K, 2L] in boundary order
+    dropped[:, 1::2] &= np.asarray(self.has_ffn, bool)[None]
+    return np.where(dropped.any(axis=1), dropped.argmax(axis=1), dropped.shape[1])
+
+  def compilations(self) -> int:
+    return self.streams.jitted._cache_size() + self.hidden_from.jitted._cache_size()
+
+
 class HiddenScorer:
   """Our model as the engine's fast path: `hidden(tokens, positions, doc, branch, keep[B, L, 2]) -> [B, T, d]`
-  and the output head [d, V]; jitted once per batch shape (rows) and per scored-position count."""
+  and the output head [d, V]; jitted once per batch shape (rows) and per scored-position count. `prefix`
+  (optional) adds the prefix-reuse programs (score_packed(reuse=True))."""
 
-  def __init__(self, hidden_fn, head, num_layers: int, *, mesh=None, vocab_chunk: int = DEFAULT_VOCAB_CHUNK):
-    self.hidden_fn, self.num_layers, self.mesh = hidden_fn, num_layers, mesh
+  def __init__(self, hidden_fn, head, num_layers: int, *, mesh=None, vocab_chunk: int = DEFAULT_VOCAB_CHUNK,
+               prefix: PrefixReuse | None = None):
+    self.hidden_fn, self.num_layers, self.mesh, self.prefix = hidden_fn, num_layers, mesh, prefix
     d, v = head.shape
+    # the largest power-of-two chunk whose padding of the vocabulary stays within ~2 % (padded columns are work)
     self.max_chunk = _next_pow2(min(vocab_chunk, v))
+    while self.max_chunk > 128 and -(-v // self.max_chunk) * self.max_chunk > 1.02 * v:
+      self.max_chunk //= 2
     self.head = jnp.zeros((d, -(-v // self.max_chunk) * self.max_chunk), head.dtype).at[:, :v].set(head)
     self.vocab_size = v
     self._head_fn = jax.jit(functools.partial(_chunked_head, vocab_size=v, max_chunk=self.max_chunk))
@@ -507,7 +539,8 @@ class HiddenScorer:
     return self._head_fn(hidden, self.head, flat_index, targets)
 
   def compilations(self) -> int:
-    return self.hidden_fn.jitted._cache_size() + self._head_fn._cache_size()
+    return (self.hidden_fn.jitted._cache_size() + self._head_fn._cache_size()
+            + (self.prefix.compilations() if self.prefix is not None else 0))
 
 
 def _chunked_head(hidden, head, flat_index, targets, *, vocab_size, max_chunk):
@@ -553,32 +586,61 @@ def rows_per_batch(row_length: int, token_budget: int, row_multiple: int = 1) ->
   return (1 << (rows.bit_length() - 1)) * row_multiple
 
 
+STREAM_BUDGET_BYTES = 1 << 29  # residual streams held for prefix reuse (one block of rows): 512 MiB
+
+
+def stream_block_rows(plan: PackedPlan, prefix: PrefixReuse, per_batch: int, row_multiple: int = 1) -> int:
+  """Rows whose streams are computed (and held) at once: all of the plan's rows when they fit the batch and
+  STREAM_BUDGET_BYTES, a multiple of the data-parallel size; fixed per plan, so one streams program per task."""
+  fit = max(1, STREAM_BUDGET_BYTES // max(prefix.row_bytes(plan.row_length), 1))
+  rows = min(per_batch, fit, plan.num_rows)
+  return max(row_multiple, rows // row_multiple * row_multiple) if rows >= row_multiple else row_multiple
+
+
 def score_packed(plan: PackedPlan, scorer: HiddenScorer, masks: np.ndarray | None = None, *,
                  token_budget: int = DEFAULT_TOKEN_BUDGET, label: str = "", progress_every_s: float = 30.0,
-                 keep_greedy_tokens: bool = False, fixed_shapes: bool = False) -> list[Scores]:
+                 keep_greedy_tokens: bool = False, fixed_shapes: bool = False, reuse: bool = False,
+                 work: dict | None = None) -> list[Scores]:
   """Scores every request under each keep mask (masks float [K, L, 2]; None = all kept): one Scores per mask.
 
   Work items are (mask, row) pairs, so one forward pass mixes coalitions; every batch has the same number of rows
-  (the last one padded). With fixed_shapes (Shapley), the rows and scored positions per batch do not depend on the
-  number of masks either: one body program for a whole run, whatever the coalitions per call (the head, a small
-program, takes the scored-position count rounded by _head_size).
+  (the last one padded with copies of its first item, so padding never forces a skipped sub-layer to run). A
+  sub-layer that no row of a batch keeps is skipped. With fixed_shapes (Shapley), the rows and scored positions per
+  batch do not depend on the number of masks either: one body program for a whole run, whatever the coalitions per
+  call (the head, a small program, takes the scored-position count rounded by _head_size).
+
+  With reuse (scorer.prefix), the full model's residual streams are computed once per block of rows, the items
+  are ordered by their mask's first removed sub-layer, and each batch starts at its first item's boundary from
+  those streams (prefix reuse: what every coalition shares with the full model is computed once). `work`, when
+  given, receives what ran: rows per sub-layer (`sublayer_rows` [2L], boundary order; prefix passes included),
+  `prefix_rows`, `head_positions` (padded) and `batches`.
   """
   masks = np.ones((1, scorer.num_layers, 2), np.float32) if masks is None else np.asarray(masks, np.float32)
   if masks.ndim != 3 or masks.shape[1:] != (scorer.num_layers, 2):
     raise ValueError(f"masks of shape {masks.shape}: expected [K, {scorer.num_layers}, 2]")
+  if reuse and scorer.prefix is None:
+    raise ValueError("score_packed(reuse=True) needs a scorer with prefix-reuse programs (ffnjax.model.make_scorer)")
   k_masks, r = len(masks), plan.num_rows
   row_multiple = data_parallel_size(scorer.mesh)
   per_batch = rows_per_batch(plan.row_length, token_budget, row_multiple)
-  if not fixed_shapes:
+  if reuse:
+    # a batch is one block of rows of one coalition (or a few with neighbouring starts, when a block is small):
+    # homogeneous batches start where their coalition does and skip what it removed
+    block = stream_block_rows(plan, scorer.prefix, per_batch, row_multiple)
+    per_batch = max(1, min(per_batch // block, token_budget // 4 // (block * plan.row_length))) * block
+  elif not fixed_shapes:
     per_batch = min(per_batch, -(-_next_pow2(k_masks * r) // row_multiple) * row_multiple)
   ll = np.zeros((k_masks, plan.num_unique), np.float64)
   greedy = np.zeros((k_masks, plan.num_unique), np.int64)
   progress = _Progress(label, k_masks * plan.num_unique, progress_every_s)
   t = plan.row_length
   mean_scored = np.mean([len(x) for x in plan.row_scored])
-  head_piece = _head_size(int(per_batch * mean_scored) // 4) if fixed_shapes else 0
+  head_piece = _head_size(int(per_batch * mean_scored) // 8) if fixed_shapes or reuse else 0
   row_requests = np.asarray([len(np.unique(s[:, 2])) for s in plan.row_scored])
   row_tokens = (plan.doc > 0).sum(axis=1)
+  has_ffn = np.asarray(scorer.prefix.has_ffn if scorer.prefix is not None else (True,) * scorer.num_layers, bool)
+  if work is not None:
+    work.update(sublayer_rows=np.zeros(2 * scorer.num_layers, np.int64), prefix_rows=0, head_positions=0, batches=0)
 
   tokens_out = [[[] for _ in range(plan.num_unique)] for _ in range(k_masks)] if keep_greedy_tokens else None
 
@@ -592,14 +654,38 @@ program, takes the scored-position count rounded by _head_size).
       for w, r, a in zip(which, u, arg[:n]):  # a request's positions come in order within its row
         tokens_out[w][r].append(a)
 
+  def rows_arrays(rows):
+    return [_to_device(a[rows], scorer.mesh) for a in (plan.positions, plan.doc, plan.branch)]
+
+  def batches():
+    """(mask index, plan row, start boundary, streams, row within streams) of each batch's items."""
+    if not reuse:
+      work_items = np.arange(k_masks * r)
+      for start in range(0, len(work_items), per_batch):
+        items = work_items[start:start + per_batch]
+        yield items // r, items % r, 0, None, None
+      return
+    starts = scorer.prefix.first_removed(masks)
+    for first in range(0, r, block):
+      rows = np.arange(first, min(first + block, r))
+      padded_rows = np.concatenate([rows, np.full(block - len(rows), rows[0])])
+      streams = scorer.prefix.streams(_to_device(plan.tokens[padded_rows], scorer.mesh), *rows_arrays(padded_rows))
+      if work is not None:
+        work["prefix_rows"] += block
+        work["sublayer_rows"] += block * np.repeat([[1, 0]], scorer.num_layers, 0).ravel()
+        work["sublayer_rows"][1::2] += block * has_ffn
+      mi, local = np.divmod(np.arange(k_masks * len(rows)), len(rows))
+      order = np.lexsort((local, mi, starts[mi]))  # by start boundary, then coalition, then row
+      mi, local = mi[order], local[order]
+      for s in range(0, len(mi), per_batch):
+        yield mi[s:s + per_batch], rows[local[s:s + per_batch]], int(starts[mi[s]]), streams, local[s:s + per_batch]
+
   pending = None
-  work = np.arange(k_masks * r)
-  for start in range(0, len(work), per_batch):
-    items = work[start:start + per_batch]
-    mi, ri = items // r, items % r
-    pad = per_batch - len(items)
-    sel_rows = np.concatenate([ri, np.zeros(pad, np.int64)])
-    keep = np.concatenate([masks[mi], np.ones((pad,) + masks.shape[1:], np.float32)])
+  for mi, ri, start, streams, local in batches():
+    pad = per_batch - len(mi)
+    # padding items copy the first item (same mask): results dropped, and no sub-layer runs only for them
+    sel_rows = np.concatenate([ri, np.full(pad, ri[0])])
+    keep = masks[np.concatenate([mi, np.full(pad, mi[0])])]
     scored = [plan.row_scored[x] for x in ri]
     flat = np.concatenate([s[:, 0] + b * t for b, s in enumerate(scored)]).astype(np.int32)
     targets = np.concatenate([s[:, 1] for s in scored]).astype(np.int32)
@@ -612,10 +698,21 @@ program, takes the scored-position count rounded by _head_size).
     flat_p[:len(flat)] = flat
     tgt_p = np.zeros(pieces * size, np.int32)
     tgt_p[:len(flat)] = targets
-    arrays = [_to_device(a[sel_rows], scorer.mesh) for a in (plan.tokens, plan.positions, plan.doc, plan.branch)]
-    hidden = scorer.hidden(*arrays, jnp.asarray(keep))
+    if streams is None:
+      hidden = scorer.hidden(_to_device(plan.tokens[sel_rows], scorer.mesh), *rows_arrays(sel_rows),
+                             jnp.asarray(keep))
+    else:
+      local = np.concatenate([local, np.full(pad, local[0])]).astype(np.int32)
+      hidden = scorer.prefix.hidden_from(streams, jnp.asarray(local), jnp.int32(start), *rows_arrays(sel_rows),
+                                         jnp.asarray(keep))
     out = [scorer.head_scores(hidden, jnp.asarray(flat_p[i * size:(i + 1) * size]),
                               jnp.asarray(tgt_p[i * size:(i + 1) * size])) for i in range(pieces)]
+    if work is not None:  # what the model's lax.conds run: at or after `start`, kept by some row, existing
+      runs = (np.arange(2 * scorer.num_layers) >= start) & (keep != 0).any(axis=0).ravel()
+      runs[1::2] &= has_ffn
+      work["sublayer_rows"] += per_batch * runs
+      work["head_positions"] += pieces * size
+      work["batches"] += 1
     if pending is not None:
       collect(*pending)
     pending = (which, u, targets, out)

@@ -12,9 +12,10 @@ from flax import linen as nn
 from ffnjax import kernels
 from ffnjax.core.errors import ConfigError
 from ffnjax.core.placement import LayerPlan, ModelDims
-from ffnjax.eval.engine import HiddenScorer
-from ffnjax.model.layers import REMAT_POLICIES
-from ffnjax.model.transformer import (Transformer, head_from_params, padded_width, scanned_to_unrolled,
+from ffnjax.eval.engine import HiddenScorer, PrefixReuse
+from ffnjax.model.layers import REMAT_POLICIES, rope_tables
+from ffnjax.model.transformer import (Transformer, embed_tokens, final_norm, head_from_params, num_boundaries,
+                                      padded_width, run_layers, scanned_to_unrolled, segment_mask,
                                       unrolled_to_scanned)
 from ffnjax.parallel.rules import logical_sharding
 
@@ -150,20 +151,42 @@ def make_logits_fn(config, plan: LayerPlan, params, mesh=None, with_keep: bool =
 
 def make_scorer(config, plan: LayerPlan, params, mesh=None):
   """The evaluator's fast path (ffnjax.eval.engine.HiddenScorer): final hidden states of packed rows under keep
-  masks [B, L, 2], and the output head applied only at scored positions."""
-  model = build(config.model, plan)
+  masks [B, L, 2], and the output head applied only at scored positions. Its prefix-reuse programs start a forward
+  pass at any sub-layer boundary from the full model's residual streams (Shapley coalitions that keep every
+  sub-layer below their first removed one); one compiled program each, whatever the start."""
+  cfg = build(config.model, plan).cfg
+  head_dim = cfg.head_dim or cfg.d_model // cfg.num_heads
 
-  def forward(p, tokens, positions, doc, branch, keep):
-    return model.apply({"params": p}, tokens, keep=keep, return_hidden=True, positions=positions,
-                       segments=(doc, branch))
+  def tables(positions, doc, branch):
+    cos, sin = rope_tables(positions, head_dim, cfg.rope_theta)
+    return cos, sin, segment_mask(doc, branch)
 
-  jitted = jax.jit(forward)
+  def hidden(p, tokens, positions, doc, branch, keep):
+    x = run_layers(cfg, plan, p, embed_tokens(cfg, p, tokens), keep, *tables(positions, doc, branch))
+    return final_norm(cfg, p, x)
 
-  def call(tokens, positions, doc, branch, keep):
-    if mesh is None:
-      return jitted(params, tokens, positions, doc, branch, keep)
-    with jax.set_mesh(mesh):
-      return jitted(params, tokens, positions, doc, branch, keep)
+  def streams(p, tokens, positions, doc, branch):
+    keep = jnp.ones(tokens.shape[:1] + (plan.num_layers, 2), jnp.float32)
+    return run_layers(cfg, plan, p, embed_tokens(cfg, p, tokens), keep, *tables(positions, doc, branch),
+                      collect=True)[1]
 
-  call.jitted = jitted
-  return HiddenScorer(call, head_from_params(params, config.model.tie_embeddings), plan.num_layers, mesh=mesh)
+  def hidden_from(p, streams, rows, start, positions, doc, branch, keep):
+    x = jnp.take(jax.lax.dynamic_index_in_dim(streams, start, keepdims=False), rows, axis=0)
+    return final_norm(cfg, p, run_layers(cfg, plan, p, x, keep, *tables(positions, doc, branch), start=start))
+
+  def on_mesh(fn):
+    jitted = jax.jit(fn)
+
+    def call(*args):
+      if mesh is None:
+        return jitted(params, *args)
+      with jax.set_mesh(mesh):
+        return jitted(params, *args)
+
+    call.jitted = jitted
+    return call
+
+  row_bytes = lambda t: num_boundaries(plan) * t * cfg.d_model * jnp.dtype(cfg.dtype).itemsize  # noqa: E731
+  prefix = PrefixReuse(on_mesh(streams), on_mesh(hidden_from), tuple(w > 0 for w in plan.widths), row_bytes)
+  return HiddenScorer(on_mesh(hidden), head_from_params(params, config.model.tie_embeddings), plan.num_layers,
+                      mesh=mesh, prefix=prefix)

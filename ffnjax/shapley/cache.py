@@ -18,6 +18,10 @@ from ffnjax.core import rundir
 from ffnjax.shapley.game import BatchValueFn, ValueFn, evaluate
 from ffnjax.shapley.players import Coalition, check_coalition
 
+# Coalitions scored per batched call and written to the cache together: large enough that a call batches many
+# coalitions per forward pass and shares prefixes among them, small enough that an interruption loses little.
+CHUNK = 64
+
 
 class CoalitionCache:
 
@@ -94,19 +98,20 @@ class CoalitionCache:
 
 
 class CachedValue:
-  """v with a disk cache in front; `batch` evaluates only the coalitions the cache lacks, in one call."""
+  """v with a disk cache in front; `batch` evaluates only the coalitions the cache lacks, `chunk` per call of the
+  batch form, and writes each chunk as soon as it is scored (an interruption loses at most one chunk)."""
 
-  def __init__(self, v: ValueFn, cache: CoalitionCache, v_batch: BatchValueFn | None = None):
-    self.v, self.cache, self.v_batch = v, cache, v_batch
+  def __init__(self, v: ValueFn, cache: CoalitionCache, v_batch: BatchValueFn | None = None, chunk: int = CHUNK):
+    self.v, self.cache, self.v_batch, self.chunk = v, cache, v_batch, chunk
     self.hits = self.evaluated = 0
 
   def batch(self, coalitions: Sequence[Iterable[int]]) -> list[float]:
     coalitions = [check_coalition(c, self.cache.num_players) for c in coalitions]
     missing = [c for c in dict.fromkeys(coalitions) if c not in self.cache]
     self.hits += len(set(coalitions)) - len(missing)
-    if missing:
-      inner = self.v_batch or getattr(self.v, "batch", None)
-      values = evaluate(self.v, missing, self.cache.num_players, v_batch=inner)
+    inner = self.v_batch or getattr(self.v, "batch", None)
+    for start in range(0, len(missing), self.chunk):
+      values = evaluate(self.v, missing[start:start + self.chunk], self.cache.num_players, v_batch=inner)
       self.evaluated += len(values)
       self.cache.put_many(values)
     return [self.cache.get(c) for c in coalitions]
@@ -115,5 +120,6 @@ class CachedValue:
     return self.batch([coalition])[0]
 
 
-def cached(v: ValueFn, cache: CoalitionCache, v_batch: BatchValueFn | None = None) -> CachedValue:
-  return CachedValue(v, cache, v_batch)
+def cached(v: ValueFn, cache: CoalitionCache, v_batch: BatchValueFn | None = None,
+           chunk: int = CHUNK) -> CachedValue:
+  return CachedValue(v, cache, v_batch, chunk)

@@ -23,7 +23,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ffnjax.core import bootstrap
-from ffnjax.shapley.cache import CoalitionCache
+from ffnjax.shapley.cache import CHUNK, CoalitionCache
 from ffnjax.shapley.cornerstones import read_cornerstones, shares
 from ffnjax.shapley.intervals import TaskIntervals
 from ffnjax.shapley.players import check_coalition
@@ -73,20 +73,25 @@ class TaskGames:
   task's accuracy-game metric (value_metric); `value` picks the value the games play (VALUES)."""
 
   def __init__(self, evaluate: TaskEval, task_names: Sequence[str], cache: CoalitionCache,
-               metrics: Mapping[str, str] | None = None, value: str = "acc"):
+               metrics: Mapping[str, str] | None = None, value: str = "acc", chunk: int = CHUNK):
     if set(CACHE_FIELDS) - set(cache.fields):
       raise ValueError(f"TaskGames needs a CoalitionCache opened with fields={CACHE_FIELDS}")
     if value not in VALUES:
       raise ValueError(f"--value={value!r}: must be one of {VALUES}")
     self._evaluate, self.task_names, self.cache, self.value = evaluate, list(task_names), cache, value
     self.metrics = dict(metrics or {t: "acc" for t in self.task_names})
+    self.chunk = chunk
     self.evaluated = 0
 
   def ensure(self, coalitions) -> None:
+    """Evaluates the coalitions the cache lacks, `chunk` at a time; each chunk is on disk once scored, so an
+    interruption loses at most one chunk."""
     coalitions = [check_coalition(c, self.cache.num_players) for c in coalitions]
     missing = [c for c in dict.fromkeys(coalitions) if c not in self.cache]
-    if not missing:
-      return
+    for start in range(0, len(missing), self.chunk):
+      self._evaluate_chunk(missing[start:start + self.chunk])
+
+  def _evaluate_chunk(self, missing: list) -> None:
     results = list(self._evaluate(missing))
     if len(results) != len(missing):
       raise ValueError(f"task evaluation returned {len(results)} results for {len(missing)} coalitions")

@@ -2,8 +2,11 @@
 
 Requests are tokenized and packed once per task (ffnjax.eval.engine.plan_packed). `values(masks[K, L, 2])` scores
 K coalitions together: the engine batches (coalition, row) pairs with one keep mask per row, so one forward pass
-covers many coalitions, and every batch has the same shape whatever K is: the whole analysis compiles one body
-and one output-head program per task shape, not one per coalition (`compilations` exposes the count).
+covers many coalitions, and every batch has the same shape whatever K is. What a coalition shares with the full
+model (every sub-layer below its first removed one) is computed once per block of rows and reused (engine
+score_packed(reuse=True)); a sub-layer no row of a batch keeps is skipped. The whole analysis compiles, per task
+shape, one residual-streams program, one program that runs on from any boundary, and one output-head program,
+not one per coalition or start layer (`compilations` exposes the count).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ffnjax.core.progress import format_duration
 from ffnjax.eval import engine, evaluator
 from ffnjax.eval.tasks import parse_tasks
 from ffnjax.model import make_scorer
+from ffnjax.shapley.cache import CHUNK
 from ffnjax.shapley.players import keep_masks, players_from_layer_types
 
 # Perplexity-like tasks enter the value as -log(perplexity) (the mean log-likelihood per word or token): larger is
@@ -73,7 +77,7 @@ class ModelValue:
     out = []
     for p in self.prepared:
       scores = engine.score_packed(p.packed(), self.scorer, masks, token_budget=self.token_budget,
-                                   progress_every_s=-1, fixed_shapes=True)
+                                   progress_every_s=-1, fixed_shapes=True, reuse=True)
       out.append([evaluator.aggregate(p, s) for s in scores])
     return out
 
@@ -85,7 +89,7 @@ class ModelValue:
   def value_of_mask(self, mask: np.ndarray) -> float:
     return float(self.values(np.asarray(mask)[None])[0])
 
-  def task_results(self, coalitions: Sequence[Iterable[int]], chunk: int = 64) -> list[list[evaluator.TaskResult]]:
+  def task_results(self, coalitions: Sequence[Iterable[int]], chunk: int = CHUNK) -> list[list[evaluator.TaskResult]]:
     """Per coalition, every task's result (per-task games, per-example scores); `chunk` coalitions per batched
     pass, progress reported after each."""
     coalitions = list(coalitions)
@@ -98,7 +102,7 @@ class ModelValue:
       self._progress()
     return out
 
-  def batch(self, coalitions: Sequence[Iterable[int]], chunk: int = 64) -> list[float]:
+  def batch(self, coalitions: Sequence[Iterable[int]], chunk: int = CHUNK) -> list[float]:
     """The task-mean value of each coalition."""
     return [float(np.mean([task_value(r) for r in results])) for results in self.task_results(coalitions, chunk)]
 

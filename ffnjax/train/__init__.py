@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import ml_collections
 
 from ffnjax.core.errors import ConfigError
@@ -34,6 +36,7 @@ def default_config() -> ml_collections.ConfigDict:
       profile_start=-1,  # trace steps [profile_start, profile_start + profile_steps) with jax.profiler
       profile_steps=3,
       async_checkpoints=True,
+      wandb_project="",  # Weights & Biases project to log the metrics to as well ("" = off; needs the [wandb] extra)
   ))
 
 
@@ -63,6 +66,7 @@ HELP = {
     "profile_start": "first step traced with jax.profiler (-1 = no trace)",
     "profile_steps": "steps traced from profile_start",
     "async_checkpoints": "write checkpoints in the background while training continues",
+    "wandb_project": "Weights & Biases project that also gets the metrics ('' = off; the [wandb] extra)",
 }
 
 
@@ -82,3 +86,6 @@ def validate(train_cfg) -> None:
     raise ConfigError(f"train.peak_lr={train_cfg.peak_lr}: must be > 0")
   if not 0 <= train_cfg.min_lr_ratio <= 1:
     raise ConfigError(f"train.min_lr_ratio={train_cfg.min_lr_ratio}: must be in [0, 1]")
+  if train_cfg.get("wandb_project") and importlib.util.find_spec("wandb") is None:
+    raise ConfigError(f"train.wandb_project={train_cfg.wandb_project!r} needs Weights & Biases: pip install -e "
+                      f"'.[wandb]' (or leave train.wandb_project empty)")

@@ -6,6 +6,8 @@ Multi-process: launched by launch/ scripts; JAX's runtime is initialised from fl
 
 from __future__ import annotations
 
+import sys
+
 from absl import flags, logging
 from ml_collections import config_flags
 
@@ -36,7 +38,6 @@ def main(argv):
   maybe_initialize(_COORD.value, _NPROC.value, _PID.value)
   from ffnjax.train.loop import NonFiniteLoss, train
 
-  logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; progress goes to stderr
   try:
     summary = train(_CONFIG.value, _WORKDIR.value, max_steps=_MAX_STEPS.value or None)
   except NonFiniteLoss as e:  # not bad input, but its message says what to change (nan_policy, lr): one line too
@@ -44,6 +45,17 @@ def main(argv):
   logging.info("done: %s", summary)
 
 
+def _say_starting(argv: list[str]) -> None:
+  """The first line, at once: what is starting. Reading the config takes seconds (its defaults load the model, hence
+  JAX), so this comes before it, from argv; on a terminal only, so piped stderr (job logs, bad-input checks) starts
+  with the trainer's own lines or the one-line error."""
+  config, workdir = cli.flag_value(argv, "config"), cli.flag_value(argv, "workdir")
+  if config and workdir and sys.stderr.isatty():
+    print(f"ffnjax.train: {config} in {workdir}: loading the config and JAX, then the data and the state…",
+          file=sys.stderr, flush=True)
+
+
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
+  _say_starting(sys.argv)
   cli.run(main, prog="ffnjax.train", user_errors=(ValueError, PermissionError, FileNotFoundError))

@@ -1,3 +1,4 @@
+import itertools
 import json
 
 import pytest
@@ -81,3 +82,44 @@ def test_cache_on_gcs_survives_reopening(gcs_bucket):
   cache.put(frozenset(), 0.25)
   again = CoalitionCache(path, 3, meta={"task": "piqa"})
   assert len(again) == 3 and again.get(frozenset({0, 1})) == 0.75 and again.get(frozenset()) == 0.25
+
+
+def test_each_chunk_is_written_once_scored_and_a_resume_skips_it(tmp_path):
+  """A run killed mid-way (here: the evaluation raises in its third chunk) keeps every chunk scored before; the
+  resumed run evaluates only the rest. Both the plain cached value and the per-task games write per chunk."""
+  from ffnjax.shapley.pertask import CACHE_FIELDS, TaskGames
+
+  coalitions = [frozenset(c) for c in itertools.combinations(range(6), 3)]  # 20 coalitions: chunks of 4
+  calls = []
+
+  def evaluate(part, fail_on=None):
+    calls.append(list(part))
+    if len(calls) == fail_on:
+      raise KeyboardInterrupt("killed")
+    return [{"t": (float(sum(c)), [1, 0])} for c in part]
+
+  path = str(tmp_path / "tasks.jsonl")
+  games = TaskGames(lambda part: evaluate(part, fail_on=3), ["t"], CoalitionCache(path, 6, fields=CACHE_FIELDS),
+                    chunk=4)
+  with pytest.raises(KeyboardInterrupt):
+    games.task("t").batch(coalitions)
+  lines = open(path).read().splitlines()
+  assert len(lines) == 1 + 8 and len(calls) == 3  # the header and the two chunks scored before the kill
+  calls.clear()
+  resumed = TaskGames(evaluate, ["t"], CoalitionCache(path, 6, fields=CACHE_FIELDS), chunk=4)
+  assert resumed.task("t").batch(coalitions) == [float(sum(c)) for c in coalitions]
+  assert [c for part in calls for c in part] == coalitions[8:] and resumed.evaluated == 12
+
+  def v_batch(part):
+    calls.append(list(part))
+    if len(calls) == 2:
+      raise KeyboardInterrupt("killed")
+    return [float(len(c)) for c in part]
+
+  calls.clear()
+  plain = str(tmp_path / "plain.jsonl")
+  with pytest.raises(KeyboardInterrupt):
+    cached(lambda c: 0.0, CoalitionCache(plain, 6), v_batch=v_batch, chunk=5).batch(coalitions)
+  assert len(open(plain).read().splitlines()) == 1 + 5
+  again = cached(lambda c: 0.0, CoalitionCache(plain, 6), v_batch=lambda part: [3.0] * len(part), chunk=5)
+  assert again.batch(coalitions) == [3.0] * 20 and again.hits == 5 and again.evaluated == 15

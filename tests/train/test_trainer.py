@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,6 +53,13 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, make_config):
   reference = str(tmp_path / "reference")  # same process setup as the killed run: bitwise comparable
   done = subprocess.run(cli(reference, *flags), cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
+  lines = done.stderr.splitlines()  # what a user sees: building the state, compiling, then steps; no Orbax INFO
+  state = ("ffnjax.train: middle_50_tiny_4l on mesh data:1,fsdp:1,tensor:1 (1 cpu devices): restoring the newest "
+           "checkpoint or initialising the parameters…")
+  compiling = "ffnjax.train: compiling the train step of middle_50_tiny_4l on mesh data:1,fsdp:1,tensor:1…"
+  assert state in lines and compiling in lines and lines.index(state) < lines.index(compiling), lines
+  assert lines[-1].startswith(f"step {steps}/{steps} | loss ") and " tok/s | " in lines[-1], lines[-1]
+  assert not [line for line in lines if re.match(r"I\d{4} ", line)], lines  # absl INFO lines (Orbax)
 
   killed = str(tmp_path / "killed")
   args = cli(killed, *flags)
@@ -68,6 +76,7 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, make_config):
   assert saved and max(saved) < steps
   resumed = subprocess.run(args, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
   assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert f"(resuming from step {max(saved)})…" in resumed.stderr, resumed.stderr[-2000:]
   assert max(ckpt.steps(killed)) == steps
   assert_trees_equal(params_of(killed), params_of(reference))
 
