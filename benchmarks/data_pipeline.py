@@ -19,10 +19,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from ffnjax import data  # noqa: E402
-from ffnjax.data import pipeline, tokenstore  # noqa: E402
+from ffnjax import data
+from ffnjax.data import pipeline, tokenstore
 
 SHAPES = ((8, 257), (288, 1025))
 
@@ -51,8 +51,9 @@ def run(path: str, tokenizer: str, workers: list[int], seconds: float) -> None:
       rows.append((f"iterator, {w} workers", lambda it=iterators[-1]: next(it)))
     for name, fn in rows:
       calls, dt = _measure(fn, seconds)
-      print(f"{batch:>5} x {window:<5} {name:>22} {calls / dt:>10,.1f} {calls * batch * window / dt:>14,.0f}",
-            flush=True)
+      print(
+        f"{batch:>5} x {window:<5} {name:>22} {calls / dt:>10,.1f} {calls * batch * window / dt:>14,.0f}", flush=True
+      )
     for it in iterators:
       it.close()
 
@@ -75,8 +76,9 @@ def main():
   with tempfile.TemporaryDirectory() as tmp:
     rng = np.random.default_rng(0)
     path = os.path.join(tmp, "synthetic")
-    tokenstore.write_prepared(path, {"train": rng.integers(0, 50257, args.tokens, dtype=np.uint16)},
-                              shard_tokens=10_000_000)
+    tokenstore.write_prepared(
+      path, {"train": rng.integers(0, 50257, args.tokens, dtype=np.uint16)}, shard_tokens=10_000_000
+    )
     run(path, "gpt2", workers, args.seconds)
 
 

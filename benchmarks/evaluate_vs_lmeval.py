@@ -21,45 +21,57 @@ import sys
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 TASKS = ("hellaswag", "piqa", "lambada_openai", "wikitext")
 COUNTS = {"hellaswag": 160, "piqa": 150, "lambada_openai": 200, "wikitext": 8}
 MAX_LENGTH = 256
-HF_SHAPE = dict(vocab_size=50257, hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4,
-                num_key_value_heads=4, max_position_embeddings=MAX_LENGTH, rms_norm_eps=1e-5, bos_token_id=50256,
-                eos_token_id=50256, tie_word_embeddings=False)
+HF_SHAPE = dict(
+  vocab_size=50257,
+  hidden_size=256,
+  intermediate_size=688,
+  num_hidden_layers=4,
+  num_attention_heads=4,
+  num_key_value_heads=4,
+  max_position_embeddings=MAX_LENGTH,
+  rms_norm_eps=1e-5,
+  bos_token_id=50256,
+  eos_token_id=50256,
+  tie_word_embeddings=False,
+)
 
-_WORDS = ("the of and to in a is that for it as was with be by on not he this are or his from at which but have an "
-          "they you were her she there been one all we their has would when if so what no up out about into than "
-          "them can only other new some could time these two may then do first any my now such like our over man "
-          "me even most made after also did many before must through back years where much your way well down "
-          "should because each just those people how too little state good very make world still own see men work "
-          "long get here between both life being under never day same another know while last might us great old "
-          "year off come since against go came right used take three himself few house use during without again "
-          "place around however home small found thought went say part once general high upon school every does "
-          "got united left number course war until always away something fact though water less public put think "
-          "almost hand enough far took head yet government system better set told nothing night end why called "
-          "didn eyes find going look asked later knew point next program city business give group toward young let "
-          "room president side social given present several order national possible rather second face per among "
-          "form important often things looked early white case john become large big need four within felt along "
-          "children saw best church ever least power development light thing seemed family interest want members "
-          "mind country area others done turned although open god service certain kind problem began different "
-          "door thus help sense means whole matter perhaps itself york times law human line above name example "
-          "action company hands local show whether five history gave today either act feet across taken past "
-          "quite anything having seen death experience body word half really field am car words already themselves "
-          "information tell together college shall money period held keep sure probably free seems real behind "
-          "cannot miss political air question making office brought whose special heard major problems ago became "
-          "federal moment study available known result street economic boy position reason change south board "
-          "individual job areas society west close turn love community true court force full seem am front").split()
+_WORDS = (
+  "the of and to in a is that for it as was with be by on not he this are or his from at which but have an "
+  "they you were her she there been one all we their has would when if so what no up out about into than "
+  "them can only other new some could time these two may then do first any my now such like our over man "
+  "me even most made after also did many before must through back years where much your way well down "
+  "should because each just those people how too little state good very make world still own see men work "
+  "long get here between both life being under never day same another know while last might us great old "
+  "year off come since against go came right used take three himself few house use during without again "
+  "place around however home small found thought went say part once general high upon school every does "
+  "got united left number course war until always away something fact though water less public put think "
+  "almost hand enough far took head yet government system better set told nothing night end why called "
+  "didn eyes find going look asked later knew point next program city business give group toward young let "
+  "room president side social given present several order national possible rather second face per among "
+  "form important often things looked early white case john become large big need four within felt along "
+  "children saw best church ever least power development light thing seemed family interest want members "
+  "mind country area others done turned although open god service certain kind problem began different "
+  "door thus help sense means whole matter perhaps itself york times law human line above name example "
+  "action company hands local show whether five history gave today either act feet across taken past "
+  "quite anything having seen death experience body word half really field am car words already themselves "
+  "information tell together college shall money period held keep sure probably free seems real behind "
+  "cannot miss political air question making office brought whose special heard major problems ago became "
+  "federal moment study available known result street economic boy position reason change south board "
+  "individual job areas society west close turn love community true court force full seem am front"
+).split()
 
 
 def _sentence(rng, n_words: int) -> str:
@@ -99,16 +111,39 @@ def write_task_files(data_dir: str, seed: int = 0, counts: dict | None = None) -
     ctx_a = _prose(rng, int(rng.randint(20, 45)))
     ctx_b = " ".join(_prose(rng, int(rng.randint(3, 9))).split(" ")).lower().rstrip(".")
     label = int(rng.randint(4))
-    hs.append({"ind": i, "activity_label": _sentence(rng, 2).rstrip("."), "ctx_a": ctx_a, "ctx_b": ctx_b,
-               "ctx": ctx_a + " " + ctx_b, "endings": [_prose(rng, int(rng.randint(8, 30))) for _ in range(4)],
-               "source_id": f"synthetic~{i}", "split": "val", "split_type": "indomain", "label": str(label)})
+    hs.append(
+      {
+        "ind": i,
+        "activity_label": _sentence(rng, 2).rstrip("."),
+        "ctx_a": ctx_a,
+        "ctx_b": ctx_b,
+        "ctx": ctx_a + " " + ctx_b,
+        "endings": [_prose(rng, int(rng.randint(8, 30))) for _ in range(4)],
+        "source_id": f"synthetic~{i}",
+        "split": "val",
+        "split_type": "indomain",
+        "label": str(label),
+      }
+    )
   dump("hellaswag", "validation", hs)
-  dump("piqa", "validation", [{"goal": _sentence(rng, int(rng.randint(5, 16))).rstrip(".") + "?",
-                               "sol1": _prose(rng, int(rng.randint(5, 40))),
-                               "sol2": _prose(rng, int(rng.randint(5, 40))),
-                               "label": int(rng.randint(2))} for _ in range(counts["piqa"])])
-  dump("lambada_openai", "test", [{"text": _prose(rng, int(rng.randint(50, 110))).rstrip(".")}
-                                  for _ in range(counts["lambada_openai"])])
+  dump(
+    "piqa",
+    "validation",
+    [
+      {
+        "goal": _sentence(rng, int(rng.randint(5, 16))).rstrip(".") + "?",
+        "sol1": _prose(rng, int(rng.randint(5, 40))),
+        "sol2": _prose(rng, int(rng.randint(5, 40))),
+        "label": int(rng.randint(2)),
+      }
+      for _ in range(counts["piqa"])
+    ],
+  )
+  dump(
+    "lambada_openai",
+    "test",
+    [{"text": _prose(rng, int(rng.randint(50, 110))).rstrip(".")} for _ in range(counts["lambada_openai"])],
+  )
   pages = []
   for _ in range(counts["wikitext"]):  # wikitext-2 test pages: ~3.5k words in headed paragraphs
     parts = [f" = {_sentence(rng, 3).rstrip('.')} = \n"]
@@ -145,8 +180,13 @@ def write_hf_model(hf_dir: str, seed: int = 0) -> int:
   bpe.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
   bpe.decoder = tokenizers.decoders.ByteLevel()
   bpe.add_special_tokens(["<|endoftext|>"])
-  transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                       unk_token="<|endoftext|>", model_max_length=MAX_LENGTH).save_pretrained(hf_dir)
+  transformers.PreTrainedTokenizerFast(
+    tokenizer_object=bpe,
+    bos_token="<|endoftext|>",
+    eos_token="<|endoftext|>",
+    unk_token="<|endoftext|>",
+    model_max_length=MAX_LENGTH,
+  ).save_pretrained(hf_dir)
   return sum(p.numel() for p in model.parameters())
 
 
@@ -180,23 +220,57 @@ def main():
   hf_dir, data_dir, run_dir = (os.path.join(work, n) for n in ("hf", "data", "run"))
   py = sys.executable
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
-         "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-         "HF_DATASETS_CACHE": os.path.join(work, "hf_datasets_cache")}
+  env = {
+    **os.environ,
+    "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_CACHE": os.path.join(work, "hf_datasets_cache"),
+  }
   if not os.path.isfile(os.path.join(hf_dir, "config.json")):
     n = write_hf_model(hf_dir)
     print(f"HF model: {n / 1e6:.1f}M parameters -> {hf_dir}")
   if not os.path.isdir(data_dir):
     write_task_files(data_dir)
   if not os.path.isdir(run_dir):
-    subprocess.run([py, "-m", "ffnjax.convert", f"--hf_model={hf_dir}", f"--output={run_dir}", "--dtype=float32",
-                    f"--seq_len={MAX_LENGTH}", "--mesh=data:1,fsdp:1,tensor:1"], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+      [
+        py,
+        "-m",
+        "ffnjax.convert",
+        f"--hf_model={hf_dir}",
+        f"--output={run_dir}",
+        "--dtype=float32",
+        f"--seq_len={MAX_LENGTH}",
+        "--mesh=data:1,fsdp:1,tensor:1",
+      ],
+      check=True,
+      env=env,
+      stdout=subprocess.DEVNULL,
+    )
   tasks = ",".join(TASKS)
-  lm_cmd = [py, "-m", "ffnjax.eval.lmeval_ref", f"--hf_dir={hf_dir}", f"--data_dir={data_dir}", f"--tasks={tasks}",
-            f"--max_length={MAX_LENGTH}", "--batch_size=16", f"--output={os.path.join(work, 'lmeval.json')}"]
-  ff_cmd = [py, "-m", "ffnjax.eval", f"--workdir={run_dir}", f"--data_dir={data_dir}", f"--tasks={tasks}",
-            f"--max_length={MAX_LENGTH}", "--mesh=data:1,fsdp:1,tensor:1"]
+  lm_cmd = [
+    py,
+    "-m",
+    "ffnjax.eval.lmeval_ref",
+    f"--hf_dir={hf_dir}",
+    f"--data_dir={data_dir}",
+    f"--tasks={tasks}",
+    f"--max_length={MAX_LENGTH}",
+    "--batch_size=16",
+    f"--output={os.path.join(work, 'lmeval.json')}",
+  ]
+  ff_cmd = [
+    py,
+    "-m",
+    "ffnjax.eval",
+    f"--workdir={run_dir}",
+    f"--data_dir={data_dir}",
+    f"--tasks={tasks}",
+    f"--max_length={MAX_LENGTH}",
+    "--mesh=data:1,fsdp:1,tensor:1",
+  ]
   if args.token_budget:
     ff_cmd.append(f"--token_budget={args.token_budget}")
   times = {"lm-eval": [], "ffnjax": []}
@@ -210,14 +284,20 @@ def main():
       print(f"repeat {r}: {name:<8} {wall:7.1f} s  {rss:5.2f} GiB", flush=True)
 
   med = {k: (statistics.median(w for w, _ in v), max(m for _, m in v)) for k, v in times.items()}
-  print(f"\n{args.label or 'comparison'}: {args.repeats} interleaved repeat(s), {os.cpu_count()} CPUs, "
-        f"max_length {MAX_LENGTH}, tasks {tasks}")
+  print(
+    f"\n{args.label or 'comparison'}: {args.repeats} interleaved repeat(s), {os.cpu_count()} CPUs, "
+    f"max_length {MAX_LENGTH}, tasks {tasks}"
+  )
   print("| | wall time, whole process (median) | peak memory (max RSS) |\n|---|---:|---:|")
-  print(f"| lm-evaluation-harness 0.4.13, HF + torch CPU fp32, batch 16 | {med['lm-eval'][0]:.1f} s | "
-        f"{med['lm-eval'][1]:.2f} GiB |")
+  print(
+    f"| lm-evaluation-harness 0.4.13, HF + torch CPU fp32, batch 16 | {med['lm-eval'][0]:.1f} s | "
+    f"{med['lm-eval'][1]:.2f} GiB |"
+  )
   print(f"| `ffnjax.eval` fp32 | {med['ffnjax'][0]:.1f} s | {med['ffnjax'][1]:.2f} GiB |")
-  print(f"ratio ffnjax / lm-eval: wall {med['ffnjax'][0] / med['lm-eval'][0]:.3f}, "
-        f"memory {med['ffnjax'][1] / med['lm-eval'][1]:.3f}")
+  print(
+    f"ratio ffnjax / lm-eval: wall {med['ffnjax'][0] / med['lm-eval'][0]:.3f}, "
+    f"memory {med['ffnjax'][1] / med['lm-eval'][1]:.3f}"
+  )
 
   with open(os.path.join(work, "lmeval.json")) as f:
     ref = json.load(f)
@@ -232,8 +312,7 @@ def main():
       mine = ours[task]["metrics"].get(metric)
       diff = abs(mine - value) / max(1.0, abs(value)) if mine is not None else float("inf")
       worst = max(worst, diff)
-      print(f"{task:<16}{metric:<18}{value:>22.12g}{mine if mine is None else format(mine, '22.12g'):>22}"
-            f"{diff:>10.1e}")
+      print(f"{task:<16}{metric:<18}{value:>22.12g}{mine if mine is None else format(mine, '22.12g'):>22}{diff:>10.1e}")
   print(f"largest relative metric difference: {worst:.1e}")
   if not args.workdir:
     shutil.rmtree(work, ignore_errors=True)

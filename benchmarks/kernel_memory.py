@@ -27,19 +27,20 @@ import sys
 # Run as a script, this folder is sys.path[0]; keep benchmark modules from shadowing anything.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
+import jax
+import jax.numpy as jnp
 
-from ffnjax import kernels  # noqa: E402
-from ffnjax.kernels import backend  # noqa: E402
+from ffnjax import kernels
+from ffnjax.kernels import backend
 
-GiB = 1024 ** 3
+GiB = 1024**3
 
 
 def layer_fwd_bwd(impl: str, config):
   def fn(x, wg, wu, wd, dy):
     y, vjp = jax.vjp(lambda *a: kernels.swiglu_ffn(*a, impl=impl, config=config), x, wg, wu, wd)
     return (y, *vjp(dy))
+
   return jax.jit(fn)
 
 
@@ -58,18 +59,16 @@ def tpu_vmem_bytes(config, tokens, d, f, itemsize):
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
   p.add_argument("--tokens", type=int, default=8192)
   p.add_argument("--d", type=int, default=1280)
   p.add_argument("--f", type=int, default=53765)
-  p.add_argument("--min-ratio", type=float, default=4.0,
-                 help="exit status 1 if reference / fused temporaries is lower")
+  p.add_argument("--min-ratio", type=float, default=4.0, help="exit status 1 if reference / fused temporaries is lower")
   a = p.parse_args(argv)
 
   dt = jnp.dtype(a.dtype)
-  sds = lambda *s: jax.ShapeDtypeStruct(s, dt)  # noqa: E731
+  sds = lambda *s: jax.ShapeDtypeStruct(s, dt)
   args = (sds(a.tokens, a.d), sds(a.d, a.f), sds(a.d, a.f), sds(a.f, a.d), sds(a.tokens, a.d))
   cfg = kernels.default_config()
   cfg.backend = "interpret"
@@ -84,8 +83,10 @@ def main(argv=None):
 
   ref = rows[0][1]
   print(f"SwiGLU FFN forward+backward  tokens={a.tokens} d={a.d} d_f'={a.f} dtype={a.dtype}")
-  print(f"  one [tokens, d_f'] array = {a.tokens * a.f * dt.itemsize / GiB:.2f} GiB; arguments "
-        f"{ref['args'] / GiB:.2f} GiB, outputs {ref['out'] / GiB:.2f} GiB (the same for every path)")
+  print(
+    f"  one [tokens, d_f'] array = {a.tokens * a.f * dt.itemsize / GiB:.2f} GiB; arguments "
+    f"{ref['args'] / GiB:.2f} GiB, outputs {ref['out'] / GiB:.2f} GiB (the same for every path)"
+  )
   print(f"  {'path':<38}{'temporaries':>16}{'reference / path':>18}")
   for name, m in rows:
     ratio = f"{ref['temp'] / m['temp']:.1f}x" if m["temp"] > 2**20 else "-"
@@ -95,8 +96,9 @@ def main(argv=None):
   worst = max(max(m["temp"] for name, m in rows if "opaque" in name), 2**20)  # below 1 MiB counts as 1 MiB
   ratio = ref["temp"] / worst
   ok = ratio >= a.min_ratio
-  print(f"  check: reference / fused (HBM, worse family; floor 1 MiB) = {ratio:.1f}x "
-        f"{'>=' if ok else '<'} {a.min_ratio}x")
+  print(
+    f"  check: reference / fused (HBM, worse family; floor 1 MiB) = {ratio:.1f}x {'>=' if ok else '<'} {a.min_ratio}x"
+  )
   return 0 if ok else 1
 
 

@@ -28,14 +28,14 @@ import sys
 
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-import argparse  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import subprocess
+import tempfile
+import time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import benchmarks.evaluate_vs_lmeval as evl  # noqa: E402
+import benchmarks.evaluate_vs_lmeval as evl
 
 
 def torch_hook_model(hf_dir):
@@ -51,6 +51,7 @@ def torch_hook_model(hf_dir):
   def hook(layer, col):
     def fn(_module, _inputs, output):
       return output * float(state["mask"][layer, col])
+
     return fn
 
   for i, layer in enumerate(model.model.layers):
@@ -67,23 +68,23 @@ def torch_hook_scores(hooked, requests, masks, batch_size=16):
   max_len = evl.MAX_LENGTH
   rows = []
   for ctx, cont in requests:  # lm-eval's _loglikelihood_tokens: input (ctx + cont)[-(L+1):][:-1]
-    seq = (list(ctx) + list(cont))[-(max_len + 1):]
+    seq = (list(ctx) + list(cont))[-(max_len + 1) :]
     rows.append((seq[:-1], list(cont)))
   order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))  # lm-eval sorts by length, longest first
   out = np.zeros((len(masks), len(rows)))
   for k, mask in enumerate(masks):
     state["mask"] = mask
     for start in range(0, len(order), batch_size):
-      idx = order[start:start + batch_size]
+      idx = order[start : start + batch_size]
       width = len(rows[idx[0]][0])
       inp = torch.zeros((len(idx), width), dtype=torch.long)
       for r, i in enumerate(idx):
-        inp[r, :len(rows[i][0])] = torch.tensor(rows[i][0])
+        inp[r, : len(rows[i][0])] = torch.tensor(rows[i][0])
       logp = torch.log_softmax(model(inp).logits.float(), dim=-1)
       for r, i in enumerate(idx):
         x, cont = rows[i]
         n, c = len(x), len(cont)
-        picked = logp[r, n - c:n].gather(-1, torch.tensor(cont)[:, None])[:, 0]
+        picked = logp[r, n - c : n].gather(-1, torch.tensor(cont)[:, None])[:, 0]
         out[k, i] = float(picked.sum())
   return out
 
@@ -120,10 +121,10 @@ def main():
   import jax
 
   from ffnjax.eval import engine, evaluator
-  from ffnjax.train.runconfig import load_tokenizer
   from ffnjax.model import make_scorer
   from ffnjax.shapley import block_coalitions, grand_coalition, keep_masks, players_from_layer_types
   from ffnjax.train import checkpoint
+  from ffnjax.train.runconfig import load_tokenizer
 
   work = args.workdir or tempfile.mkdtemp(prefix="shapley-bench-")
   hf_dir, data_dir, run_dir = (os.path.join(work, n) for n in ("hf", "data", "run"))
@@ -132,9 +133,20 @@ def main():
   if not os.path.isdir(data_dir):
     evl.write_task_files(data_dir)
   if not os.path.isdir(run_dir):
-    subprocess.run([sys.executable, "-m", "ffnjax.convert", f"--hf_model={hf_dir}", f"--output={run_dir}",
-                    "--dtype=float32", f"--seq_len={evl.MAX_LENGTH}", "--mesh=data:1,fsdp:1,tensor:1"], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+      [
+        sys.executable,
+        "-m",
+        "ffnjax.convert",
+        f"--hf_model={hf_dir}",
+        f"--output={run_dir}",
+        "--dtype=float32",
+        f"--seq_len={evl.MAX_LENGTH}",
+        "--mesh=data:1,fsdp:1,tensor:1",
+      ],
+      check=True,
+      stdout=subprocess.DEVNULL,
+    )
   params, config, plan = checkpoint.restore_params(run_dir, 0)
   tok = load_tokenizer(config, run_dir=run_dir)
   prepared = evaluator.prepare("hellaswag", tok, data_dir, args.limit, evl.MAX_LENGTH)
@@ -146,18 +158,26 @@ def main():
   sets = {"single ablation": [full] + [full - {i} for i in range(n)], "block level 3": block_coalitions(n, 3)}
   sets = {k: v for k, v in sets.items() if k.split()[0] in args.sets.split(",")}
   per_sublayer, head = flops_model(config, plan, packed.row_length, scorer.head.shape[1])
-  print(f"{jax.devices()[0].platform} x{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; hellaswag "
-        f"{args.limit} docs = {len(packed.unique_index)} requests; packed rows {packed.num_rows} x "
-        f"{packed.row_length} (padding {packed.padded_fraction:.1%}); {n} players; token budget "
-        f"{args.token_budget}; {args.repeats} interleaved rounds")
+  print(
+    f"{jax.devices()[0].platform} x{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; hellaswag "
+    f"{args.limit} docs = {len(packed.unique_index)} requests; packed rows {packed.num_rows} x "
+    f"{packed.row_length} (padding {packed.padded_fraction:.1%}); {n} players; token budget "
+    f"{args.token_budget}; {args.repeats} interleaved rounds"
+  )
 
   offs, docs = prepared.encoded.offsets, prepared.docs
   lens = np.asarray([len(x) for _, x in prepared.encoded.texts], np.float64)
   gold = np.asarray([int(d["label"]) for d in docs])
 
   def acc_norm(lls):
-    return np.asarray([np.mean([np.argmax(l[offs[i]:offs[i + 1]] / lens[offs[i]:offs[i + 1]]) == gold[i]
-                                for i in range(len(docs))]) for l in lls])
+    return np.asarray(
+      [
+        np.mean(
+          [np.argmax(ll[offs[i] : offs[i + 1]] / lens[offs[i] : offs[i + 1]]) == gold[i] for i in range(len(docs))]
+        )
+        for ll in lls
+      ]
+    )
 
   budget = args.token_budget
   hooked = None
@@ -167,15 +187,23 @@ def main():
     works = {"(b0)": {}, "(b)": {}}
     columns = {}
     if set_name == "single ablation":  # the targets' column; for the block set, (b0) vs (b) measures reuse
-      columns["(a) one at a time"] = lambda: [engine.score_packed(packed, scorer, m[None], token_budget=budget,
-                                                                  progress_every_s=-1)[0] for m in masks]
+      columns["(a) one at a time"] = lambda: [
+        engine.score_packed(packed, scorer, m[None], token_budget=budget, progress_every_s=-1)[0] for m in masks
+      ]
     columns |= {
-        "(b0) batched, no reuse": lambda: engine.score_packed(packed, scorer, masks, token_budget=budget,
-                                                              progress_every_s=-1, fixed_shapes=True,
-                                                              work=works["(b0)"]),
-        "(b) batched + reuse": lambda: engine.score_packed(packed, scorer, masks, token_budget=budget,
-                                                           progress_every_s=-1, fixed_shapes=True, reuse=True,
-                                                           work=works["(b)"]),
+      "(b0) batched, no reuse": lambda: engine.score_packed(
+        packed, scorer, masks, token_budget=budget, progress_every_s=-1, fixed_shapes=True, work=works["(b0)"]
+      ),
+      "(b) batched + reuse": lambda: engine.score_packed(
+        packed,
+        scorer,
+        masks,
+        token_budget=budget,
+        progress_every_s=-1,
+        fixed_shapes=True,
+        reuse=True,
+        work=works["(b)"],
+      ),
     }
     if not args.skip_torch and (set_name == "single ablation" or args.torch_block):
       hooked = hooked or torch_hook_model(hf_dir)
@@ -194,21 +222,29 @@ def main():
     med = {name: float(np.median(w)) for name, w in walls.items()}
     ref = "(b) batched + reuse"
     print(f"\n### {set_name}: {k} coalitions, load average {os.getloadavg()[0]:.1f}\n")
-    print("| column | coalitions/s (median) | wall s per round (median) | (b) speed-up | max abs LL diff vs (b) |"
-          " acc_norm agrees with (b) |\n|---|---:|---:|---:|---:|---|")
+    print(
+      "| column | coalitions/s (median) | wall s per round (median) | (b) speed-up | max abs LL diff vs (b) |"
+      " acc_norm agrees with (b) |\n|---|---:|---:|---:|---:|---|"
+    )
     base_acc = acc_norm(lls[ref])
     for name in columns:
       same = bool(np.array_equal(acc_norm(lls[name]), base_acc))
-      print(f"| {name} | {k / med[name]:.3f} | {med[name]:.2f} | {med[name] / med[ref]:.2f}x | "
-            f"{np.abs(lls[name] - lls[ref]).max():.1e} | {same} |")
+      print(
+        f"| {name} | {k / med[name]:.3f} | {med[name]:.2f} | {med[name] / med[ref]:.2f}x | "
+        f"{np.abs(lls[name] - lls[ref]).max():.1e} | {same} |"
+      )
     flops = {key: predicted_flops(works[key], per_sublayer, head, packed.row_length) for key in works}
     layer_share = 1 - works["(b)"]["head_positions"] * head / flops["(b)"]
-    print(f"\nFLOPs per round (predicted from what ran): (b0) {flops['(b0)'] / 1e9:.1f} G, (b) "
-          f"{flops['(b)'] / 1e9:.1f} G (layers {layer_share:.0%} of (b), output head the rest); sub-layer rows run: "
-          f"(b0) {int(works['(b0)']['sublayer_rows'].sum())}, (b) {int(works['(b)']['sublayer_rows'].sum())} "
-          f"(prefix {works['(b)']['prefix_rows']} rows x all sub-layers, {works['(b)']['batches']} batches)")
-    print(f"reuse speed-up (b0)/(b): predicted by FLOPs {flops['(b0)'] / flops['(b)']:.2f}x, measured "
-          f"{med['(b0) batched, no reuse'] / med[ref]:.2f}x")
+    print(
+      f"\nFLOPs per round (predicted from what ran): (b0) {flops['(b0)'] / 1e9:.1f} G, (b) "
+      f"{flops['(b)'] / 1e9:.1f} G (layers {layer_share:.0%} of (b), output head the rest); sub-layer rows run: "
+      f"(b0) {int(works['(b0)']['sublayer_rows'].sum())}, (b) {int(works['(b)']['sublayer_rows'].sum())} "
+      f"(prefix {works['(b)']['prefix_rows']} rows x all sub-layers, {works['(b)']['batches']} batches)"
+    )
+    print(
+      f"reuse speed-up (b0)/(b): predicted by FLOPs {flops['(b0)'] / flops['(b)']:.2f}x, measured "
+      f"{med['(b0) batched, no reuse'] / med[ref]:.2f}x"
+    )
     if "(a) one at a time" in med:
       a_work = {"sublayer_rows": 0, "head_positions": 0}
       for m in masks:
@@ -217,10 +253,14 @@ def main():
         a_work["sublayer_rows"] = a_work["sublayer_rows"] + w["sublayer_rows"]
         a_work["head_positions"] += w["head_positions"]
       fa = predicted_flops(a_work, per_sublayer, head, packed.row_length)
-      print(f"(a)/(b): predicted by FLOPs {fa / flops['(b)']:.2f}x ((a) {fa / 1e9:.1f} G), measured "
-            f"{med['(a) one at a time'] / med[ref]:.2f}x")
-  print(f"\nprograms compiled: {scorer.compilations()} (prefix reuse: {scorer.prefix.compilations()}: one streams "
-        f"program and one run-from program for every start boundary)")
+      print(
+        f"(a)/(b): predicted by FLOPs {fa / flops['(b)']:.2f}x ((a) {fa / 1e9:.1f} G), measured "
+        f"{med['(a) one at a time'] / med[ref]:.2f}x"
+      )
+  print(
+    f"\nprograms compiled: {scorer.compilations()} (prefix reuse: {scorer.prefix.compilations()}: one streams "
+    f"program and one run-from program for every start boundary)"
+  )
 
 
 if __name__ == "__main__":

@@ -42,27 +42,48 @@ def main(argv):
     train(config, run_dir)
     print(f"trained {run_dir} in {time.perf_counter() - t:.0f}s")
   out = tempfile.mkdtemp()
-  common = dict(checkpoint=run_dir, hf_model=None, step=None, tasks=_TASKS.value, data_dir="embedded", permutations=0,
-                seed=0, limit=_LIMIT.value, max_length=0, token_budget=16384, output=out)
+  common = dict(
+    checkpoint=run_dir,
+    hf_model=None,
+    step=None,
+    tasks=_TASKS.value,
+    data_dir="embedded",
+    permutations=0,
+    seed=0,
+    limit=_LIMIT.value,
+    max_length=0,
+    token_budget=16384,
+    output=out,
+  )
   t = time.perf_counter()
   exact = run(method="exact", level=0, **common)
   tm = exact["task_mean"]  # one game per task; the estimators are compared on the task mean of their values
   dt = time.perf_counter() - t
-  print(f"exact: {exact['coalitions_evaluated']} coalitions in {dt:.1f}s = {exact['coalitions_evaluated'] / dt:.2f} "
-        f"coalitions/s, {exact['compilations']} compilation(s); v(N) = {tm['v_full']:.4f}")
+  print(
+    f"exact: {exact['coalitions_evaluated']} coalitions in {dt:.1f}s = {exact['coalitions_evaluated'] / dt:.2f} "
+    f"coalitions/s, {exact['compilations']} compilation(s); v(N) = {tm['v_full']:.4f}"
+  )
   print(f"{'player':<10}{'exact':>9}" + "".join(f"{'block K=' + str(k):>11}" for k in (2, 3, 4)) + f"{'perm.':>9}")
   blocks = {k: run(method="block", level=k, **common)["task_mean"]["values"] for k in (2, 3, 4)}
   perm = run(**(common | dict(permutations=64)), method="permutation", level=0)["task_mean"]
   for i, label in enumerate(exact["players"]):
-    print(f"{label:<10}{tm['values'][i]:>9.4f}" + "".join(f"{blocks[k][i]:>11.4f}" for k in (2, 3, 4))
-          + f"{perm['values'][i]:>9.4f}")
+    print(
+      f"{label:<10}{tm['values'][i]:>9.4f}"
+      + "".join(f"{blocks[k][i]:>11.4f}" for k in (2, 3, 4))
+      + f"{perm['values'][i]:>9.4f}"
+    )
   for k in (2, 3, 4):
-    print(f"block K={k}: Spearman rank correlation with exact = {spearman(blocks[k], tm['values']):+.3f}, "
-          f"max abs error = {np.max(np.abs(np.subtract(blocks[k], tm['values']))):.4f}")
-  print(f"permutation (64): Spearman = {spearman(perm['values'], tm['values']):+.3f}, max abs error = "
-        f"{np.max(np.abs(np.subtract(perm['values'], tm['values']))):.4f}")
-  print(f"single-ablation drops: {np.round(tm['ablation_drop'], 4).tolist()}; "
-        f"cornerstones: {exact['cornerstones_by_task']}")
+    print(
+      f"block K={k}: Spearman rank correlation with exact = {spearman(blocks[k], tm['values']):+.3f}, "
+      f"max abs error = {np.max(np.abs(np.subtract(blocks[k], tm['values']))):.4f}"
+    )
+  print(
+    f"permutation (64): Spearman = {spearman(perm['values'], tm['values']):+.3f}, max abs error = "
+    f"{np.max(np.abs(np.subtract(perm['values'], tm['values']))):.4f}"
+  )
+  print(
+    f"single-ablation drops: {np.round(tm['ablation_drop'], 4).tolist()}; cornerstones: {exact['cornerstones_by_task']}"
+  )
 
 
 if __name__ == "__main__":

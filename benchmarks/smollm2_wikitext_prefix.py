@@ -42,8 +42,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
       path = os.path.join(d, "records.jsonl")
       start = time.perf_counter()
-      evaluate(model._logits_fn(), tokenizer, "wikitext", data_dir, limit=args.pages, max_length=args.max_length,
-               records_path=path)
+      evaluate(
+        model._logits_fn(),
+        tokenizer,
+        "wikitext",
+        data_dir,
+        limit=args.pages,
+        max_length=args.max_length,
+        records_path=path,
+      )
       return [json.loads(line) for line in open(path)], time.perf_counter() - start
 
   bos, t_bos = ours(tok)
@@ -52,15 +59,20 @@ def main() -> None:
   ref = run_lmeval(hf_dir, data_dir, ["wikitext"], limit=args.pages, max_length=args.max_length, batch_size=4)
   t_ref = time.perf_counter() - start
   ref_ll = [r[2] for r in ref["wikitext"]["requests"]]
-  print(f"SmolLM2-135M-Instruct (Q4_1 GGUF -> fp32), WikiText pages of {data_dir}, max_length {args.max_length}; "
-        f"prefix BOS={tok.prefix_token_id}, EOS={tok.eot_id}")
+  print(
+    f"SmolLM2-135M-Instruct (Q4_1 GGUF -> fp32), WikiText pages of {data_dir}, max_length {args.max_length}; "
+    f"prefix BOS={tok.prefix_token_id}, EOS={tok.eot_id}"
+  )
   print(f"{'page':>4} {'windows':>7} {'lm-eval LL':>12} {'ffnjax BOS':>12} {'diff':>9} {'ffnjax EOS':>12} {'diff':>9}")
   for i, (a, b, r) in enumerate(zip(bos, eos, ref_ll)):
-    print(f"{i:>4} {a['windows']:>7} {r:>12.4f} {a['ll']:>12.4f} {a['ll'] - r:>9.4f} {b['ll']:>12.4f} "
-          f"{b['ll'] - r:>9.4f}")
+    print(
+      f"{i:>4} {a['windows']:>7} {r:>12.4f} {a['ll']:>12.4f} {a['ll'] - r:>9.4f} {b['ll']:>12.4f} {b['ll'] - r:>9.4f}"
+    )
   print(f"word_perplexity lm-eval {ref['wikitext']['metrics'].get('word_perplexity'):.4f}")
-  print(f"wall time (shared, loaded 2-core CPU): ffnjax BOS {t_bos:.1f} s (incl. compile), ffnjax EOS {t_eos:.1f} s, "
-        f"lm-eval {t_ref:.1f} s (incl. model load)")
+  print(
+    f"wall time (shared, loaded 2-core CPU): ffnjax BOS {t_bos:.1f} s (incl. compile), ffnjax EOS {t_eos:.1f} s, "
+    f"lm-eval {t_ref:.1f} s (incl. model load)"
+  )
 
 
 if __name__ == "__main__":

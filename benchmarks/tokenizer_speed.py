@@ -17,9 +17,9 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 sys.path.insert(0, os.path.dirname(_HERE))
 
-import argparse  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import argparse
+import tempfile
+import time
 
 
 def _rate(fn, num_bytes: int, repeat: int = 1) -> tuple[float, object]:
@@ -56,8 +56,10 @@ def main():
   texts = list(shakespeare.play_texts().values())
   docs = _docs(texts)
   num_bytes = sum(len(t.encode("utf-8")) for t in docs)
-  print(f"text: {len(docs):,} documents, {num_bytes / 1e6:.1f} MB (Shakespeare cut into ~3 kB documents); "
-        f"{os.cpu_count()} CPUs")
+  print(
+    f"text: {len(docs):,} documents, {num_bytes / 1e6:.1f} MB (Shakespeare cut into ~3 kB documents); "
+    f"{os.cpu_count()} CPUs"
+  )
   print(f"{'tokenizer':>12} {'mode':>34} {'MB/s':>8} {'tokens/byte':>12}")
 
   start = time.perf_counter()
@@ -82,18 +84,26 @@ def main():
     os.makedirs(src)
     reps = max(1, round(args.parquet_mb * 1e6 / num_bytes))
     for i in range(reps):
-      pq.write_table(pa.table({"text": docs, "id": [f"{i}-{j}" for j in range(len(docs))]}),
-                     os.path.join(src, f"{i:03d}_00000.parquet"), row_group_size=1000, compression="zstd")
+      pq.write_table(
+        pa.table({"text": docs, "id": [f"{i}-{j}" for j in range(len(docs))]}),
+        os.path.join(src, f"{i:03d}_00000.parquet"),
+        row_group_size=1000,
+        compression="zstd",
+      )
     total = num_bytes * reps
     for spec in ("gpt2", bpe_name):
       for w in (int(x) for x in args.workers.split(",")):
         out = os.path.join(tmp, f"out-{spec.replace(':', '')}-{w}")
         start = time.perf_counter()
-        m = prepare.prepare("fineweb_edu", out, input=src, tokenizer=spec, num_workers=w, progress=False,
-                            bpe_train_bytes=8 << 20)
+        m = prepare.prepare(
+          "fineweb_edu", out, input=src, tokenizer=spec, num_workers=w, progress=False, bpe_train_bytes=8 << 20
+        )
         dt = time.perf_counter() - start
-        print(f"{spec:>12} {f'prepare {total / 1e6:.0f} MB parquet, {w} workers':>34} {total / dt / 1e6:>8.2f} "
-              f"{m['num_tokens'] / total:>12.3f}", flush=True)
+        print(
+          f"{spec:>12} {f'prepare {total / 1e6:.0f} MB parquet, {w} workers':>34} {total / dt / 1e6:>8.2f} "
+          f"{m['num_tokens'] / total:>12.3f}",
+          flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ from absl import app, flags
 
 from configs import tiny
 from ffnjax import model as model_lib
-from ffnjax.parallel import make_mesh
 from ffnjax.core.placement import LayerPlan
+from ffnjax.parallel import make_mesh
 from ffnjax.train.mfu import measure_matmul_flops
 from ffnjax.train.optimizer import make_optimizer
 from ffnjax.train.step import make_train_step
@@ -36,9 +36,10 @@ _MODELS = flags.DEFINE_list("models", ["tiny", "27m"], "Models to run (keys of M
 _VOCAB = flags.DEFINE_integer("vocab_size", 0, "Vocabulary of both frameworks' models (0 = the config's, 4096).")
 
 MODELS = {
-    "tiny": dict(label="tiny_8l (configs/tiny.py)", model={}, seq_len=128, batch=16),
-    "27m": dict(label="27M (d=512, 6 layers)", model=dict(d_model=512, d_ff=1792, num_heads=8, num_layers=6),
-                seq_len=256, batch=8),
+  "tiny": dict(label="tiny_8l (configs/tiny.py)", model={}, seq_len=128, batch=16),
+  "27m": dict(
+    label="27M (d=512, 6 layers)", model=dict(d_model=512, d_ff=1792, num_heads=8, num_layers=6), seq_len=256, batch=8
+  ),
 }
 
 
@@ -83,16 +84,28 @@ def torch_runner(config, spec):
   torch.manual_seed(0)
   m, t = config.model, config.train
   hf = transformers.LlamaConfig(
-      vocab_size=m.vocab_size, hidden_size=m.d_model, intermediate_size=m.d_ff, num_hidden_layers=m.num_layers,
-      num_attention_heads=m.num_heads, num_key_value_heads=m.num_kv_heads or m.num_heads,
-      max_position_embeddings=spec["seq_len"], rms_norm_eps=m.norm_eps, rope_theta=m.rope_theta,
-      tie_word_embeddings=m.tie_embeddings, torch_dtype=torch.float32)
+    vocab_size=m.vocab_size,
+    hidden_size=m.d_model,
+    intermediate_size=m.d_ff,
+    num_hidden_layers=m.num_layers,
+    num_attention_heads=m.num_heads,
+    num_key_value_heads=m.num_kv_heads or m.num_heads,
+    max_position_embeddings=spec["seq_len"],
+    rms_norm_eps=m.norm_eps,
+    rope_theta=m.rope_theta,
+    tie_word_embeddings=m.tie_embeddings,
+    torch_dtype=torch.float32,
+  )
   model = transformers.LlamaForCausalLM(hf).train()
   # ffnjax's decay mask: matrices only, not norm scales or the embedding (optimizer.decay_mask)
   decay = [p for n, p in model.named_parameters() if p.ndim == 2 and "embed_tokens" not in n]
   rest = [p for n, p in model.named_parameters() if not (p.ndim == 2 and "embed_tokens" not in n)]
-  opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay}, {"params": rest, "weight_decay": 0.0}],
-                          lr=t.peak_lr, betas=(t.b1, t.b2), eps=t.eps)
+  opt = torch.optim.AdamW(
+    [{"params": decay, "weight_decay": t.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+    lr=t.peak_lr,
+    betas=(t.b1, t.b2),
+    eps=t.eps,
+  )
   tokens = torch.randint(0, m.vocab_size, (spec["batch"], spec["seq_len"] + 1))
 
   def run(n):
@@ -137,8 +150,12 @@ def bench(spec, with_torch: bool):
       runners[name][0](_STEPS.value)
       rates[name].append(tokens / (time.perf_counter() - t))
   plan = LayerPlan.from_config(config)
-  return dict(params={n: p for n, (_, p) in runners.items()}, compile_s=compile_s, rates=rates,
-              flops_per_token=plan.flops_per_token(spec["seq_len"]))
+  return dict(
+    params={n: p for n, (_, p) in runners.items()},
+    compile_s=compile_s,
+    rates=rates,
+    flops_per_token=plan.flops_per_token(spec["seq_len"]),
+  )
 
 
 def main(argv):
@@ -147,17 +164,21 @@ def main(argv):
   if why_not:
     print(f"torch columns skipped: {why_not}")
   peak = measure_matmul_flops()
-  print(f"backend {jax.default_backend()}, {jax.device_count()} device(s); fp32 matmul peak {peak / 1e9:.1f} GFLOP/s; "
-        f"{_ROUNDS.value} alternating rounds of {_STEPS.value} steps per framework, medians")
-  head = f"{'model':<28}{'params':>12}{'ffnjax tok/s':>14}{'torch tok/s':>13}{'ratio':>7}{'MFU ffnjax':>12}" \
-         f"{'MFU torch':>11}{'compile s':>11}"
+  print(
+    f"backend {jax.default_backend()}, {jax.device_count()} device(s); fp32 matmul peak {peak / 1e9:.1f} GFLOP/s; "
+    f"{_ROUNDS.value} alternating rounds of {_STEPS.value} steps per framework, medians"
+  )
+  head = (
+    f"{'model':<28}{'params':>12}{'ffnjax tok/s':>14}{'torch tok/s':>13}{'ratio':>7}{'MFU ffnjax':>12}"
+    f"{'MFU torch':>11}{'compile s':>11}"
+  )
   print(head)
   for key in _MODELS.value:
     spec = MODELS[key]
     res = bench(spec, with_torch=why_not is None)
     rates = res["rates"]
     ours = statistics.median(rates["ffnjax"])
-    mfu = lambda r: f"{100 * res['flops_per_token'] * r / peak:.1f}%"  # noqa: E731
+    mfu = lambda r: f"{100 * res['flops_per_token'] * r / peak:.1f}%"
     line = f"{spec['label']:<28}{res['params']['ffnjax']:>12,}{ours:>14,.0f}"
     if "torch" in rates:
       theirs = statistics.median(rates["torch"])

@@ -16,14 +16,12 @@ PAPER_EVAL_TASKS = "wikitext,lambada_openai,arc_easy,arc_challenge,winogrande,pi
 
 # name -> model fields (+ train fields): paper Table 3 and Table 5. Vocabulary: GPT-2 BPE, 50257.
 SIZES = {
-    "285m_12l": dict(num_layers=12, d_model=1280, d_ff=4480, num_heads=20,
-                     train=dict(global_batch=288, peak_lr=3e-4)),
-    "570m_24l": dict(num_layers=24, d_model=1280, d_ff=4480, num_heads=20,
-                     train=dict(global_batch=560, peak_lr=3e-4)),
-    "570m_40l": dict(num_layers=40, d_model=992, d_ff=3472, num_heads=16,
-                     train=dict(global_batch=560, peak_lr=1e-4)),  # 3e-4 spiked at 40 layers
-    "1b_40l": dict(num_layers=40, d_model=1440, d_ff=5040, num_heads=20,
-                   train=dict(global_batch=1152, peak_lr=1e-4)),
+  "285m_12l": dict(num_layers=12, d_model=1280, d_ff=4480, num_heads=20, train=dict(global_batch=288, peak_lr=3e-4)),
+  "570m_24l": dict(num_layers=24, d_model=1280, d_ff=4480, num_heads=20, train=dict(global_batch=560, peak_lr=3e-4)),
+  "570m_40l": dict(
+    num_layers=40, d_model=992, d_ff=3472, num_heads=16, train=dict(global_batch=560, peak_lr=1e-4)
+  ),  # 3e-4 spiked at 40 layers
+  "1b_40l": dict(num_layers=40, d_model=1440, d_ff=5040, num_heads=20, train=dict(global_batch=1152, peak_lr=1e-4)),
 }
 
 

@@ -10,8 +10,7 @@ from configs import paper
 from ffnjax.core.config import apply_name
 
 SIZES = {
-    "rehearsal_4l": dict(num_layers=4, d_model=64, d_ff=128, num_heads=4,
-                         train=dict(global_batch=4, peak_lr=3e-3)),
+  "rehearsal_4l": dict(num_layers=4, d_model=64, d_ff=128, num_heads=4, train=dict(global_batch=4, peak_lr=3e-3)),
 }
 
 
@@ -20,7 +19,8 @@ def get_config(arg: str = "baseline_rehearsal_4l"):
   config.model.update(dict(dtype="float32", remat="none"))
   config.data.update(dict(input="", seq_len=64))
   config.eval.update(dict(data_dir="", limit=6))
-  config.train.update(dict(steps=4, warmup_steps=1, checkpoint_every=4, log_every=1, eval_every=0,
-                           async_checkpoints=False))
+  config.train.update(
+    dict(steps=4, warmup_steps=1, checkpoint_every=4, log_every=1, eval_every=0, async_checkpoints=False)
+  )
   config.mesh.update(dict(data=1, fsdp=1, tensor=1))
   return apply_name(config, arg, SIZES)

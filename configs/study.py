@@ -10,8 +10,12 @@ Paper studies check their data before training anything (ffnjax.study.preflight)
 
 import ml_collections
 
-_PAPER = {"paper_285m_12l": "285m_12l", "paper_570m_24l": "570m_24l", "paper_570m_40l": "570m_40l",
-          "paper_1b_40l": "1b_40l"}
+_PAPER = {
+  "paper_285m_12l": "285m_12l",
+  "paper_570m_24l": "570m_24l",
+  "paper_570m_40l": "570m_40l",
+  "paper_1b_40l": "1b_40l",
+}
 _OVERTRAIN = {f"overtrain_{size}": size for size in _PAPER.values()}
 STUDIES = ["tiny", "smoke", "rehearsal", *_PAPER, *_OVERTRAIN]
 
@@ -34,21 +38,23 @@ def get_config(arg: str = "tiny"):
     # lambada perplexity rather than accuracy: a model this small never predicts the last word exactly.
     study.analysis_tasks = "wikitext:word_perplexity,lambada_openai:perplexity,hellaswag:acc_norm,zsre:acc"
     study.summary = (
-        "**What this scale can and cannot show.** Ten 8-layer models of about 3 M parameters, each trained for a "
-        "few minutes on Shakespeare (one seed), evaluated on held-out Shakespeare stand-ins of the paper's tasks. "
-        "At this scale the perplexity tasks separate the placements reliably: their intervals are narrow because "
-        "every model is scored on the same documents (paired bootstrap). The multiple-choice and knowledge tasks "
-        "sit at chance or zero and are reported as carrying no signal. So this study can show whether *where* the "
-        "FFN capacity sits changes language-modelling quality in a small, briefly trained model, and rank the "
-        "positions by it; it cannot confirm or refute the paper's claims about 285M–1.2B models trained on "
-        "billions of tokens, its benchmark accuracies, or its knowledge (zsRE) results.")
+      "**What this scale can and cannot show.** Ten 8-layer models of about 3 M parameters, each trained for a "
+      "few minutes on Shakespeare (one seed), evaluated on held-out Shakespeare stand-ins of the paper's tasks. "
+      "At this scale the perplexity tasks separate the placements reliably: their intervals are narrow because "
+      "every model is scored on the same documents (paired bootstrap). The multiple-choice and knowledge tasks "
+      "sit at chance or zero and are reported as carrying no signal. So this study can show whether *where* the "
+      "FFN capacity sits changes language-modelling quality in a small, briefly trained model, and rank the "
+      "positions by it; it cannot confirm or refute the paper's claims about 285M–1.2B models trained on "
+      "billions of tokens, its benchmark accuracies, or its knowledge (zsRE) results."
+    )
   elif arg == "smoke":  # the smallest real study: used by tests
     study.config_file = "configs/tiny.py"
     study.size = "tiny_4l"
     study.ratios = "50"
     study.positions = "first,final"
-    study.overrides = ml_collections.ConfigDict({
-        "train": {"steps": 6, "warmup_steps": 2, "checkpoint_every": 3, "log_every": 2}, "eval": {"limit": 8}})
+    study.overrides = ml_collections.ConfigDict(
+      {"train": {"steps": 6, "warmup_steps": 2, "checkpoint_every": 3, "log_every": 2}, "eval": {"limit": 8}}
+    )
     study.analysis_tasks = "wikitext:word_perplexity,lambada_openai:acc"
   elif arg == "rehearsal":
     # The paper's code path at CI size (configs/rehearsal.py): GPT-2 tokenizer, FineWeb-Edu parquet through
@@ -59,13 +65,13 @@ def get_config(arg: str = "tiny"):
     study.ratios = "50"
     study.positions = "first,middle,final"
     study.analysis_tasks = "table2"
-    study.overrides = ml_collections.ConfigDict({
-        "data": {"input": ""}, "eval": {"data_dir": "", "limit": 6}})
+    study.overrides = ml_collections.ConfigDict({"data": {"input": ""}, "eval": {"data_dir": "", "limit": 6}})
     study.summary = (
-        "**What this study can and cannot show.** A rehearsal of the paper's code path, not an experiment: four "
-        "4-layer models trained for 4 steps on FineWeb-Edu-format stand-in text, each scored on 6 stand-in "
-        "records per task. It shows that the data formats, the GPT-2 tokenizer, the 8 lm-eval tasks + zsRE, the "
-        "family chance rule and the paper's table layouts work end to end; its numbers carry no meaning.")
+      "**What this study can and cannot show.** A rehearsal of the paper's code path, not an experiment: four "
+      "4-layer models trained for 4 steps on FineWeb-Edu-format stand-in text, each scored on 6 stand-in "
+      "records per task. It shows that the data formats, the GPT-2 tokenizer, the 8 lm-eval tasks + zsRE, the "
+      "family chance rule and the paper's table layouts work end to end; its numbers carry no meaning."
+    )
   elif arg in _PAPER:
     study.overrides = _paper_data()
     study.config_file = "configs/paper.py"
@@ -92,5 +98,6 @@ def get_config(arg: str = "tiny"):
 
 def _paper_data():
   """The data fields of configs/paper.py as overrides, so that the command line can point them elsewhere."""
-  return ml_collections.ConfigDict({"data": {"input": "data/fineweb-edu/sample-10BT", "path": ""},
-                                    "eval": {"data_dir": "data/eval"}})
+  return ml_collections.ConfigDict(
+    {"data": {"input": "data/fineweb-edu/sample-10BT", "path": ""}, "eval": {"data_dir": "data/eval"}}
+  )

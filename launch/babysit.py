@@ -23,8 +23,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import runstate  # noqa: E402  (launch/runstate.py, next to this file)
-from ffnjax.core import cli  # noqa: E402  (JAX-free; runstate put the repository on sys.path)
+import runstate  # launch/runstate.py, next to this file
+
+from ffnjax.core import cli  # JAX-free; runstate put the repository on sys.path
 
 PROG = "babysit.py"
 OLD_SPELLINGS = ("final_step", "max_retries", "max_backoff", "healthy_after", "dry_run")  # were --kebab-case
@@ -32,18 +33,29 @@ OLD_SPELLINGS = ("final_step", "max_retries", "max_backoff", "healthy_after", "d
 
 def parse_args(argv):
   parser = cli.ArgumentParser(
-      prog=PROG, description=__doc__.split("\n\n")[0],
-      usage="%(prog)s --workdir=RUN [options] -- COMMAND [ARGS...]",
-      epilog="Dry run: prints the command (one line) it would launch, and launches nothing.")
+    prog=PROG,
+    description=__doc__.split("\n\n")[0],
+    usage="%(prog)s --workdir=RUN [options] -- COMMAND [ARGS...]",
+    epilog="Dry run: prints the command (one line) it would launch, and launches nothing.",
+  )
   parser.add_argument("--workdir", help="the run directory the command trains (local path or gs://...)")
-  parser.add_argument("--final_step", type=int, default=None,
-                      help="the step whose checkpoint means done (default: train.steps in WORKDIR/config.json)")
-  parser.add_argument("--max_retries", type=int, default=10,
-                      help="relaunches after the first attempt (default 10); 0 = run once")
+  parser.add_argument(
+    "--final_step",
+    type=int,
+    default=None,
+    help="the step whose checkpoint means done (default: train.steps in WORKDIR/config.json)",
+  )
+  parser.add_argument(
+    "--max_retries", type=int, default=10, help="relaunches after the first attempt (default 10); 0 = run once"
+  )
   parser.add_argument("--backoff", type=float, default=60.0, help="seconds before the first relaunch (default 60)")
   parser.add_argument("--max_backoff", type=float, default=1800.0, help="cap on the doubling backoff (default 1800)")
-  parser.add_argument("--healthy_after", type=float, default=600.0,
-                      help="an attempt that ran this long resets the backoff (default 600 s)")
+  parser.add_argument(
+    "--healthy_after",
+    type=float,
+    default=600.0,
+    help="an attempt that ran this long resets the backoff (default 600 s)",
+  )
   parser.add_argument("--log", default=None, help="also append the attempt log to this file")
   parser.add_argument("--dry_run", action="store_true", help="print the command and exit")
   parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to (re)launch, after --")
@@ -114,8 +126,10 @@ def main(argv=None) -> int:
     rc = child["proc"].wait()
     elapsed = time.monotonic() - start
     done = _finished(args)
-    log(f"attempt {attempt}/{attempts} exited {rc} after {elapsed:.0f}s; "
-        f"{'final checkpoint exists' if done else 'final checkpoint missing'}")
+    log(
+      f"attempt {attempt}/{attempts} exited {rc} after {elapsed:.0f}s; "
+      f"{'final checkpoint exists' if done else 'final checkpoint missing'}"
+    )
     if done:
       log(f"{args.workdir}: finished after {attempt} attempt(s)")
       return 0
@@ -134,8 +148,10 @@ def main(argv=None) -> int:
       log(f"stopped by signal {stop['signal']}; not relaunching")
       return 128 + stop["signal"]
     delay = min(delay * 2, args.max_backoff)
-  log(f"gave up after {attempts} attempt(s) (--max_retries={args.max_retries}); last exit code {rc}; "
-      f"no final checkpoint in {runstate.join(args.workdir, 'checkpoints')}")
+  log(
+    f"gave up after {attempts} attempt(s) (--max_retries={args.max_retries}); last exit code {rc}; "
+    f"no final checkpoint in {runstate.join(args.workdir, 'checkpoints')}"
+  )
   return 1
 
 

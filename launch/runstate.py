@@ -18,7 +18,7 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:  # a bare checkout (not pip-installed) still finds ffnjax
   sys.path.insert(1, _REPO)
 
-from ffnjax.core import rundir  # noqa: E402  (JAX-free)
+from ffnjax.core import rundir  # JAX-free
 
 
 class RunStateError(RuntimeError):

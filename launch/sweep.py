@@ -30,35 +30,52 @@ sys.path.insert(0, HERE)
 if REPO not in sys.path:  # a bare checkout (not pip-installed) still finds ffnjax
   sys.path.insert(1, REPO)
 
-import runstate  # noqa: E402
-from ffnjax.core import studygrid  # noqa: E402  (pure Python: placement + ml_collections)
-from ffnjax.core import cli, rundir  # noqa: E402  (JAX-free)
+import runstate
+
+from ffnjax.core import (  # JAX-free
+  cli,
+  rundir,
+  studygrid,  # pure Python: placement + ml_collections
+)
 
 OLD_SPELLINGS = ("dry_run", "launcher_args", "tpu_prefix", "max_retries", "log_dir")  # were --kebab-case
 PROG = "sweep.py"
 BACKENDS = ("local", "slurm", "tpu")
-_TOOL_HELP = {"sbatch": "run on a Slurm login node, or use --backend=local|tpu",
-              "gcloud": "install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install"}
+_TOOL_HELP = {
+  "sbatch": "run on a Slurm login node, or use --backend=local|tpu",
+  "gcloud": "install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install",
+}
 
 
 def parse_args(argv):
-  parser = cli.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                   epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawTextHelpFormatter)
+  parser = cli.ArgumentParser(
+    prog=PROG,
+    description=__doc__.split("\n\n")[0],
+    epilog=__doc__.split("\n\n", 1)[1],
+    formatter_class=argparse.RawTextHelpFormatter,
+  )
   parser.add_argument("--study", required=False, help="FILE:NAME, e.g. configs/study.py:paper_285m_12l")
   parser.add_argument("--root", required=False, help="study directory; run R trains in ROOT/R (local or gs://)")
   parser.add_argument("--backend", choices=BACKENDS, default="local", help="where jobs run (default local)")
   parser.add_argument("--dry_run", action="store_true", help="print each job's command, one per line; run nothing")
   parser.add_argument("--only", default="", help="regular expression: only runs whose name matches")
-  parser.add_argument("--launcher_args", default="",
-                      help="extra arguments for the backend's launcher, one shell-quoted string, "
-                           "e.g. \"--nodes=2 --partition=gpu\" (slurm) or \"--project=P --zone=Z ...\" (tpu)")
+  parser.add_argument(
+    "--launcher_args",
+    default="",
+    help="extra arguments for the backend's launcher, one shell-quoted string, "
+    'e.g. "--nodes=2 --partition=gpu" (slurm) or "--project=P --zone=Z ..." (tpu)',
+  )
   parser.add_argument("--tpu_prefix", default="ffnjax", help="TPU slice name prefix (tpu backend; default ffnjax)")
-  parser.add_argument("--babysit", action=argparse.BooleanOptionalAction, default=None,
-                      help="wrap each job in launch/babysit.py (default: on for tpu, off otherwise; "
-                           "Slurm requeues by itself)")
+  parser.add_argument(
+    "--babysit",
+    action=argparse.BooleanOptionalAction,
+    default=None,
+    help="wrap each job in launch/babysit.py (default: on for tpu, off otherwise; Slurm requeues by itself)",
+  )
   parser.add_argument("--max_retries", type=int, default=20, help="babysit.py --max_retries (default 20)")
-  parser.add_argument("--log_dir", default=None,
-                      help="tpu backend: launcher logs go to LOG_DIR/<run>.log (default ./logs/sweep)")
+  parser.add_argument(
+    "--log_dir", default=None, help="tpu backend: launcher logs go to LOG_DIR/<run>.log (default ./logs/sweep)"
+  )
   parser.add_argument("--python", default=sys.executable, help="python for local jobs and babysit.py")
   parser.add_argument("trainer_flags", nargs=argparse.REMAINDER, help="after --: flags for every trainer")
   args = parser.parse_args(cli.snake_case_argv(argv, PROG, OLD_SPELLINGS))
@@ -100,11 +117,23 @@ def job_command(args, run: studygrid.RunSpec, workdir: str) -> list[str]:
   elif args.backend == "slurm":
     cmd = [os.path.join(HERE, "slurm_gpu.sbatch"), f"--job_name={run.name}", *launcher, *trainer]
   else:
-    cmd = [os.path.join(HERE, "tpu_pod.sh"), "run", f"--name={tpu_name(args.tpu_prefix, run.name)}", *launcher,
-           "--", *trainer]
+    cmd = [
+      os.path.join(HERE, "tpu_pod.sh"),
+      "run",
+      f"--name={tpu_name(args.tpu_prefix, run.name)}",
+      *launcher,
+      "--",
+      *trainer,
+    ]
   if args.babysit:
-    cmd = [args.python, os.path.join(HERE, "babysit.py"), f"--workdir={workdir}",
-           f"--max_retries={args.max_retries}", "--", *cmd]
+    cmd = [
+      args.python,
+      os.path.join(HERE, "babysit.py"),
+      f"--workdir={workdir}",
+      f"--max_retries={args.max_retries}",
+      "--",
+      *cmd,
+    ]
   return cmd
 
 
@@ -132,7 +161,7 @@ def _require_tools(args) -> None:
 
 def submit(args, jobs) -> int:
   failures = []
-  for run, workdir, cmd in jobs:
+  for run, _workdir, cmd in jobs:
     print(f"{PROG}: {run.name}: {shlex.join(cmd)}", file=sys.stderr, flush=True)
     if args.backend == "tpu":
       # Each run holds its own slice for days: start it in the background, in its own session, with a log.
@@ -140,8 +169,9 @@ def submit(args, jobs) -> int:
       os.makedirs(log_dir, exist_ok=True)
       log_path = os.path.join(log_dir, f"{run.name}.log")
       with open(log_path, "a") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+          cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
       print(f"{PROG}: {run.name}: started pid {proc.pid}, log {log_path}", file=sys.stderr)
       continue
     rc = subprocess.call(cmd, cwd=REPO)  # slurm: sbatch returns at once; local: the run trains here

@@ -53,8 +53,10 @@ STUDY_DIR = os.environ.get("FFNJAX_STUDY_DIR", "study/tiny")
 if not os.path.isabs(STUDY_DIR) and not os.path.isdir(STUDY_DIR):
   STUDY_DIR = str(pathlib.Path(ffnjax.__file__).resolve().parents[1] / STUDY_DIR)
 if not os.path.isdir(STUDY_DIR):
-  raise FileNotFoundError(f"no study directory at {STUDY_DIR}; run `python -m ffnjax.study "
-                          f"--config=configs/study.py:tiny --workdir=study/tiny` or point FFNJAX_STUDY_DIR at a study")
+  raise FileNotFoundError(
+    f"no study directory at {STUDY_DIR}; run `python -m ffnjax.study "
+    f"--config=configs/study.py:tiny --workdir=study/tiny` or point FFNJAX_STUDY_DIR at a study"
+  )
 
 # %% open
 study = open_study(STUDY_DIR)
@@ -92,8 +94,10 @@ for family in study.families:
 # %% topk
 TOP_K = 5
 for family in study.families:
-  display(Markdown(f"**{family}**: top {TOP_K} configurations by average RI (paper Table 1/2 style)"),
-          study.top_k_table(TOP_K, family))
+  display(
+    Markdown(f"**{family}**: top {TOP_K} configurations by average RI (paper Table 1/2 style)"),
+    study.top_k_table(TOP_K, family),
+  )
 
 # %% [markdown]
 # ## Layerwise FFN importance (paper App. H)
@@ -139,9 +143,11 @@ for c in study.ri:
 
 # %% records
 if not study.records:
-  print("no run of this study has eval/records.jsonl; write one with\n"
-        f"  python -m ffnjax.eval --workdir={study.baseline_run()} "
-        f"--records={study.baseline_run()}/eval/records.jsonl")
+  print(
+    "no run of this study has eval/records.jsonl; write one with\n"
+    f"  python -m ffnjax.eval --workdir={study.baseline_run()} "
+    f"--records={study.baseline_run()}/eval/records.jsonl"
+  )
 else:
   RUN = next(iter(study.records))
   records = study.load_records(RUN)
@@ -149,8 +155,16 @@ else:
   for rec in records[:3]:
     print(json.dumps({k: v for k, v in rec.items() if k != "requests"}, ensure_ascii=False)[:300])
     for req in rec.get("requests", [])[:2]:
-      print("   ", repr(req.get("context", ""))[-60:], "->", repr(req.get("continuation", ""))[:40],
-            "LL", round(req.get("ll", math.nan), 3), "greedy", req.get("is_greedy"))
+      print(
+        "   ",
+        repr(req.get("context", ""))[-60:],
+        "->",
+        repr(req.get("continuation", ""))[:40],
+        "LL",
+        round(req.get("ll", math.nan), 3),
+        "greedy",
+        req.get("is_greedy"),
+      )
   if len(study.records) > 1:  # the same documents scored by two runs
     a, b = list(study.records)[:2]
     both = study.compare_records(a, b)

@@ -49,8 +49,10 @@ def grid_names(size: str) -> list[str]:
 PLANS = {size: [LayerPlan.from_config(paper.get_config(name)) for name in grid_names(size)] for size in paper.SIZES}
 for size, plans in PLANS.items():
   assert len(plans) == 16, (size, len(plans))
-  print(f"{size}: {len(plans)} grid points, L = {plans[0].num_layers}, d = {plans[0].dims.d_model}, "
-        f"d_ff = {plans[0].d_ff}, heads = {plans[0].dims.num_heads}")
+  print(
+    f"{size}: {len(plans)} grid points, L = {plans[0].num_layers}, d = {plans[0].dims.d_model}, "
+    f"d_ff = {plans[0].d_ff}, heads = {plans[0].dims.num_heads}"
+  )
 
 # %% [markdown]
 # ## Layer plans
@@ -85,8 +87,11 @@ for ax, (size, plans) in zip(axes, PLANS.items()):
   ax.axvline(L / 2 - 0.5, color="red", linewidth=1)  # the L/2 boundary
   ax.set_xlabel("layer")
   ax.set_title(size)
-fig.legend(handles=[Patch(facecolor=c, edgecolor="black", label=t) for t, c in zip(CODES, COLORS)],
-           loc="outside lower center", ncols=3)
+fig.legend(
+  handles=[Patch(facecolor=c, edgecolor="black", label=t) for t, c in zip(CODES, COLORS)],
+  loc="outside lower center",
+  ncols=3,
+)
 fig.suptitle("layer plans of the 16 grid points per baseline (red line: L/2)")
 plt.show()
 
@@ -107,17 +112,55 @@ for size, plans in PLANS.items():
   for plan in plans:
     j = plan.to_json()
     flops = plan.flops_per_token(SEQ_LEN)
-    ROWS.append(dict(size=size, name=plan.name, position=plan.position, ratio=plan.ratio, n=plan.num_expanded,
-                     d_ff_expanded=plan.d_ff_expanded, params=j["params_total"],
-                     params_non_embedding=j["params_non_embedding"], rel_diff=j["param_rel_diff"],
-                     flops_per_token=flops, flops_rel=flops / base_flops - 1.0, flops_run=flops * TOKENS[size]))
-    rows.append([plan.name, plan.num_expanded, plan.d_ff_expanded or plan.d_ff, f"{j['params_total']:,}",
-                 f"{j['params_non_embedding']:,}", f"{100 * j['param_rel_diff']:+.4f}", f"{flops:.3e}",
-                 f"{100 * (flops / base_flops - 1):+.4f}", f"{flops * TOKENS[size]:.3e}"])
-  display(Markdown(f"**{size}**: {TOKENS[size] / 1e9:g} B tokens per run (method.md §3); "
-                   f"steps×batch×seq = {STEPS * batch * SEQ_LEN / 1e9:.2f} B"),
-          PlainTable(["model", "n expanded", "d_ff'", "params", "non-embedding", "Δparams %", "FLOPs/token",
-                      "ΔFLOPs/token %", "FLOPs/run"], rows))
+    ROWS.append(
+      dict(
+        size=size,
+        name=plan.name,
+        position=plan.position,
+        ratio=plan.ratio,
+        n=plan.num_expanded,
+        d_ff_expanded=plan.d_ff_expanded,
+        params=j["params_total"],
+        params_non_embedding=j["params_non_embedding"],
+        rel_diff=j["param_rel_diff"],
+        flops_per_token=flops,
+        flops_rel=flops / base_flops - 1.0,
+        flops_run=flops * TOKENS[size],
+      )
+    )
+    rows.append(
+      [
+        plan.name,
+        plan.num_expanded,
+        plan.d_ff_expanded or plan.d_ff,
+        f"{j['params_total']:,}",
+        f"{j['params_non_embedding']:,}",
+        f"{100 * j['param_rel_diff']:+.4f}",
+        f"{flops:.3e}",
+        f"{100 * (flops / base_flops - 1):+.4f}",
+        f"{flops * TOKENS[size]:.3e}",
+      ]
+    )
+  display(
+    Markdown(
+      f"**{size}**: {TOKENS[size] / 1e9:g} B tokens per run (method.md §3); "
+      f"steps×batch×seq = {STEPS * batch * SEQ_LEN / 1e9:.2f} B"
+    ),
+    PlainTable(
+      [
+        "model",
+        "n expanded",
+        "d_ff'",
+        "params",
+        "non-embedding",
+        "Δparams %",
+        "FLOPs/token",
+        "ΔFLOPs/token %",
+        "FLOPs/run",
+      ],
+      rows,
+    ),
+  )
 
 # %% checks
 # The worked examples of method.md §2 and its parity bound.
@@ -127,8 +170,12 @@ assert by_name["final_70_570m_40l"]["d_ff_expanded"] == 4961
 assert all(abs(r["rel_diff"]) <= 2e-4 for r in ROWS), "parameter parity within 0.02 % (method.md §2)"
 assert abs(by_name["baseline_285m_12l"]["params"] / 1e6 - 413) < 2, "285m_12l: about 413 M parameters in all"
 worst = max(ROWS, key=lambda r: abs(r["rel_diff"]))
-print("middle_30_285m_12l d_ff' =", by_name["middle_30_285m_12l"]["d_ff_expanded"],
-      "| final_70_570m_40l d_ff' =", by_name["final_70_570m_40l"]["d_ff_expanded"])
+print(
+  "middle_30_285m_12l d_ff' =",
+  by_name["middle_30_285m_12l"]["d_ff_expanded"],
+  "| final_70_570m_40l d_ff' =",
+  by_name["final_70_570m_40l"]["d_ff_expanded"],
+)
 print(f"largest parameter difference: {worst['name']} {100 * worst['rel_diff']:+.5f} %")
 
 # %% plots
@@ -169,13 +216,32 @@ for i, size in enumerate(PLANS):
   study_flops = sum(r["flops_run"] for r in runs)
   total += study_flops
   lo, hi = min(r["flops_run"] for r in runs), max(r["flops_run"] for r in runs)
-  rows.append([size, f"{TOKENS[size] / 1e9:g} B", f"{runs[0]['flops_run']:.3e}", f"{lo:.3e} – {hi:.3e}",
-               f"{study_flops:.3e}", f"{study_flops / (PEAK_FLOPS * MFU) / 86400:,.1f}"])
+  rows.append(
+    [
+      size,
+      f"{TOKENS[size] / 1e9:g} B",
+      f"{runs[0]['flops_run']:.3e}",
+      f"{lo:.3e} – {hi:.3e}",
+      f"{study_flops:.3e}",
+      f"{study_flops / (PEAK_FLOPS * MFU) / 86400:,.1f}",
+    ]
+  )
   ax.bar(i, study_flops, color="tab:blue")
   ax.text(i, study_flops, f"{study_flops:.2e}", ha="center", va="bottom", fontsize=8)
 rows.append(["all four", "", "", "", f"{total:.3e}", f"{total / (PEAK_FLOPS * MFU) / 86400:,.1f}"])
-display(PlainTable(["baseline", "tokens/run", "FLOPs baseline run", "FLOPs/run range", "FLOPs 16 runs",
-                    f"device-days at {PEAK_FLOPS / 1e12:g} TFLOP/s × {MFU:.0%} MFU"], rows))
+display(
+  PlainTable(
+    [
+      "baseline",
+      "tokens/run",
+      "FLOPs baseline run",
+      "FLOPs/run range",
+      "FLOPs 16 runs",
+      f"device-days at {PEAK_FLOPS / 1e12:g} TFLOP/s × {MFU:.0%} MFU",
+    ],
+    rows,
+  )
+)
 ax.set_xticks(range(len(PLANS)), list(PLANS))
 ax.set_yscale("log")
 ax.set_ylabel("training FLOPs, 16 runs")

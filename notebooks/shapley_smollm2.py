@@ -52,14 +52,18 @@ SHAPLEY_DIR = pathlib.Path(os.environ.get("FFNJAX_SHAPLEY_DIR", "shapley/smollm2
 if not SHAPLEY_DIR.is_absolute() and not SHAPLEY_DIR.is_dir():
   SHAPLEY_DIR = pathlib.Path(ffnjax.__file__).resolve().parents[1] / SHAPLEY_DIR
 if not (SHAPLEY_DIR / "shapley.json").exists():
-  raise FileNotFoundError(f"{SHAPLEY_DIR}/shapley.json: run python -m ffnjax.shapley first (see the command above) "
-                          f"or point FFNJAX_SHAPLEY_DIR at its --output")
+  raise FileNotFoundError(
+    f"{SHAPLEY_DIR}/shapley.json: run python -m ffnjax.shapley first (see the command above) "
+    f"or point FFNJAX_SHAPLEY_DIR at its --output"
+  )
 result = json.loads((SHAPLEY_DIR / "shapley.json").read_text())
 players = players_from_labels(result["players"])
 level = f" (level K = {result['level']})" if "level" in result else ""
 print(f"{result['model']} from {result['source']}")
-print(f"{result['method']}{level}, value {result['value']}, {len(players)} players, tasks {list(result['tasks'])}, "
-      f"<= {result['limit']} examples per task, {result['intervals']['resamples']} bootstrap resamples")
+print(
+  f"{result['method']}{level}, value {result['value']}, {len(players)} players, tasks {list(result['tasks'])}, "
+  f"<= {result['limit']} examples per task, {result['intervals']['resamples']} bootstrap resamples"
+)
 
 # %% [markdown]
 # ## Per task: v(N), significant drops, cornerstones
@@ -72,8 +76,10 @@ print(f"{result['method']}{level}, value {result['value']}, {len(players)} playe
 for line in summary.summary_lines(result):
   print(line)
 for name, entry in result["tasks"].items():
-  print(f"{name}: point-rule cornerstones {entry['cornerstones_point_rule'] or 'none'}; "
-        f"significant: {entry['cornerstones'] or 'none'}")
+  print(
+    f"{name}: point-rule cornerstones {entry['cornerstones_point_rule'] or 'none'}; "
+    f"significant: {entry['cornerstones'] or 'none'}"
+  )
 
 # %% [markdown]
 # ## Tables: drop, Shapley value and share per sub-layer (`~0`: the interval covers 0)

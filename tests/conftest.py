@@ -9,9 +9,9 @@ os.environ.setdefault("FFNJAX_CACHE", os.path.join(os.path.dirname(__file__), ".
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 os.environ.setdefault("NO_GCE_CHECK", "true")
 
-import jax  # noqa: E402
-import pytest  # noqa: E402
-from absl import flags  # noqa: E402
+import jax
+import pytest
+from absl import flags
 
 jax.config.update("jax_num_cpu_devices", 8)
 if not flags.FLAGS.is_parsed():
@@ -38,9 +38,27 @@ def gcs_emulator(tmp_path_factory):
   port = _server._find_free_port()
   url = f"http://127.0.0.1:{port}"
   with open(root / "server.log", "wb") as log:
-    proc = subprocess.Popen([str(_server._get_binary_path()), "-scheme", "http", "-backend", "filesystem",
-                             "-filesystem-root", str(root / "data"), "-host", "127.0.0.1", "-port", str(port),
-                             "-external-url", url, "-log-level", "warn"], stdout=log, stderr=log)
+    proc = subprocess.Popen(
+      [
+        str(_server._get_binary_path()),
+        "-scheme",
+        "http",
+        "-backend",
+        "filesystem",
+        "-filesystem-root",
+        str(root / "data"),
+        "-host",
+        "127.0.0.1",
+        "-port",
+        str(port),
+        "-external-url",
+        url,
+        "-log-level",
+        "warn",
+      ],
+      stdout=log,
+      stderr=log,
+    )
   try:
     deadline = time.time() + 20
     while True:
@@ -49,7 +67,7 @@ def gcs_emulator(tmp_path_factory):
         break
       except OSError:
         if proc.poll() is not None or time.time() > deadline:
-          raise RuntimeError(f"fake-gcs-server did not start: {(root / 'server.log').read_text()[-2000:]}")
+          raise RuntimeError(f"fake-gcs-server did not start: {(root / 'server.log').read_text()[-2000:]}") from None
         time.sleep(0.1)
     os.environ["STORAGE_EMULATOR_HOST"] = url
     os.environ["TENSORSTORE_GCS_HTTP_URL"] = url
@@ -69,8 +87,12 @@ def gcs_bucket(gcs_emulator, request):
   import urllib.request
 
   name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-") + f"-{os.getpid()}"
-  req = urllib.request.Request(f"{gcs_emulator}/storage/v1/b?project=test", data=json.dumps({"name": name}).encode(),
-                               headers={"Content-Type": "application/json"}, method="POST")
+  req = urllib.request.Request(
+    f"{gcs_emulator}/storage/v1/b?project=test",
+    data=json.dumps({"name": name}).encode(),
+    headers={"Content-Type": "application/json"},
+    method="POST",
+  )
   with urllib.request.urlopen(req) as resp:
     assert resp.status == 200, resp.read()
   return f"gs://{name}"

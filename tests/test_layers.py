@@ -34,7 +34,7 @@ def _imports(name: str) -> set[str]:
     elif isinstance(node, ast.ImportFrom):
       base = node.module or ""
       if node.level:
-        base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+        base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
       out.add(base)
       out.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
   return out
@@ -49,19 +49,30 @@ def test_the_walk_sees_the_layers():
 
 def test_core_imports_no_jax_in_a_fresh_interpreter():
   """(a) Importing the core, each module of it, pulls in none of JAX, Flax, Optax, Orbax."""
-  code = (f"import sys; import {', '.join(CORE)}; "
-          f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {JAX_FAMILY!r}); print(bad); "
-          "sys.exit(1 if bad else 0)")
-  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                        env={**os.environ, "PYTHONPATH": str(REPO)})
+  code = (
+    f"import sys; import {', '.join(CORE)}; "
+    f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {JAX_FAMILY!r}); print(bad); "
+    "sys.exit(1 if bad else 0)"
+  )
+  proc = subprocess.run(
+    [sys.executable, "-c", code],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    env={**os.environ, "PYTHONPATH": str(REPO)},
+  )
   assert proc.returncode == 0, f"importing ffnjax.core loaded {proc.stdout.strip()}\n{proc.stderr[-2000:]}"
 
 
 @pytest.mark.parametrize("name", CORE)
 def test_core_module_imports_nothing_jax_related(name):
   """(c) No core module imports the JAX family, nor a package of ffnjax outside the core (which could)."""
-  bad = sorted(m for m in _imports(name) if m.split(".")[0] in JAX_FAMILY
-               or (m.startswith("ffnjax.") and not m.startswith("ffnjax.core")))
+  bad = sorted(
+    m
+    for m in _imports(name)
+    if m.split(".")[0] in JAX_FAMILY or (m.startswith("ffnjax.") and not m.startswith("ffnjax.core"))
+  )
   assert not bad, f"{name} imports {bad}"
 
 
@@ -74,8 +85,17 @@ def test_no_library_imports_command_line_code():
 
 
 # docs/architecture.md, Layout: a package imports only from its own layer or below.
-LAYERS = ({"core"}, {"kernels", "parallel"}, {"model"}, {"data"}, {"train"}, {"convert"}, {"eval", "analysis"},
-          {"shapley"}, {"plan", "study", "notebook"})
+LAYERS = (
+  {"core"},
+  {"kernels", "parallel"},
+  {"model"},
+  {"data"},
+  {"train"},
+  {"convert"},
+  {"eval", "analysis"},
+  {"shapley"},
+  {"plan", "study", "notebook"},
+)
 UPWARD = {("ffnjax.model", "ffnjax.eval.engine")}  # make_scorer returns the engine's HiddenScorer
 
 
@@ -107,5 +127,6 @@ def test_only_main_files_define_flags():
       if isinstance(node, ast.Attribute) and node.attr.startswith("DEFINE_"):
         assert name != "ffnjax.core.cli" or id(node) in inside, "ffnjax.core.cli defines a flag at import"
         defining.add(name)
-  assert defining and all(name.endswith(".__main__") or name == "ffnjax.core.cli" for name in defining), \
-      sorted(defining)
+  assert defining and all(name.endswith(".__main__") or name == "ffnjax.core.cli" for name in defining), sorted(
+    defining
+  )

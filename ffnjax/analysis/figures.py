@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -40,8 +40,9 @@ def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
   return math.ceil(n / cols), cols
 
 
-def ri_vs_ratio_figure(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric], family: str,
-                       include_average: bool = True, unc=None) -> Figure:
+def ri_vs_ratio_figure(
+  configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric], family: str, include_average: bool = True, unc=None
+) -> Figure:
   """One panel per (task, metric) [+ the average], one line per position; mean over seeds; bars = the bootstrap
   interval with `unc` (analysis/uncertainty.py), else the std over seeds."""
   configs = [c for c in configs if c.family == family]
@@ -74,28 +75,37 @@ def ri_vs_ratio_figure(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric],
           lo.append(0.0 if math.isnan(std) else std)
           hi.append(lo[-1])
       if xs:
-        ax.errorbar(xs, ys, yerr=[lo, hi] if any(lo) or any(hi) else None, color=color, marker=marker, capsize=2,
-                    label=position)
+        ax.errorbar(
+          xs, ys, yerr=[lo, hi] if any(lo) or any(hi) else None, color=color, marker=marker, capsize=2, label=position
+        )
     ax.axhline(0.0, color="black", linestyle="--", linewidth=1, label="baseline (RI = 0)")
     if not ax.lines[:-1]:  # only the baseline line: every configuration left this task out
-      ax.text(0.5, 0.5, "left out of every comparison\n(chance rule, no signal or missing;\nsee the report's "
-              "Exclusions)", transform=ax.transAxes, ha="center", va="center", fontsize=8, color="gray")
+      ax.text(
+        0.5,
+        0.5,
+        "left out of every comparison\n(chance rule, no signal or missing;\nsee the report's Exclusions)",
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=8,
+        color="gray",
+      )
     ax.set_title("average RI" if panel == AVERAGE else f"{panel[0]} ({panel[1]})", fontsize=10)
     ax.set_xlabel("expanded-FFN ratio r (%)")
     ax.set_ylabel("RI (%)")
     if ratios:
       ax.set_xticks(ratios)
     ax.grid(alpha=0.3)
-  for ax in axes[len(panels):]:
+  for ax in axes[len(panels) :]:
     ax.set_visible(False)
   handles, labels = axes[0].get_legend_handles_labels()
   if not handles:  # the first panel may have no point at all; take the legend from any panel that has one
-    for ax in axes[:len(panels)]:
+    for ax in axes[: len(panels)]:
       handles, labels = ax.get_legend_handles_labels()
       if len(handles) > 1:
         break
   fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), title="position of expanded FFNs")
-  bars = (f"bars: {unc.confidence:.0%} paired bootstrap interval" if unc else "bars: std over seeds")
+  bars = f"bars: {unc.confidence:.0%} paired bootstrap interval" if unc else "bars: std over seeds"
   fig.suptitle(f"{family}: relative improvement over the baseline (positive = better; {bars})")
   return fig
 
@@ -111,13 +121,19 @@ def importance_figure(summary: ImportanceSummary, intervals=None) -> Figure:
   defined = np.isfinite(score)
   height = np.where(defined, score, 0.0)
   if intervals is not None:
-    err = np.array([[0.0, 0.0] if iv is None else [max(h - iv.low, 0.0), max(iv.high - h, 0.0)]
-                    for h, iv in zip(height, intervals)]).T
+    err = np.array(
+      [[0.0, 0.0] if iv is None else [max(h - iv.low, 0.0), max(iv.high - h, 0.0)] for h, iv in zip(height, intervals)]
+    ).T
   else:
     err = np.where(np.isfinite(std), std, 0.0) if np.isfinite(std).any() else None
   colors = [POSITIVE_COLOR if h >= 0 else NEGATIVE_COLOR for h in height]
-  bars = ax.bar(x[defined], height[defined], color=np.array(colors, dtype=object)[defined],
-                yerr=None if err is None else err[..., defined], capsize=2)
+  bars = ax.bar(
+    x[defined],
+    height[defined],
+    color=np.array(colors, dtype=object)[defined],
+    yerr=None if err is None else err[..., defined],
+    capsize=2,
+  )
   pos = next((b for b, h in zip(bars, height[defined]) if h >= 0), None)
   neg = next((b for b, h in zip(bars, height[defined]) if h < 0), None)
   handles = []
@@ -128,8 +144,11 @@ def importance_figure(summary: ImportanceSummary, intervals=None) -> Figure:
     neg.set_label("less important than average (< 0)")
     handles.append(neg)
   if (~defined).any():
-    handles.append(ax.scatter(x[~defined], np.zeros((~defined).sum()), marker="x", color="gray",
-                              label="never deactivated (no score)"))
+    handles.append(
+      ax.scatter(
+        x[~defined], np.zeros((~defined).sum()), marker="x", color="gray", label="never deactivated (no score)"
+      )
+    )
   # The middle of the stack is the boundary between layers L/2 and L/2+1 (method.md §2), i.e. x = L/2 + 0.5.
   handles.append(ax.axvline(L / 2 + 0.5, color="black", linestyle="--", linewidth=1, label="L/2 (middle)"))
   ax.axhline(0.0, color="black", linewidth=0.8)
@@ -146,8 +165,9 @@ def importance_figure(summary: ImportanceSummary, intervals=None) -> Figure:
   return fig
 
 
-def loss_curves_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
-                       title: str = "training loss") -> Figure:
+def loss_curves_figure(
+  curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str = "training loss"
+) -> Figure:
   """One line per run: (steps, losses)."""
   if not curves:
     raise ValueError("loss_curves_figure: no curves (no run has metrics.jsonl with step and loss)")

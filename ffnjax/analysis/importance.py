@@ -19,13 +19,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from ffnjax.core import placement
 from ffnjax.analysis.results import AnalysisError
 from ffnjax.analysis.ri import ModelRI
+from ffnjax.core import placement
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,8 +71,9 @@ def importance(configs: Iterable[tuple[str, Sequence[str], float]], num_layers: 
   contributions = []
   for name, layer_types, average in configs:
     if len(layer_types) != num_layers:
-      raise AnalysisError(f"importance: configuration {name!r} has {len(layer_types)} layer_types, "
-                          f"expected num_layers={num_layers}")
+      raise AnalysisError(
+        f"importance: configuration {name!r} has {len(layer_types)} layer_types, expected num_layers={num_layers}"
+      )
     deactivated = tuple(i for i, t in enumerate(layer_types) if t == placement.DEACTIVATED)
     if not deactivated or math.isnan(average):
       continue  # a baseline or a configuration with no comparable task
@@ -134,6 +135,7 @@ def importance_by_family(ris: Sequence[ModelRI]) -> dict[str, ImportanceSummary]
     raws = np.stack([imp.raw for imp in per_seed.values()])
     score_mean, score_std = _nan_mean_std(scores)
     raw_mean, raw_std = _nan_mean_std(raws)
-    out[family] = ImportanceSummary(family, num_layers, tuple(per_seed), per_seed, score_mean, score_std,
-                                    raw_mean, raw_std)
+    out[family] = ImportanceSummary(
+      family, num_layers, tuple(per_seed), per_seed, score_mean, score_std, raw_mean, raw_std
+    )
   return out

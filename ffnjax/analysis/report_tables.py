@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ffnjax.analysis.importance import ImportanceSummary
-from ffnjax.analysis.ri import PAPER_LABELS, ConfigRI, TaskMetric
 from ffnjax.analysis.results_table import ResultsTable
+from ffnjax.analysis.ri import PAPER_LABELS, ConfigRI, TaskMetric
 
 
 @dataclasses.dataclass
@@ -26,10 +26,14 @@ class PlainTable:
 
   def to_markdown(self) -> str:
     cells = [[format_cell(v, self.digits) for v in row] for row in self.rows]
-    numeric = [bool(self.rows) and all(isinstance(r[j], (int, float, np.number)) or r[j] is None for r in self.rows)
-               for j in range(len(self.headers))]
-    lines = ["| " + " | ".join(self.headers) + " |",
-             "|" + "|".join("---:" if numeric[j] else "---" for j in range(len(self.headers))) + "|"]
+    numeric = [
+      bool(self.rows) and all(isinstance(r[j], (int, float, np.number)) or r[j] is None for r in self.rows)
+      for j in range(len(self.headers))
+    ]
+    lines = [
+      "| " + " | ".join(self.headers) + " |",
+      "|" + "|".join("---:" if numeric[j] else "---" for j in range(len(self.headers))) + "|",
+    ]
     lines += ["| " + " | ".join(c) + " |" for c in cells]
     return "\n".join(lines)
 
@@ -101,12 +105,13 @@ def metrics_table(table: ResultsTable, tasks: Sequence[TaskMetric], family: str)
 
 def sort_by_average(configs: Sequence[ConfigRI]) -> list[ConfigRI]:
   """Best average RI first; configurations without a defined average go last."""
-  return sorted(configs, key=lambda c: (math.isnan(c.average_mean), -c.average_mean if not math.isnan(c.average_mean)
-                                        else 0.0, c.name))
+  return sorted(
+    configs,
+    key=lambda c: (math.isnan(c.average_mean), -c.average_mean if not math.isnan(c.average_mean) else 0.0, c.name),
+  )
 
 
-def ri_table(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric], k: int | None = None,
-             unc=None) -> PlainTable:
+def ri_table(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric], k: int | None = None, unc=None) -> PlainTable:
   """RI % per task and the average (bootstrap interval with `unc`, else mean ± sample std over seeds), best
   first; the top `k` when given."""
   ranked = sort_by_average(configs)
@@ -120,13 +125,13 @@ def ri_table(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric], k: int | 
     row += [_ri_cell(c, t, unc) for t in tasks] + [_ri_cell(c, "average", unc)]
     row.append(sum(1 for t in tasks if t in c.per_task_mean))
     rows.append(row)
-  headers = ["rank", "model", "position", "ratio", "seeds"] + [task_label(t) for t in tasks] + ["average RI",
-                                                                                                "tasks used"]
+  headers = (
+    ["rank", "model", "position", "ratio", "seeds"] + [task_label(t) for t in tasks] + ["average RI", "tasks used"]
+  )
   return PlainTable(headers, rows)
 
 
-def paper_table(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric], k: int | None = None,
-                unc=None) -> PlainTable:
+def paper_table(configs: Sequence[ConfigRI], tasks: Sequence[TaskMetric], k: int | None = None, unc=None) -> PlainTable:
   """The paper's layout (Tables 1 and 2): model, one RI (%) column per task under the paper's name, Avg; best first.
 
   A task left out for the configuration (chance rule, missing value) shows "excl."; Avg is over the rest.
@@ -166,8 +171,10 @@ def budget_table(configs: Sequence[ConfigRI]) -> PlainTable | None:
   if not cells:
     return None
   order = sorted(budgets, key=_budget_order)
-  rows = [[base, placement] + [_pm(by[b].average_mean, by[b].average_std) if b in by else "" for b in order]
-          for (base, placement), by in sorted(cells.items())]
+  rows = [
+    [base, placement] + [_pm(by[b].average_mean, by[b].average_std) if b in by else "" for b in order]
+    for (base, placement), by in sorted(cells.items())
+  ]
   return PlainTable(["baseline", "placement"] + [f"{b} tokens" for b in order], rows)
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 from ffnjax.core import rundir
 from ffnjax.core.errors import DataError
@@ -50,13 +50,13 @@ LOWER_IS_BETTER_NAMES = ("perplexity", "ppl", "bits_per_byte", "loss", "nll")
 # Chance levels (1 / number of choices) for tables that carry no `chance` column, e.g. published numbers.
 # The evaluator writes its own `chance` per task into results.json; these are only a fallback.
 KNOWN_CHANCE = {
-    "hellaswag": 0.25,
-    "piqa": 0.5,
-    "arc_easy": 0.25,
-    "arc_challenge": 0.25,
-    "winogrande": 0.5,
-    "boolq": 0.5,
-    "openbookqa": 0.25,
+  "hellaswag": 0.25,
+  "piqa": 0.5,
+  "arc_easy": 0.25,
+  "arc_challenge": 0.25,
+  "winogrande": 0.5,
+  "boolq": 0.5,
+  "openbookqa": 0.25,
 }
 
 
@@ -74,8 +74,13 @@ def is_stderr(metric: str) -> bool:
   return metric.endswith(STDERR_SUFFIX)
 
 
-def task_entry(metrics: Mapping[str, float], *, chance: float | None, num_examples: int,
-               higher_is_better: Mapping[str, bool] | None = None) -> dict:
+def task_entry(
+  metrics: Mapping[str, float],
+  *,
+  chance: float | None,
+  num_examples: int,
+  higher_is_better: Mapping[str, bool] | None = None,
+) -> dict:
   """One task's record. `higher_is_better` defaults per metric from its name (see default_higher_is_better)."""
   declared = dict(higher_is_better or {})
   metrics = {k: float(v) for k, v in metrics.items()}
@@ -83,12 +88,23 @@ def task_entry(metrics: Mapping[str, float], *, chance: float | None, num_exampl
   unknown = set(declared) - set(hib)
   if unknown:
     raise AnalysisError(f"higher_is_better names metrics {sorted(unknown)} that are not in metrics {sorted(hib)}")
-  return {"metrics": metrics, "chance": None if chance is None else float(chance), "num_examples": int(num_examples),
-          "higher_is_better": hib}
+  return {
+    "metrics": metrics,
+    "chance": None if chance is None else float(chance),
+    "num_examples": int(num_examples),
+    "higher_is_better": hib,
+  }
 
 
-def make_results(model: str, plan: Mapping, tasks: Mapping[str, Mapping], *, seed: int | None = None,
-                 wall_time_s: float | None = None, **extra) -> dict:
+def make_results(
+  model: str,
+  plan: Mapping,
+  tasks: Mapping[str, Mapping],
+  *,
+  seed: int | None = None,
+  wall_time_s: float | None = None,
+  **extra,
+) -> dict:
   """A complete results.json object; `tasks` maps task name -> task_entry(...)."""
   results = {"format_version": FORMAT_VERSION, "model": model, "plan": dict(plan), "tasks": {}}
   for task, entry in tasks.items():
@@ -142,8 +158,12 @@ def metric_items(entry: Mapping):
     if is_stderr(metric) or value is None:  # null = not computable (written for NaN/inf)
       continue
     stderr = metrics.get(metric + STDERR_SUFFIX)
-    yield metric, float(value), (None if stderr is None else float(stderr)), bool(
-        declared.get(metric, default_higher_is_better(metric)))
+    yield (
+      metric,
+      float(value),
+      (None if stderr is None else float(stderr)),
+      bool(declared.get(metric, default_higher_is_better(metric))),
+    )
 
 
 def write_results(path: str, results: Mapping) -> None:

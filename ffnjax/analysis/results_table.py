@@ -21,18 +21,17 @@ import io
 import json
 import math
 import os
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from ffnjax.core import placement, rundir
-from ffnjax.core.config import NAME
 from ffnjax.analysis import results as results_lib
 from ffnjax.analysis.results import AnalysisError
+from ffnjax.core import placement, rundir
+from ffnjax.core.config import NAME
 
 BASELINE = placement.BASELINE
 POSITIONS = placement.POSITIONS
 TABLE_COLUMNS = ("model", "position", "ratio", "seed", "task", "metric", "value")
 OPTIONAL_COLUMNS = ("num_layers", "chance", "higher_is_better", "stderr", "family")
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,8 +98,10 @@ class ResultsTable:
         raise AnalysisError(f"{self.source}: row for model {row.model!r} seed {row.seed} has no model metadata")
       k = (row.model, row.seed, row.task, row.metric)
       if k in seen:
-        raise AnalysisError(f"{self.source}: duplicate row for model={row.model!r} seed={row.seed} "
-                            f"task={row.task!r} metric={row.metric!r}")
+        raise AnalysisError(
+          f"{self.source}: duplicate row for model={row.model!r} seed={row.seed} "
+          f"task={row.task!r} metric={row.metric!r}"
+        )
       seen.add(k)
     self._index = {(r.model, r.seed, r.task, r.metric): r for r in self.rows}
 
@@ -122,24 +123,41 @@ class ResultsTable:
     """The same-seed baseline of the model's family; if the family has a baseline for one seed only, that one."""
     baselines = [m for m in self.models.values() if m.family == model.family and m.is_baseline]
     if not baselines:
-      raise AnalysisError(f"{self.source}: no baseline for model {model.name!r} (family {model.family!r}); "
-                          f"add a row set with position='baseline' (or ratio=100) for that family")
+      raise AnalysisError(
+        f"{self.source}: no baseline for model {model.name!r} (family {model.family!r}); "
+        f"add a row set with position='baseline' (or ratio=100) for that family"
+      )
     same_seed = [m for m in baselines if m.seed == model.seed]
     if same_seed:
       return same_seed[0]
     if len(baselines) == 1:
       return baselines[0]
-    raise AnalysisError(f"{self.source}: model {model.name!r} has seed {model.seed} but the {model.family!r} "
-                        f"baselines have seeds {sorted(b.seed for b in baselines)}; add a seed-{model.seed} baseline")
+    raise AnalysisError(
+      f"{self.source}: model {model.name!r} has seed {model.seed} but the {model.family!r} "
+      f"baselines have seeds {sorted(b.seed for b in baselines)}; add a seed-{model.seed} baseline"
+    )
 
   # --- export ---------------------------------------------------------------------------------------------
   def records(self) -> list[dict]:
     out = []
     for r in self.rows:
       m = self.models[r.key]
-      out.append(dict(model=r.model, position=m.position, ratio=m.ratio, seed=r.seed, task=r.task, metric=r.metric,
-                      value=r.value, num_layers=m.num_layers, chance=r.chance,
-                      higher_is_better=r.higher_is_better, stderr=r.stderr, family=m.family))
+      out.append(
+        dict(
+          model=r.model,
+          position=m.position,
+          ratio=m.ratio,
+          seed=r.seed,
+          task=r.task,
+          metric=r.metric,
+          value=r.value,
+          num_layers=m.num_layers,
+          chance=r.chance,
+          higher_is_better=r.higher_is_better,
+          stderr=r.stderr,
+          family=m.family,
+        )
+      )
     return out
 
   def write_csv(self, path: str) -> None:
@@ -173,9 +191,19 @@ def parse_model_name(name: str) -> dict:
   return out
 
 
-def make_model(name: str, *, seed: int = 0, position: str | None = None, ratio: int | None = None,
-               num_layers: int | None = None, layer_types: Sequence[str] | None = None, family: str | None = None,
-               run: str | None = None, params_total: int | None = None, where: str = "") -> ModelInfo:
+def make_model(
+  name: str,
+  *,
+  seed: int = 0,
+  position: str | None = None,
+  ratio: int | None = None,
+  num_layers: int | None = None,
+  layer_types: Sequence[str] | None = None,
+  family: str | None = None,
+  run: str | None = None,
+  params_total: int | None = None,
+  where: str = "",
+) -> ModelInfo:
   """Fills what is missing from the name and, for layer_types, from the placement rules (method.md §2)."""
   parsed = parse_model_name(name)
   position = position or parsed["position"]
@@ -185,8 +213,10 @@ def make_model(name: str, *, seed: int = 0, position: str | None = None, ratio: 
   num_layers = num_layers or parsed["num_layers"] or (len(layer_types) if layer_types else None)
   where = where or f"model {name!r}"
   if position is None or ratio is None:
-    raise AnalysisError(f"{where}: position and ratio are not given and cannot be read from the name "
-                        f"(expected e.g. 'final_50_570m_40l' or 'baseline_570m_40l')")
+    raise AnalysisError(
+      f"{where}: position and ratio are not given and cannot be read from the name "
+      f"(expected e.g. 'final_50_570m_40l' or 'baseline_570m_40l')"
+    )
   if position not in (BASELINE,) + POSITIONS:
     raise AnalysisError(f"{where}: position={position!r} must be one of {(BASELINE,) + POSITIONS}")
   if not 1 <= ratio <= 100:
@@ -211,8 +241,17 @@ def make_model(name: str, *, seed: int = 0, position: str | None = None, ratio: 
     layer_types = tuple(layer_types)
   if family is None:
     family = parsed["family"] or (f"{num_layers}l" if num_layers else "default")
-  return ModelInfo(name=name, seed=int(seed), family=family, position=position, ratio=ratio,
-                   num_layers=num_layers, layer_types=layer_types, run=run, params_total=params_total)
+  return ModelInfo(
+    name=name,
+    seed=int(seed),
+    family=family,
+    position=position,
+    ratio=ratio,
+    num_layers=num_layers,
+    layer_types=layer_types,
+    run=run,
+    params_total=params_total,
+  )
 
 
 # --- study directories -------------------------------------------------------------------------------------
@@ -255,10 +294,18 @@ def load_run(run_dir: str) -> tuple[ModelInfo, list[Row], dict]:
   budget = place.get("budget")
   if budget:  # over-training study: one baseline per token budget
     name, family = f"{name}@{budget}", (f"{family}@{budget}" if family else None)
-  model = make_model(name, seed=int(seed), position=place.get("position", plan.get("position")),
-                     ratio=place.get("ratio", plan.get("ratio")), num_layers=num_layers,
-                     layer_types=plan.get("layer_types"), family=family, run=os.path.basename(run_dir),
-                     params_total=plan.get("params_total"), where=run_dir)
+  model = make_model(
+    name,
+    seed=int(seed),
+    position=place.get("position", plan.get("position")),
+    ratio=place.get("ratio", plan.get("ratio")),
+    num_layers=num_layers,
+    layer_types=plan.get("layer_types"),
+    family=family,
+    run=os.path.basename(run_dir),
+    params_total=plan.get("params_total"),
+    where=run_dir,
+  )
   rows = []
   for task, entry in results["tasks"].items():
     for metric, value, stderr, hib in results_lib.metric_items(entry):
@@ -275,13 +322,17 @@ def load_study(study_dir: str) -> ResultsTable:
       continue
     model, run_rows, _ = load_run(d)
     if model.key in models:
-      raise AnalysisError(f"{study_dir}: runs {models[model.key].run!r} and {model.run!r} are both model "
-                          f"{model.name!r} with seed {model.seed}")
+      raise AnalysisError(
+        f"{study_dir}: runs {models[model.key].run!r} and {model.run!r} are both model "
+        f"{model.name!r} with seed {model.seed}"
+      )
     models[model.key] = model
     rows.extend(run_rows)
   if not rows:
-    raise AnalysisError(f"--study={study_dir}: empty input: no run has eval/results.json with metrics "
-                        f"({len(skipped)} run directories without results)")
+    raise AnalysisError(
+      f"--study={study_dir}: empty input: no run has eval/results.json with metrics "
+      f"({len(skipped)} run directories without results)"
+    )
   return ResultsTable(rows, models, source=study_dir, skipped=skipped)
 
 
@@ -320,15 +371,23 @@ def table_from_records(records: Iterable[Mapping], source: str = "table") -> Res
     where = f"{source}: row {n}"
     missing = [c for c in ("model", "task", "metric", "value") if rec.get(c) in (None, "")]
     if missing:
-      raise AnalysisError(f"{where}: missing required column(s) {missing}; required {list(TABLE_COLUMNS)} "
-                          f"(position/ratio may come from the model name, seed defaults to 0)")
+      raise AnalysisError(
+        f"{where}: missing required column(s) {missing}; required {list(TABLE_COLUMNS)} "
+        f"(position/ratio may come from the model name, seed defaults to 0)"
+      )
     name = str(rec["model"]).strip()
     seed = int(_parse_float(rec.get("seed"), "seed", where, optional=True) or 0)
     ratio = _parse_float(rec.get("ratio"), "ratio", where, optional=True)
     layers = _parse_float(rec.get("num_layers"), "num_layers", where, optional=True)
-    model = make_model(name, seed=seed, position=(rec.get("position") or None),
-                       ratio=None if ratio is None else int(ratio), num_layers=None if layers is None else int(layers),
-                       family=rec.get("family") or None, where=where)
+    model = make_model(
+      name,
+      seed=seed,
+      position=(rec.get("position") or None),
+      ratio=None if ratio is None else int(ratio),
+      num_layers=None if layers is None else int(layers),
+      family=rec.get("family") or None,
+      where=where,
+    )
     previous = models.setdefault(model.key, model)
     if previous != model:
       raise AnalysisError(f"{where}: model {name!r} seed {seed} has metadata {model} but an earlier row had {previous}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -27,31 +27,37 @@ TaskMetric = tuple[str, str]
 # The paper scores every choice task by accuracy (§4.3); `task:acc_norm` stays selectable in a custom set.
 # Paper Table 1: WikiText, LAMBADA, HellaSwag, zsRE, ARC-e, PIQA.
 TABLE1_TASKS: tuple[TaskMetric, ...] = (
-    ("wikitext", "word_perplexity"),
-    ("lambada_openai", "acc"),
-    ("hellaswag", "acc"),
-    ("zsre", "acc"),
-    ("arc_easy", "acc"),
-    ("piqa", "acc"),
+  ("wikitext", "word_perplexity"),
+  ("lambada_openai", "acc"),
+  ("hellaswag", "acc"),
+  ("zsre", "acc"),
+  ("arc_easy", "acc"),
+  ("piqa", "acc"),
 )
 # Paper Table 2 (and Table 7): 9 columns in the paper's order.
 TABLE2_TASKS: tuple[TaskMetric, ...] = (
-    ("wikitext", "word_perplexity"),
-    ("lambada_openai", "perplexity"),
-    ("lambada_openai", "acc"),
-    ("arc_easy", "acc"),
-    ("arc_challenge", "acc"),
-    ("winogrande", "acc"),
-    ("piqa", "acc"),
-    ("hellaswag", "acc"),
-    ("zsre", "acc"),
+  ("wikitext", "word_perplexity"),
+  ("lambada_openai", "perplexity"),
+  ("lambada_openai", "acc"),
+  ("arc_easy", "acc"),
+  ("arc_challenge", "acc"),
+  ("winogrande", "acc"),
+  ("piqa", "acc"),
+  ("hellaswag", "acc"),
+  ("zsre", "acc"),
 )
 TASK_SETS = {"table1": TABLE1_TASKS, "table2": TABLE2_TASKS}
 # The paper's column names, for tables in its layout.
 PAPER_LABELS = {
-    ("wikitext", "word_perplexity"): "WikiText PPL", ("lambada_openai", "perplexity"): "LAMBADA PPL",
-    ("lambada_openai", "acc"): "LAMBADA Acc", ("arc_easy", "acc"): "ARC-e", ("arc_challenge", "acc"): "ARC-c",
-    ("winogrande", "acc"): "WinoG", ("piqa", "acc"): "PIQA", ("hellaswag", "acc"): "HellaSwag", ("zsre", "acc"): "zsRE",
+  ("wikitext", "word_perplexity"): "WikiText PPL",
+  ("lambada_openai", "perplexity"): "LAMBADA PPL",
+  ("lambada_openai", "acc"): "LAMBADA Acc",
+  ("arc_easy", "acc"): "ARC-e",
+  ("arc_challenge", "acc"): "ARC-c",
+  ("winogrande", "acc"): "WinoG",
+  ("piqa", "acc"): "PIQA",
+  ("hellaswag", "acc"): "HellaSwag",
+  ("zsre", "acc"): "zsRE",
 }
 
 CHANCE_RULES = ("family", "model")
@@ -114,8 +120,7 @@ def family_exclusions(table: ResultsTable, tasks: Sequence[TaskMetric]) -> dict[
         if row is not None and not_above_chance(row):
           low.append(_chance_text(f"{m.name} (seed {m.seed})", row))
       if low:
-        out.setdefault(family, {})[(task, metric)] = (f"{EXCLUDED_BELOW_CHANCE} in family {family}: "
-                                                      + "; ".join(low))
+        out.setdefault(family, {})[(task, metric)] = f"{EXCLUDED_BELOW_CHANCE} in family {family}: " + "; ".join(low)
   return out
 
 
@@ -142,9 +147,13 @@ def check_task_set(table: ResultsTable, tasks: Sequence[TaskMetric]) -> None:
     raise AnalysisError(f"{table.source}: task set names {absent}, which no run has; the table has: {known}")
 
 
-def model_ri(table: ResultsTable, model: ModelInfo, tasks: Sequence[TaskMetric],
-             family_excluded: dict[TaskMetric, str] | None = None,
-             also_excluded: dict[TaskMetric, str] | None = None) -> ModelRI:
+def model_ri(
+  table: ResultsTable,
+  model: ModelInfo,
+  tasks: Sequence[TaskMetric],
+  family_excluded: dict[TaskMetric, str] | None = None,
+  also_excluded: dict[TaskMetric, str] | None = None,
+) -> ModelRI:
   """One comparison; `family_excluded` (from `family_exclusions`) applies the family rule, None the model rule;
   `also_excluded` leaves out more pairs under either rule (e.g. tasks without signal, analysis/uncertainty.py)."""
   base = table.baseline_for(model)
@@ -172,9 +181,12 @@ def check_chance_rule(rule: str) -> None:
     raise AnalysisError(f"--chance_rule={rule!r}: must be one of {CHANCE_RULES} (family = the paper's rule)")
 
 
-def compute_ri(table: ResultsTable, tasks: str | Sequence[TaskMetric] = TABLE1_TASKS,
-               chance_rule: str = "family", also_excluded: dict[str, dict[TaskMetric, str]] | None = None
-               ) -> list[ModelRI]:
+def compute_ri(
+  table: ResultsTable,
+  tasks: str | Sequence[TaskMetric] = TABLE1_TASKS,
+  chance_rule: str = "family",
+  also_excluded: dict[str, dict[TaskMetric, str]] | None = None,
+) -> list[ModelRI]:
   """RI of every experimental (non-baseline) model, in family/position/ratio/seed order. `also_excluded`:
   family -> {pair: why} left out on top of the chance rule."""
   tasks = parse_task_set(tasks)
@@ -184,8 +196,12 @@ def compute_ri(table: ResultsTable, tasks: str | Sequence[TaskMetric] = TABLE1_T
   if not experimental:
     raise AnalysisError(f"{table.source}: no experimental model (every model is a baseline)")
   by_family = family_exclusions(table, tasks) if chance_rule == "family" else None
-  return [model_ri(table, m, tasks, None if by_family is None else by_family.get(m.family, {}),
-                   (also_excluded or {}).get(m.family)) for m in experimental]
+  return [
+    model_ri(
+      table, m, tasks, None if by_family is None else by_family.get(m.family, {}), (also_excluded or {}).get(m.family)
+    )
+    for m in experimental
+  ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,7 +243,20 @@ def summarize_seeds(ris: Iterable[ModelRI]) -> list[ConfigRI]:
     for k in keys:
       per_task_mean[k], per_task_std[k] = _mean_std([r.per_task[k] for r in members if k in r.per_task])
     avg_mean, avg_std = _mean_std([r.average for r in members])
-    out.append(ConfigRI(family, name, m.position, m.ratio, m.num_layers, m.layer_types,
-                        tuple(sorted(r.model.seed for r in members)), avg_mean, avg_std, per_task_mean, per_task_std,
-                        tuple(sorted(members, key=lambda r: r.model.seed))))
+    out.append(
+      ConfigRI(
+        family,
+        name,
+        m.position,
+        m.ratio,
+        m.num_layers,
+        m.layer_types,
+        tuple(sorted(r.model.seed for r in members)),
+        avg_mean,
+        avg_std,
+        per_task_mean,
+        per_task_std,
+        tuple(sorted(members, key=lambda r: r.model.seed)),
+      )
+    )
   return out

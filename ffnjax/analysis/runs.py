@@ -7,7 +7,7 @@ the last record of each step wins.
 from __future__ import annotations
 
 import json
-from typing import Mapping
+from collections.abc import Mapping
 
 from ffnjax.core import rundir
 
@@ -69,9 +69,11 @@ def read_study_json(study_dir: str) -> dict:
 
 def times_in(entry: Mapping) -> dict[str, float]:
   """Every numeric field whose name says it is a time in seconds (ends in `_s` and mentions time/wall)."""
-  return {k: float(v) for k, v in entry.items()
-          if isinstance(v, (int, float)) and not isinstance(v, bool) and k.endswith("_s")
-          and ("time" in k or "wall" in k)}
+  return {
+    k: float(v)
+    for k, v in entry.items()
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and k.endswith("_s") and ("time" in k or "wall" in k)
+  }
 
 
 def read_config(run_dir: str) -> dict:
@@ -84,10 +86,12 @@ def read_config(run_dir: str) -> dict:
 def config_summary(config: Mapping) -> dict:
   """The fields a reader needs to compare runs (the full config.json stays in the run directory)."""
   out = {}
-  for section, fields in (("placement", ("position", "ratio", "size")),
-                          ("model", ("num_layers", "d_model", "d_ff", "num_heads", "num_kv_heads", "vocab_size")),
-                          ("train", ("steps", "global_batch", "peak_lr", "warmup_steps", "schedule")),
-                          ("data", ("source", "tokenizer", "seq_len"))):
+  for section, fields in (
+    ("placement", ("position", "ratio", "size")),
+    ("model", ("num_layers", "d_model", "d_ff", "num_heads", "num_kv_heads", "vocab_size")),
+    ("train", ("steps", "global_batch", "peak_lr", "warmup_steps", "schedule")),
+    ("data", ("source", "tokenizer", "seq_len")),
+  ):
     sub = config.get(section)
     if isinstance(sub, Mapping):
       for f in fields:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from ffnjax.analysis.importance import importance as layer_importance
 from ffnjax.analysis.results import AnalysisError
-from ffnjax.analysis.ri import TaskMetric, sign
 from ffnjax.analysis.results_table import ResultsTable
+from ffnjax.analysis.ri import TaskMetric, sign
 from ffnjax.core import bootstrap, rundir
 
 RECORDS_FILE = ("eval", "records.jsonl")
@@ -71,7 +71,8 @@ class Uncertainty:
   no_signal: dict[str, dict[TaskMetric, str]]  # family -> pair -> why
   positions: dict[str, dict[str, bootstrap.Interval]] = dataclasses.field(default_factory=dict)
   position_differences: dict[str, dict[tuple[str, str], bootstrap.Interval]] = dataclasses.field(
-      default_factory=dict)  # family -> (p, q) -> mean average RI of p minus that of q
+    default_factory=dict
+  )  # family -> (p, q) -> mean average RI of p minus that of q
 
   def position_ranking(self, family: str) -> list[tuple[str, bootstrap.Interval]]:
     """Positions by mean average RI over their ratios, best first."""
@@ -98,11 +99,16 @@ class Replicates:
         if recs:
           these = sorted(int(r["doc_id"]) for r in recs)
           if ids is not None and these != ids:
-            raise AnalysisError(f"family {family}, task {task}: runs were evaluated on different documents "
-                                f"({m.name} seed {m.seed} differs); evaluate every run with the same data and limit")
+            raise AnalysisError(
+              f"family {family}, task {task}: runs were evaluated on different documents "
+              f"({m.name} seed {m.seed} differs); evaluate every run with the same data and limit"
+            )
           ids = these
-      self._res[key] = None if ids is None else (ids, bootstrap.for_documents(
-          len(ids), self.n_resamples, bootstrap.task_seed(self.seed, task)))
+      self._res[key] = (
+        None
+        if ids is None
+        else (ids, bootstrap.for_documents(len(ids), self.n_resamples, bootstrap.task_seed(self.seed, task)))
+      )
     return self._res[key]
 
   def metric(self, model, pair: TaskMetric) -> np.ndarray | None:
@@ -131,8 +137,9 @@ def metric_interval(table: ResultsTable, reps: Replicates, model, pair: TaskMetr
   return bootstrap.interval(row.value, r, reps.weights(model.family, pair[0]))
 
 
-def no_signal_pairs(table: ResultsTable, reps: Replicates, tasks: Sequence[TaskMetric],
-                    confidence: float) -> dict[str, dict[TaskMetric, str]]:
+def no_signal_pairs(
+  table: ResultsTable, reps: Replicates, tasks: Sequence[TaskMetric], confidence: float
+) -> dict[str, dict[TaskMetric, str]]:
   """family -> {pair: why} for accuracy-like pairs where every model's interval covers chance."""
   out: dict[str, dict[TaskMetric, str]] = {}
   for family in table.families:
@@ -147,8 +154,10 @@ def no_signal_pairs(table: ResultsTable, reps: Replicates, tasks: Sequence[TaskM
         rows += 1
         covers &= i.low <= row.chance <= i.high
       if rows and covers:
-        out.setdefault(family, {})[pair] = (f"{EXCLUDED_NO_SIGNAL}: all {rows} runs of family {family} are within "
-                                            f"their {confidence:.0%} interval of chance {row.chance:.3g}")
+        out.setdefault(family, {})[pair] = (
+          f"{EXCLUDED_NO_SIGNAL}: all {rows} runs of family {family} are within "
+          f"their {confidence:.0%} interval of chance {row.chance:.3g}"
+        )
   return out
 
 
@@ -161,14 +170,17 @@ def _ri_replicates(reps: Replicates, r, pair: TaskMetric) -> np.ndarray | None:
     return np.where(b != 0, sign(row.higher_is_better) * (m - b) / np.where(b != 0, b, 1.0) * 100.0, np.nan)
 
 
-def compute(analysis, reps: Replicates, *, confidence: float = bootstrap.CONFIDENCE,
-            no_signal: dict | None = None) -> Uncertainty:
+def compute(
+  analysis, reps: Replicates, *, confidence: float = bootstrap.CONFIDENCE, no_signal: dict | None = None
+) -> Uncertainty:
   """Intervals for `analysis` (from report.analyze). Tasks are resampled independently of each other; the average
   RI of a replicate is the mean of its per-task replicates (tiny tasks' exact enumerations are redrawn as random
   replicates first, so every replicate weighs the same)."""
   table, resamples, seed = reps.table, reps.n_resamples, reps.seed
-  metric = {m.key: {p: i for p in analysis.tasks if (i := metric_interval(table, reps, m, p)) is not None}
-            for m in table.models.values()}
+  metric = {
+    m.key: {p: i for p in analysis.tasks if (i := metric_interval(table, reps, m, p)) is not None}
+    for m in table.models.values()
+  }
   uniform = np.full(resamples, 1.0 / resamples)
   exact: dict[tuple[ModelKey, TaskMetric], tuple[np.ndarray, np.ndarray]] = {}  # replicates with their weights
   per_model: dict[ModelKey, dict[TaskMetric | str, np.ndarray]] = {}
@@ -188,8 +200,7 @@ def compute(analysis, reps: Replicates, *, confidence: float = bootstrap.CONFIDE
     out = {}
     for key, point in list(c.per_task_mean.items()) + [("average", c.average_mean)]:
       stack = [per_model[s.model.key][key] for s in c.per_seed if key in per_model.get(s.model.key, {})]
-      combined = (bootstrap.combine_seeds(np.stack(stack), seed) if stack and len(stack) == len(c.per_seed)
-                  else None)
+      combined = bootstrap.combine_seeds(np.stack(stack), seed) if stack and len(stack) == len(c.per_seed) else None
       if key == "average" and combined is not None:
         averages[(c.family, c.name)] = combined
       if len(c.per_seed) == 1 and (c.per_seed[0].model.key, key) in exact:  # one seed: the task's own resamples
@@ -198,9 +209,17 @@ def compute(analysis, reps: Replicates, *, confidence: float = bootstrap.CONFIDE
         out[key] = bootstrap.interval(point, combined, uniform, confidence)
     ri[(c.family, c.name)] = out
   positions, differences = _position_intervals(analysis.configs, averages, uniform, confidence)
-  return Uncertainty(resamples, seed, confidence, metric, ri,
-                     _importance_intervals(analysis, per_model, resamples, seed, confidence), dict(no_signal or {}),
-                     positions, differences)
+  return Uncertainty(
+    resamples,
+    seed,
+    confidence,
+    metric,
+    ri,
+    _importance_intervals(analysis, per_model, resamples, seed, confidence),
+    dict(no_signal or {}),
+    positions,
+    differences,
+  )
 
 
 def _position_intervals(configs, averages, uniform, confidence):
@@ -215,8 +234,12 @@ def _position_intervals(configs, averages, uniform, confidence):
         reps[position] = np.mean([averages[(family, c.name)] for c in members], axis=0)
         points[position] = float(np.mean([c.average_mean for c in members]))
     positions[family] = {p: bootstrap.interval(points[p], reps[p], uniform, confidence) for p in reps}
-    differences[family] = {(p, q): bootstrap.interval(points[p] - points[q], reps[p] - reps[q], uniform, confidence)
-                           for p in reps for q in reps if p != q}
+    differences[family] = {
+      (p, q): bootstrap.interval(points[p] - points[q], reps[p] - reps[q], uniform, confidence)
+      for p in reps
+      for q in reps
+      if p != q
+    }
   return positions, differences
 
 
@@ -232,8 +255,11 @@ def _importance_intervals(analysis, per_model, resamples: int, seed: int, confid
         break
       scores = np.full((resamples, summary.num_layers), np.nan)
       for k in range(resamples):
-        triples = [(r.model.name, r.model.layer_types, float(per_model[r.model.key]["average"][k]))
-                   for r in ris if r.model.deactivated]
+        triples = [
+          (r.model.name, r.model.layer_types, float(per_model[r.model.key]["average"][k]))
+          for r in ris
+          if r.model.deactivated
+        ]
         try:
           scores[k] = layer_importance(triples, summary.num_layers).score
         except AnalysisError:
@@ -245,7 +271,10 @@ def _importance_intervals(analysis, per_model, resamples: int, seed: int, confid
     intervals = []
     for layer in range(summary.num_layers):
       point = summary.score_mean[layer]
-      intervals.append(None if not np.isfinite(point) else bootstrap.interval(
-          point, bootstrap.combine_seeds(stack[:, :, layer], seed), uniform, confidence))
+      intervals.append(
+        None
+        if not np.isfinite(point)
+        else bootstrap.interval(point, bootstrap.combine_seeds(stack[:, :, layer], seed), uniform, confidence)
+      )
     out[family] = intervals
   return out

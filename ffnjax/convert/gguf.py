@@ -34,14 +34,21 @@ BLOCKS = {"Q8_0": (32, 34), "Q4_0": (32, 18), "Q4_1": (32, 20), "Q4_K": (256, 14
 PLAIN = ("F32", "F16", "BF16")
 SUPPORTED_TYPES = PLAIN + tuple(BLOCKS)
 # GGUF tensor name -> Hugging Face name ({i}: the layer)
-GLOBAL_NAMES = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
-                "output.weight": "lm_head.weight"}
+GLOBAL_NAMES = {
+  "token_embd.weight": "model.embed_tokens.weight",
+  "output_norm.weight": "model.norm.weight",
+  "output.weight": "lm_head.weight",
+}
 LAYER_NAMES = {
-    "attn_norm.weight": "input_layernorm.weight", "ffn_norm.weight": "post_attention_layernorm.weight",
-    "attn_q.weight": "self_attn.q_proj.weight", "attn_k.weight": "self_attn.k_proj.weight",
-    "attn_v.weight": "self_attn.v_proj.weight", "attn_output.weight": "self_attn.o_proj.weight",
-    "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
-    "ffn_down.weight": "mlp.down_proj.weight",
+  "attn_norm.weight": "input_layernorm.weight",
+  "ffn_norm.weight": "post_attention_layernorm.weight",
+  "attn_q.weight": "self_attn.q_proj.weight",
+  "attn_k.weight": "self_attn.k_proj.weight",
+  "attn_v.weight": "self_attn.v_proj.weight",
+  "attn_output.weight": "self_attn.o_proj.weight",
+  "ffn_gate.weight": "mlp.gate_proj.weight",
+  "ffn_up.weight": "mlp.up_proj.weight",
+  "ffn_down.weight": "mlp.down_proj.weight",
 }
 # llama.cpp pre-tokenizer names whose split is GPT-2's byte-level regex, optionally after splitting every digit
 PRE_TOKENIZERS = {"gpt-2": False, "default": False, "smollm": True}
@@ -115,14 +122,16 @@ def dequantize(data: np.ndarray, type_name: str, shape: tuple[int, ...]) -> np.n
     bits = np.ascontiguousarray(data).view(np.uint16).astype(np.uint32) << 16
     return bits.view(np.float32).reshape(shape)
   if type_name not in BLOCKS:
-    raise ConvertError(f"GGUF tensor type {type_name} is not supported; ffnjax.convert --gguf reads "
-                       f"{', '.join(SUPPORTED_TYPES)}")
+    raise ConvertError(
+      f"GGUF tensor type {type_name} is not supported; ffnjax.convert --gguf reads {', '.join(SUPPORTED_TYPES)}"
+    )
   per_block, nbytes = BLOCKS[type_name]
   blocks = np.ascontiguousarray(data).view(np.uint8).reshape(-1, nbytes)
   out = _DECODERS[type_name](blocks)
   if out.size != int(np.prod(shape)):
-    raise ConvertError(f"GGUF tensor of type {type_name}: {blocks.shape[0]} blocks of {per_block} do not make "
-                       f"shape {list(shape)}")
+    raise ConvertError(
+      f"GGUF tensor of type {type_name}: {blocks.shape[0]} blocks of {per_block} do not make shape {list(shape)}"
+    )
   return out.reshape(shape)
 
 
@@ -142,8 +151,10 @@ def hf_config_of(reader, path: str) -> dict:
   """A Hugging Face LlamaForCausalLM config dict from a GGUF's `general.*`/`llama.*` metadata."""
   arch = _value(reader, "general.architecture")
   if arch != ARCHITECTURE:
-    raise ConvertError(f"{path}: general.architecture={arch!r} is not supported; ffnjax.convert --gguf reads "
-                       f"{ARCHITECTURE!r} (Llama-architecture) files")
+    raise ConvertError(
+      f"{path}: general.architecture={arch!r} is not supported; ffnjax.convert --gguf reads "
+      f"{ARCHITECTURE!r} (Llama-architecture) files"
+    )
 
   def need(key):
     value = _value(reader, f"{arch}.{key}")
@@ -155,26 +166,32 @@ def hf_config_of(reader, path: str) -> dict:
   d = int(need("embedding_length"))
   rope_dim = _value(reader, f"{arch}.rope.dimension_count")
   if rope_dim is not None and int(rope_dim) != d // heads:
-    raise ConvertError(f"{path}: {arch}.rope.dimension_count={rope_dim} differs from the head size {d // heads}: "
-                       f"partial rotary embeddings are not supported")
+    raise ConvertError(
+      f"{path}: {arch}.rope.dimension_count={rope_dim} differs from the head size {d // heads}: "
+      f"partial rotary embeddings are not supported"
+    )
   scaling = _value(reader, f"{arch}.rope.scaling.type")
   if scaling not in (None, "none"):
     raise ConvertError(f"{path}: {arch}.rope.scaling.type={scaling!r} is not supported (plain RoPE only)")
   tokens = _value(reader, "tokenizer.ggml.tokens")
   names = {t.name for t in reader.tensors}
   return {
-      "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
-      "hidden_size": d, "intermediate_size": int(need("feed_forward_length")),
-      "num_hidden_layers": int(need("block_count")), "num_attention_heads": heads,
-      "num_key_value_heads": int(_value(reader, f"{arch}.attention.head_count_kv", heads)),
-      "rms_norm_eps": float(need("attention.layer_norm_rms_epsilon")),
-      "rope_theta": float(_value(reader, f"{arch}.rope.freq_base", 10000.0)),
-      "max_position_embeddings": int(need("context_length")),
-      "vocab_size": int(_value(reader, f"{arch}.vocab_size", len(tokens) if tokens else 0)),
-      "tie_word_embeddings": "output.weight" not in names,
-      "bos_token_id": _value(reader, "tokenizer.ggml.bos_token_id"),
-      "eos_token_id": _value(reader, "tokenizer.ggml.eos_token_id"),
-      "torch_dtype": "float32",
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_act": "silu",
+    "hidden_size": d,
+    "intermediate_size": int(need("feed_forward_length")),
+    "num_hidden_layers": int(need("block_count")),
+    "num_attention_heads": heads,
+    "num_key_value_heads": int(_value(reader, f"{arch}.attention.head_count_kv", heads)),
+    "rms_norm_eps": float(need("attention.layer_norm_rms_epsilon")),
+    "rope_theta": float(_value(reader, f"{arch}.rope.freq_base", 10000.0)),
+    "max_position_embeddings": int(need("context_length")),
+    "vocab_size": int(_value(reader, f"{arch}.vocab_size", len(tokens) if tokens else 0)),
+    "tie_word_embeddings": "output.weight" not in names,
+    "bos_token_id": _value(reader, "tokenizer.ggml.bos_token_id"),
+    "eos_token_id": _value(reader, "tokenizer.ggml.eos_token_id"),
+    "torch_dtype": "float32",
   }
 
 
@@ -196,8 +213,10 @@ class GGUFReader:
     for t in self.gguf.tensors:
       name = self._hf_name(t.name)
       if t.tensor_type.name not in SUPPORTED_TYPES:
-        raise ConvertError(f"{path}: tensor {t.name!r} has type {t.tensor_type.name}, which is not supported; "
-                           f"ffnjax.convert --gguf reads {', '.join(SUPPORTED_TYPES)}")
+        raise ConvertError(
+          f"{path}: tensor {t.name!r} has type {t.tensor_type.name}, which is not supported; "
+          f"ffnjax.convert --gguf reads {', '.join(SUPPORTED_TYPES)}"
+        )
       self._tensors[name] = t
     self.weight_map = {name: self._file for name in self._tensors}
     self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
@@ -260,35 +279,44 @@ def write_tokenizer(reader, out_dir: str, path: str) -> list[str]:
   """tokenizer.json (+ tokenizer_config.json, generation_config.json) rebuilt from `tokenizer.ggml.*`."""
   kind = _value(reader, "tokenizer.ggml.model")
   if kind != "gpt2":
-    raise ConvertError(f"{path}: tokenizer.ggml.model={kind!r} is not supported; ffnjax.convert --gguf rebuilds "
-                       f"'gpt2' (byte-level BPE) tokenizers")
+    raise ConvertError(
+      f"{path}: tokenizer.ggml.model={kind!r} is not supported; ffnjax.convert --gguf rebuilds "
+      f"'gpt2' (byte-level BPE) tokenizers"
+    )
   pre = _value(reader, "tokenizer.ggml.pre", "default")
   if pre not in PRE_TOKENIZERS:
-    raise ConvertError(f"{path}: tokenizer.ggml.pre={pre!r} is not supported; ffnjax.convert --gguf knows "
-                       f"{sorted(PRE_TOKENIZERS)}")
+    raise ConvertError(
+      f"{path}: tokenizer.ggml.pre={pre!r} is not supported; ffnjax.convert --gguf knows {sorted(PRE_TOKENIZERS)}"
+    )
   tokens = list(_value(reader, "tokenizer.ggml.tokens"))
   types = list(_value(reader, "tokenizer.ggml.token_type", [1] * len(tokens)))
   merges = [tuple(m.split(" ", 1)) for m in _value(reader, "tokenizer.ggml.merges", [])]
   tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges, fuse_unk=False))
   byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
   # llama.cpp's "smollm" splits every digit before GPT-2's regex, as SmolLM2's own tokenizer.json does
-  tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level]) \
-      if PRE_TOKENIZERS[pre] else byte_level
+  tok.pre_tokenizer = (
+    pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+    if PRE_TOKENIZERS[pre]
+    else byte_level
+  )
   tok.decoder = decoders.ByteLevel()
   tok.post_processor = processors.ByteLevel(trim_offsets=False)
-  tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
-                          for t, k in zip(tokens, types) if k == CONTROL])
+  tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, k in zip(tokens, types) if k == CONTROL])
   tok.add_tokens([AddedToken(t, normalized=False) for t, k in zip(tokens, types) if k == USER_DEFINED])
   os.makedirs(out_dir, exist_ok=True)
   tok.save(os.path.join(out_dir, "tokenizer.json"))
   ids = {k: _value(reader, f"tokenizer.ggml.{k}_token_id") for k in ("bos", "eos", "padding")}
   special = {f"{'pad' if k == 'padding' else k}_token": tokens[v] for k, v in ids.items() if v is not None}
   files = {
-      "tokenizer_config.json": dict(special, tokenizer_class="PreTrainedTokenizerFast",
-                                    add_bos_token=bool(_value(reader, "tokenizer.ggml.add_bos_token", False)),
-                                    model_max_length=int(_value(reader, f"{ARCHITECTURE}.context_length", 2048))),
-      "generation_config.json": {f"{k}_token_id": v for k, v in (("bos", ids["bos"]), ("eos", ids["eos"]))
-                                 if v is not None},
+    "tokenizer_config.json": dict(
+      special,
+      tokenizer_class="PreTrainedTokenizerFast",
+      add_bos_token=bool(_value(reader, "tokenizer.ggml.add_bos_token", False)),
+      model_max_length=int(_value(reader, f"{ARCHITECTURE}.context_length", 2048)),
+    ),
+    "generation_config.json": {
+      f"{k}_token_id": v for k, v in (("bos", ids["bos"]), ("eos", ids["eos"])) if v is not None
+    },
   }
   for name, obj in files.items():
     with open(os.path.join(out_dir, name), "w") as f:
@@ -313,9 +341,17 @@ def load_gguf(path: str, mesh=None, **load_kwargs):
 def import_gguf_to_run_dir(path: str, run_dir: str, mesh=None, **load_kwargs) -> dict:
   """`ffnjax.convert --gguf=FILE --output=RUN_DIR`: checkpoint 0 + RUN_DIR/tokenizer rebuilt from the file."""
   if checkpoint.steps(run_dir):  # before the (slow) dequantization
-    raise ConvertError(f"--output={run_dir} already has checkpoints {checkpoint.steps(run_dir)}; import into a new "
-                       f"run directory")
+    raise ConvertError(
+      f"--output={run_dir} already has checkpoints {checkpoint.steps(run_dir)}; import into a new run directory"
+    )
   params, config, plan, reader = load_gguf(path, mesh, **load_kwargs)
-  return save_import(run_dir, params, config, plan, mesh, source=os.path.abspath(path),
-                     write_tokenizer=lambda out_dir: write_tokenizer(reader.gguf, out_dir, path),
-                     tokenizer_files=list(TOKENIZER_FILES))
+  return save_import(
+    run_dir,
+    params,
+    config,
+    plan,
+    mesh,
+    source=os.path.abspath(path),
+    write_tokenizer=lambda out_dir: write_tokenizer(reader.gguf, out_dir, path),
+    tokenizer_files=list(TOKENIZER_FILES),
+  )

@@ -43,18 +43,24 @@ def read_config(model_dir: str) -> dict:
   archs = hf.get("architectures")
   model_type = hf.get("model_type")
   if archs is None and model_type is None and isinstance(hf.get("model"), dict) and "data" in hf:
-    raise ConvertError(f"{model_dir}: an ffnjax run directory, not a Hugging Face model; pass it as "
-                       f"--workdir=/--checkpoint={model_dir}")
+    raise ConvertError(
+      f"{model_dir}: an ffnjax run directory, not a Hugging Face model; pass it as --workdir=/--checkpoint={model_dir}"
+    )
   if archs is not None:
     if not isinstance(archs, list) or len(archs) != 1 or archs[0] not in ARCHITECTURES:
-      raise ConvertError(f"{path}: architectures={archs!r} is not supported; ffnjax.convert reads "
-                         f"{sorted(ARCHITECTURES)}")
+      raise ConvertError(
+        f"{path}: architectures={archs!r} is not supported; ffnjax.convert reads {sorted(ARCHITECTURES)}"
+      )
     if model_type is not None and model_type != ARCHITECTURES[archs[0]]:
-      raise ConvertError(f"{path}: model_type={model_type!r} does not match architectures={archs!r} "
-                         f"(expected model_type={ARCHITECTURES[archs[0]]!r})")
+      raise ConvertError(
+        f"{path}: model_type={model_type!r} does not match architectures={archs!r} "
+        f"(expected model_type={ARCHITECTURES[archs[0]]!r})"
+      )
   elif model_type not in MODEL_TYPES:
-    raise ConvertError(f"{path}: model_type={model_type!r} is not supported (and no 'architectures'); "
-                       f"ffnjax.convert reads model_type in {MODEL_TYPES}")
+    raise ConvertError(
+      f"{path}: model_type={model_type!r} is not supported (and no 'architectures'); "
+      f"ffnjax.convert reads model_type in {MODEL_TYPES}"
+    )
   return hf
 
 
@@ -67,8 +73,12 @@ def _field(hf: dict, name: str, path: str, default=None, required: bool = False)
 
 
 # ffnjax's model fields -> this file's, for messages of checks shared with ffnjax.core.placement.
-_HF_NAMES = (("model.num_kv_heads", "num_key_value_heads"), ("model.num_heads", "num_attention_heads"),
-             ("model.d_model", "hidden_size"), ("model.head_dim", "head_dim"))
+_HF_NAMES = (
+  ("model.num_kv_heads", "num_key_value_heads"),
+  ("model.num_heads", "num_attention_heads"),
+  ("model.d_model", "hidden_size"),
+  ("model.head_dim", "head_dim"),
+)
 
 
 def _hf_names(message: str) -> str:
@@ -96,16 +106,21 @@ def rope_theta(hf: dict, path: str) -> float:
       raise ConvertError(f"{path}: {field}={spec!r} must be an object or null")
     kind = spec.get("rope_type", spec.get("type", "default"))
     if kind != "default":
-      raise ConvertError(f"{path}: {field}.rope_type={kind!r} (RoPE scaling) is not supported; ffnjax has plain "
-                         f"RoPE only ({field} must be null or rope_type 'default')")
+      raise ConvertError(
+        f"{path}: {field}.rope_type={kind!r} (RoPE scaling) is not supported; ffnjax has plain "
+        f"RoPE only ({field} must be null or rope_type 'default')"
+      )
     if spec.get("partial_rotary_factor", 1.0) != 1.0:
-      raise ConvertError(f"{path}: {field}.partial_rotary_factor={spec['partial_rotary_factor']!r} is not "
-                         f"supported (ffnjax rotates the whole head)")
+      raise ConvertError(
+        f"{path}: {field}.partial_rotary_factor={spec['partial_rotary_factor']!r} is not "
+        f"supported (ffnjax rotates the whole head)"
+      )
     if spec.get("rope_theta") is not None:
       theta = spec["rope_theta"]
   if hf.get("partial_rotary_factor", 1.0) != 1.0:
-    raise ConvertError(f"{path}: partial_rotary_factor={hf['partial_rotary_factor']!r} is not supported "
-                       f"(ffnjax rotates the whole head)")
+    raise ConvertError(
+      f"{path}: partial_rotary_factor={hf['partial_rotary_factor']!r} is not supported (ffnjax rotates the whole head)"
+    )
   theta = 10000.0 if theta is None else theta
   if not isinstance(theta, (int, float)) or isinstance(theta, bool) or not theta > 0:
     raise ConvertError(f"{path}: rope_theta={theta!r} must be a positive number")
@@ -121,8 +136,9 @@ def check_supported(hf: dict, path: str) -> None:
     if hf.get(field):
       raise ConvertError(f"{path}: {field}={hf[field]!r} is not supported (ffnjax has no biases)")
   if hf.get("quantization_config"):
-    raise ConvertError(f"{path}: quantization_config is set: quantized checkpoints are not supported; use the "
-                       f"unquantized weights")
+    raise ConvertError(
+      f"{path}: quantization_config is set: quantized checkpoints are not supported; use the unquantized weights"
+    )
   if hf.get("num_experts") or hf.get("num_local_experts"):
     raise ConvertError(f"{path}: num_local_experts is set: mixture-of-experts FFNs are not supported")
   rope_theta(hf, path)
@@ -136,8 +152,16 @@ def sliding_window(hf: dict) -> int | None:
   return int(window)
 
 
-def to_ffnjax(hf: dict, model_dir: str, *, param_dtype: str | None = None, dtype: str | None = None,
-              seq_len: int | None = None, checkpoint_dtype: str | None = None, use_metadata: bool = True):
+def to_ffnjax(
+  hf: dict,
+  model_dir: str,
+  *,
+  param_dtype: str | None = None,
+  dtype: str | None = None,
+  seq_len: int | None = None,
+  checkpoint_dtype: str | None = None,
+  use_metadata: bool = True,
+):
   """(experiment ConfigDict, LayerPlan) for a Hugging Face config (already checked by `read_config`).
 
   `param_dtype`/`dtype` default to `checkpoint_dtype` (the stored tensors' dtype), else config.json's
@@ -173,9 +197,11 @@ def to_ffnjax(hf: dict, model_dir: str, *, param_dtype: str | None = None, dtype
   elif not isinstance(seq_len, int) or seq_len < 1:
     raise ConvertError(f"seq_len={seq_len!r}: must be an integer >= 1")
   elif window is not None and seq_len > window:
-    raise ConvertError(f"{path}: sliding_window={window} is smaller than the requested seq_len={seq_len}: "
-                       f"ffnjax attends to the whole causal context, so sequences longer than the window would "
-                       f"give different logits; use seq_len <= {window}")
+    raise ConvertError(
+      f"{path}: sliding_window={window} is smaller than the requested seq_len={seq_len}: "
+      f"ffnjax attends to the whole causal context, so sequences longer than the window would "
+      f"give different logits; use seq_len <= {window}"
+    )
 
   ckpt_dtype = checkpoint_dtype or hf.get("dtype") or hf.get("torch_dtype") or "float32"
   if ckpt_dtype not in _DTYPES:
@@ -187,13 +213,24 @@ def to_ffnjax(hf: dict, model_dir: str, *, param_dtype: str | None = None, dtype
       raise ConvertError(f"{name}={value!r}: must be one of {_DTYPES}")
 
   config = experiment.default_config()
-  config.model.update(dict(
-      vocab_size=vocab, num_layers=layers, d_model=d, d_ff=f, num_heads=heads,
+  config.model.update(
+    dict(
+      vocab_size=vocab,
+      num_layers=layers,
+      d_model=d,
+      d_ff=f,
+      num_heads=heads,
       num_kv_heads=0 if kv == heads else kv,
       head_dim=0 if (d % heads == 0 and head_dim == d // heads) else head_dim,
-      rope_theta=rope_theta(hf, path), norm_eps=float(eps), tie_embeddings=tie,
+      rope_theta=rope_theta(hf, path),
+      norm_eps=float(eps),
+      tie_embeddings=tie,
       init_std=float(_field(hf, "initializer_range", path, config.model.init_std)),
-      param_dtype=param_dtype, dtype=dtype, remat="none"))
+      param_dtype=param_dtype,
+      dtype=dtype,
+      remat="none",
+    )
+  )
   config.data.seq_len = int(seq_len)
   config.data.tokenizer = TOKENIZER_SPEC_PREFIX + os.path.abspath(model_dir)
   config.name = os.path.basename(os.path.normpath(os.path.abspath(model_dir)))
@@ -204,30 +241,37 @@ def to_ffnjax(hf: dict, model_dir: str, *, param_dtype: str | None = None, dtype
   if meta:
     widths = list(plan.widths)
     if widths != list(meta.get("widths", widths)):
-      raise ConvertError(f"{path}: {METADATA_KEY}.widths={meta.get('widths')} disagree with the plan it names "
-                         f"({plan.name}: {widths}); pass use_metadata=False to import every layer as standard")
+      raise ConvertError(
+        f"{path}: {METADATA_KEY}.widths={meta.get('widths')} disagree with the plan it names "
+        f"({plan.name}: {widths}); pass use_metadata=False to import every layer as standard"
+      )
   return config, plan
 
 
 def _apply_metadata(config, meta: dict, intermediate: int, path: str) -> None:
   """An ffnjax export: restore its placement (deactivated/expanded layers) and name."""
   if not isinstance(meta, dict) or meta.get("format") != METADATA_FORMAT:
-    raise ConvertError(f"{path}: {METADATA_KEY}={meta!r}: unknown format (this code reads format "
-                       f"{METADATA_FORMAT}); pass use_metadata=False to import every layer as standard")
+    raise ConvertError(
+      f"{path}: {METADATA_KEY}={meta!r}: unknown format (this code reads format "
+      f"{METADATA_FORMAT}); pass use_metadata=False to import every layer as standard"
+    )
   try:
     config.placement.position = str(meta["position"])
     config.placement.ratio = int(meta["ratio"])
     config.placement.size = str(meta.get("size", ""))
     config.model.d_ff = int(meta["d_ff"])
   except (KeyError, TypeError, ValueError) as e:
-    raise ConvertError(f"{path}: {METADATA_KEY} block lacks or mangles field {e}; pass use_metadata=False to "
-                       f"import every layer as standard") from None
+    raise ConvertError(
+      f"{path}: {METADATA_KEY} block lacks or mangles field {e}; pass use_metadata=False to "
+      f"import every layer as standard"
+    ) from None
   if meta.get("name"):
     config.name = str(meta["name"])
   widths = meta.get("widths") or []
   if widths and max(widths) > intermediate:
-    raise ConvertError(f"{path}: {METADATA_KEY}.widths has a layer of width {max(widths)} > intermediate_size="
-                       f"{intermediate}")
+    raise ConvertError(
+      f"{path}: {METADATA_KEY}.widths has a layer of width {max(widths)} > intermediate_size={intermediate}"
+    )
 
 
 def from_ffnjax(config, plan: LayerPlan, export_dtype: str) -> tuple[dict, int]:
@@ -244,42 +288,42 @@ def from_ffnjax(config, plan: LayerPlan, export_dtype: str) -> tuple[dict, int]:
   elif str(tokenizer).startswith("bpe:"):
     eos = 0
   hf = {
-      "architectures": ["LlamaForCausalLM"],
-      "model_type": "llama",
-      "vocab_size": dims.vocab_size,
-      "hidden_size": dims.d_model,
-      "intermediate_size": width,
-      "num_hidden_layers": dims.num_layers,
-      "num_attention_heads": dims.num_heads,
-      "num_key_value_heads": dims.kv_heads,
-      "head_dim": dims.head_size,
-      "hidden_act": "silu",
-      "max_position_embeddings": int(config.get("data", {}).get("seq_len", 2048)),
-      "rms_norm_eps": float(m.norm_eps),
-      "rope_theta": float(m.rope_theta),
-      "rope_scaling": None,
-      "rope_parameters": {"rope_type": "default", "rope_theta": float(m.rope_theta)},
-      "attention_bias": False,
-      "attention_dropout": 0.0,
-      "mlp_bias": False,
-      "pretraining_tp": 1,
-      "tie_word_embeddings": bool(m.tie_embeddings),
-      "initializer_range": float(m.init_std),
-      "bos_token_id": eos,
-      "eos_token_id": eos,
-      "use_cache": True,
-      "torch_dtype": export_dtype,
-      "dtype": export_dtype,
-      METADATA_KEY: {
-          "format": METADATA_FORMAT,
-          "name": config.get("name") or plan.name,
-          "position": plan.position,
-          "ratio": plan.ratio,
-          "size": plan.size,
-          "d_ff": plan.d_ff,
-          "layer_types": list(plan.layer_types),
-          "widths": list(plan.widths),
-      },
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "vocab_size": dims.vocab_size,
+    "hidden_size": dims.d_model,
+    "intermediate_size": width,
+    "num_hidden_layers": dims.num_layers,
+    "num_attention_heads": dims.num_heads,
+    "num_key_value_heads": dims.kv_heads,
+    "head_dim": dims.head_size,
+    "hidden_act": "silu",
+    "max_position_embeddings": int(config.get("data", {}).get("seq_len", 2048)),
+    "rms_norm_eps": float(m.norm_eps),
+    "rope_theta": float(m.rope_theta),
+    "rope_scaling": None,
+    "rope_parameters": {"rope_type": "default", "rope_theta": float(m.rope_theta)},
+    "attention_bias": False,
+    "attention_dropout": 0.0,
+    "mlp_bias": False,
+    "pretraining_tp": 1,
+    "tie_word_embeddings": bool(m.tie_embeddings),
+    "initializer_range": float(m.init_std),
+    "bos_token_id": eos,
+    "eos_token_id": eos,
+    "use_cache": True,
+    "torch_dtype": export_dtype,
+    "dtype": export_dtype,
+    METADATA_KEY: {
+      "format": METADATA_FORMAT,
+      "name": config.get("name") or plan.name,
+      "position": plan.position,
+      "ratio": plan.ratio,
+      "size": plan.size,
+      "d_ff": plan.d_ff,
+      "layer_types": list(plan.layer_types),
+      "widths": list(plan.widths),
+    },
   }
   return hf, width
 
@@ -297,4 +341,4 @@ def describe_bytes(n: int) -> str:
   if n < 1024:
     return f"{n} B"
   exp = min(int(math.log(n, 1024)), 4)
-  return f"{n / 1024 ** exp:.2f} {'BKMGT'[exp]}iB"
+  return f"{n / 1024**exp:.2f} {'BKMGT'[exp]}iB"

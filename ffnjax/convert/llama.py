@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -54,15 +54,15 @@ IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)  # buffers that old checkpoints save
 
 # ffnjax per-layer leaf -> (HF tensor under model.layers.{i}., layout kind)
 LAYER_TENSORS = {
-    ("attn_norm", "scale"): ("input_layernorm.weight", "vector"),
-    ("attn", "wq"): ("self_attn.q_proj.weight", "qkv"),
-    ("attn", "wk"): ("self_attn.k_proj.weight", "qkv"),
-    ("attn", "wv"): ("self_attn.v_proj.weight", "qkv"),
-    ("attn", "wo"): ("self_attn.o_proj.weight", "o"),
-    ("ffn_norm", "scale"): ("post_attention_layernorm.weight", "vector"),
-    ("ffn", "w_gate"): ("mlp.gate_proj.weight", "ffn_in"),
-    ("ffn", "w_up"): ("mlp.up_proj.weight", "ffn_in"),
-    ("ffn", "w_down"): ("mlp.down_proj.weight", "ffn_out"),
+  ("attn_norm", "scale"): ("input_layernorm.weight", "vector"),
+  ("attn", "wq"): ("self_attn.q_proj.weight", "qkv"),
+  ("attn", "wk"): ("self_attn.k_proj.weight", "qkv"),
+  ("attn", "wv"): ("self_attn.v_proj.weight", "qkv"),
+  ("attn", "wo"): ("self_attn.o_proj.weight", "o"),
+  ("ffn_norm", "scale"): ("post_attention_layernorm.weight", "vector"),
+  ("ffn", "w_gate"): ("mlp.gate_proj.weight", "ffn_in"),
+  ("ffn", "w_up"): ("mlp.up_proj.weight", "ffn_in"),
+  ("ffn", "w_down"): ("mlp.down_proj.weight", "ffn_out"),
 }
 FFN_LEAVES = (("ffn_norm", "scale"), ("ffn", "w_gate"), ("ffn", "w_up"), ("ffn", "w_down"))
 EMBED, FINAL_NORM, LM_HEAD = "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"
@@ -79,10 +79,15 @@ def hf_shapes(hf: dict, plan: LayerPlan) -> dict[str, tuple[int, ...]]:
   d, hd, v = dims.d_model, dims.head_size, dims.vocab_size
   f = int(hf["intermediate_size"])
   per_layer = {
-      "input_layernorm.weight": (d,), "post_attention_layernorm.weight": (d,),
-      "self_attn.q_proj.weight": (dims.num_heads * hd, d), "self_attn.k_proj.weight": (dims.kv_heads * hd, d),
-      "self_attn.v_proj.weight": (dims.kv_heads * hd, d), "self_attn.o_proj.weight": (d, dims.num_heads * hd),
-      "mlp.gate_proj.weight": (f, d), "mlp.up_proj.weight": (f, d), "mlp.down_proj.weight": (d, f),
+    "input_layernorm.weight": (d,),
+    "post_attention_layernorm.weight": (d,),
+    "self_attn.q_proj.weight": (dims.num_heads * hd, d),
+    "self_attn.k_proj.weight": (dims.kv_heads * hd, d),
+    "self_attn.v_proj.weight": (dims.kv_heads * hd, d),
+    "self_attn.o_proj.weight": (d, dims.num_heads * hd),
+    "mlp.gate_proj.weight": (f, d),
+    "mlp.up_proj.weight": (f, d),
+    "mlp.down_proj.weight": (d, f),
   }
   shapes = {EMBED: (v, d), FINAL_NORM: (d,)}
   if not dims.tie_embeddings:
@@ -94,11 +99,17 @@ def hf_shapes(hf: dict, plan: LayerPlan) -> dict[str, tuple[int, ...]]:
 
 
 _IMPLIED_BY = {
-    "q_proj": "num_attention_heads * head_dim, hidden_size", "k_proj": "num_key_value_heads * head_dim, hidden_size",
-    "v_proj": "num_key_value_heads * head_dim, hidden_size", "o_proj": "hidden_size, num_attention_heads * head_dim",
-    "gate_proj": "intermediate_size, hidden_size", "up_proj": "intermediate_size, hidden_size",
-    "down_proj": "hidden_size, intermediate_size", "embed_tokens": "vocab_size, hidden_size",
-    "lm_head": "vocab_size, hidden_size", "norm": "hidden_size", "layernorm": "hidden_size",
+  "q_proj": "num_attention_heads * head_dim, hidden_size",
+  "k_proj": "num_key_value_heads * head_dim, hidden_size",
+  "v_proj": "num_key_value_heads * head_dim, hidden_size",
+  "o_proj": "hidden_size, num_attention_heads * head_dim",
+  "gate_proj": "intermediate_size, hidden_size",
+  "up_proj": "intermediate_size, hidden_size",
+  "down_proj": "hidden_size, intermediate_size",
+  "embed_tokens": "vocab_size, hidden_size",
+  "lm_head": "vocab_size, hidden_size",
+  "norm": "hidden_size",
+  "layernorm": "hidden_size",
 }
 
 
@@ -111,14 +122,18 @@ def check_tensors(reader: CheckpointReader, expected: dict[str, tuple[int, ...]]
     got = reader.shape(name)
     if got != shape:
       implied = next((v for k, v in _IMPLIED_BY.items() if k in name), "")
-      raise ConvertError(f"{os.path.join(reader.model_dir, reader.file_of(name))}: tensor {name!r} has shape "
-                         f"{list(got)} but config.json implies {list(shape)} ({implied})")
+      raise ConvertError(
+        f"{os.path.join(reader.model_dir, reader.file_of(name))}: tensor {name!r} has shape "
+        f"{list(got)} but config.json implies {list(shape)} ({implied})"
+      )
   allowed = set(expected) | ({LM_HEAD} if tied else set())
   for name in reader.names():
     if name not in allowed and not name.endswith(IGNORED_SUFFIXES):
-      raise ConvertError(f"{os.path.join(reader.model_dir, reader.file_of(name))}: unexpected tensor {name!r} "
-                         f"(e.g. a bias or a layer beyond num_hidden_layers): ignoring it would not import the "
-                         f"model exactly")
+      raise ConvertError(
+        f"{os.path.join(reader.model_dir, reader.file_of(name))}: unexpected tensor {name!r} "
+        f"(e.g. a bias or a layer beyond num_hidden_layers): ignoring it would not import the "
+        f"model exactly"
+      )
 
 
 # --- slice readers: HF tensor -> a block of the ffnjax per-layer leaf ------------------------------------
@@ -129,8 +144,15 @@ def _bounds(s: slice, n: int) -> tuple[int, int]:
   return start, stop
 
 
-def read_block(reader: CheckpointReader, name: str, kind: str, index: tuple[slice, ...], shape: tuple[int, ...],
-               head_dim: int, width: int) -> np.ndarray:
+def read_block(
+  reader: CheckpointReader,
+  name: str,
+  kind: str,
+  index: tuple[slice, ...],
+  shape: tuple[int, ...],
+  head_dim: int,
+  width: int,
+) -> np.ndarray:
   """The block `index` of the ffnjax per-layer leaf of `shape`, read from HF tensor `name` (only what it needs)."""
   if kind == "vector":
     return reader.read(name, index)
@@ -151,14 +173,14 @@ def read_block(reader: CheckpointReader, name: str, kind: str, index: tuple[slic
     d0, d1 = _bounds(index[0], shape[0])
     out = np.zeros((d1 - d0, f1 - f0), reader_dtype(reader, name))
     if min(f1, width) > f0:
-      out[:, :min(f1, width) - f0] = reader.read(name, (slice(f0, min(f1, width)), index[0])).T
+      out[:, : min(f1, width) - f0] = reader.read(name, (slice(f0, min(f1, width)), index[0])).T
     return out
   if kind == "ffn_out":  # ffnjax [f_pad, d] <- HF [d, f]; rows >= width are zero padding
     f0, f1 = _bounds(index[0], shape[0])
     d0, d1 = _bounds(index[1], shape[1])
     out = np.zeros((f1 - f0, d1 - d0), reader_dtype(reader, name))
     if min(f1, width) > f0:
-      out[:min(f1, width) - f0] = reader.read(name, (index[1], slice(f0, min(f1, width)))).T
+      out[: min(f1, width) - f0] = reader.read(name, (index[1], slice(f0, min(f1, width)))).T
     return out
   raise AssertionError(kind)
 
@@ -172,21 +194,29 @@ def check_dropped(reader: CheckpointReader, plan: LayerPlan, intermediate: int) 
   for i, width in enumerate(plan.widths):
     if width >= intermediate:
       continue
-    for suffix, rows in (("mlp.gate_proj.weight", True), ("mlp.up_proj.weight", True),
-                         ("mlp.down_proj.weight", False)):
+    for suffix, rows in (("mlp.gate_proj.weight", True), ("mlp.up_proj.weight", True), ("mlp.down_proj.weight", False)):
       name = layer_name(i, suffix)
       index = (slice(width, intermediate), slice(None)) if rows else (slice(None), slice(width, intermediate))
       if np.any(reader.read(name, index) != 0):
         what = "deactivated" if width == 0 else f"width {width}"
-        raise ConvertError(f"{os.path.join(reader.model_dir, reader.file_of(name))}: tensor {name!r} is non-zero "
-                           f"beyond the layer's FFN width, but the config.json '{hf_config.METADATA_KEY}' block "
-                           f"says layer {i + 1} is {what}; pass use_metadata=False to import every layer as "
-                           f"standard (width {intermediate})")
+        raise ConvertError(
+          f"{os.path.join(reader.model_dir, reader.file_of(name))}: tensor {name!r} is non-zero "
+          f"beyond the layer's FFN width, but the config.json '{hf_config.METADATA_KEY}' block "
+          f"says layer {i + 1} is {what}; pass use_metadata=False to import every layer as "
+          f"standard (width {intermediate})"
+        )
 
 
 # --- import ------------------------------------------------------------------------------------------------
-def load_hf(model_dir: str, mesh=None, *, param_dtype: str | None = None, dtype: str | None = None,
-            seq_len: int | None = None, use_metadata: bool = True):
+def load_hf(
+  model_dir: str,
+  mesh=None,
+  *,
+  param_dtype: str | None = None,
+  dtype: str | None = None,
+  seq_len: int | None = None,
+  use_metadata: bool = True,
+):
   """A local LlamaForCausalLM/MistralForCausalLM directory -> (params, experiment config, LayerPlan).
 
   Parameters are placed on `mesh` with `ffnjax.model.param_shardings` (or on the first device), each read tensor
@@ -196,16 +226,33 @@ def load_hf(model_dir: str, mesh=None, *, param_dtype: str | None = None, dtype:
   """
   hf = hf_config.read_config(model_dir)
   with CheckpointReader(model_dir) as reader:
-    return load_params(hf, reader, model_dir, mesh, param_dtype=param_dtype, dtype=dtype, seq_len=seq_len,
-                       use_metadata=use_metadata)
+    return load_params(
+      hf, reader, model_dir, mesh, param_dtype=param_dtype, dtype=dtype, seq_len=seq_len, use_metadata=use_metadata
+    )
 
 
-def load_params(hf: dict, reader, model_dir: str, mesh=None, *, param_dtype: str | None = None,
-                dtype: str | None = None, seq_len: int | None = None, use_metadata: bool = True):
+def load_params(
+  hf: dict,
+  reader,
+  model_dir: str,
+  mesh=None,
+  *,
+  param_dtype: str | None = None,
+  dtype: str | None = None,
+  seq_len: int | None = None,
+  use_metadata: bool = True,
+):
   """`load_hf` on an open reader of Hugging Face-named tensors (a `CheckpointReader` or the GGUF one)."""
   ckpt_dtype = reader.dtype(EMBED) if EMBED in reader else None
-  config, plan = hf_config.to_ffnjax(hf, model_dir, param_dtype=param_dtype, dtype=dtype, seq_len=seq_len,
-                                     checkpoint_dtype=ckpt_dtype, use_metadata=use_metadata)
+  config, plan = hf_config.to_ffnjax(
+    hf,
+    model_dir,
+    param_dtype=param_dtype,
+    dtype=dtype,
+    seq_len=seq_len,
+    checkpoint_dtype=ckpt_dtype,
+    use_metadata=use_metadata,
+  )
   check_tensors(reader, hf_shapes(hf, plan), plan.dims.tie_embeddings)
   if use_metadata and hf.get(hf_config.METADATA_KEY):
     check_dropped(reader, plan, int(hf["intermediate_size"]))
@@ -230,8 +277,9 @@ def load_params(hf: dict, reader, model_dir: str, mesh=None, *, param_dtype: str
   return params, config, plan
 
 
-def _fetcher(reader, keys: tuple, plan: LayerPlan, shape: tuple[int, ...],
-             head_dim: int) -> Callable[[tuple], np.ndarray]:
+def _fetcher(
+  reader, keys: tuple, plan: LayerPlan, shape: tuple[int, ...], head_dim: int
+) -> Callable[[tuple], np.ndarray]:
   """index over the ffnjax leaf -> numpy block, for the leaf at `keys`."""
   if keys == ("embed",):
     return lambda index: read_block(reader, EMBED, "embed", index, shape, head_dim, 0)
@@ -242,13 +290,15 @@ def _fetcher(reader, keys: tuple, plan: LayerPlan, shape: tuple[int, ...],
   top = keys[0]
   if not top.startswith("group_") or keys[1:] not in LAYER_TENSORS:
     raise AssertionError(f"no Hugging Face tensor for ffnjax parameter {'/'.join(keys)}")
-  group = plan.groups[int(top[len("group_"):])]
+  group = plan.groups[int(top[len("group_") :])]
   suffix, kind = LAYER_TENSORS[keys[1:]]
 
   def fetch(index):
     l0, l1 = _bounds(index[0], shape[0])
-    blocks = [read_block(reader, layer_name(group.start + j, suffix), kind, index[1:], shape[1:], head_dim,
-                         group.width) for j in range(l0, l1)]
+    blocks = [
+      read_block(reader, layer_name(group.start + j, suffix), kind, index[1:], shape[1:], head_dim, group.width)
+      for j in range(l0, l1)
+    ]
     return np.stack(blocks)
 
   return fetch
@@ -296,6 +346,7 @@ def export_hf(params, config, plan: LayerPlan, output_dir: str, *, dtype: str | 
     os.makedirs(output_dir, exist_ok=True)
     writer = StreamingWriter(os.path.join(output_dir, SINGLE_FILE), [(n, shapes[n], dtype) for n in order])
   try:
+
     def put(name, array):
       if writer is not None:
         writer.write(name, np.asarray(array).astype(out_dt, copy=False))
@@ -330,23 +381,37 @@ def export_hf(params, config, plan: LayerPlan, output_dir: str, *, dtype: str | 
     writer.close()
     rundir.write_json(rundir.join(output_dir, hf_config.CONFIG_FILE), hf)
   exported = hf_config.exported_param_count(plan, width)
-  summary = {"output": output_dir, "dtype": dtype, "intermediate_size": width, "params_exported": exported,
-             "params_plan": plan.param_count(), "params_padding": exported - plan.param_count(),
-             "bytes_padding": (exported - plan.param_count()) * out_dt.itemsize,
-             "bytes": writer.total_bytes if writer is not None else None}
+  summary = {
+    "output": output_dir,
+    "dtype": dtype,
+    "intermediate_size": width,
+    "params_exported": exported,
+    "params_plan": plan.param_count(),
+    "params_padding": exported - plan.param_count(),
+    "bytes_padding": (exported - plan.param_count()) * out_dt.itemsize,
+    "bytes": writer.total_bytes if writer is not None else None,
+  }
   if summary["params_padding"]:
-    log.warning("exported %s exactly as an all-standard LlamaForCausalLM of intermediate_size=%d: %s extra "
-                "parameters (%s at %s) hold zero FFNs of deactivated layers / zero padding; deactivated layers' "
-                "post_attention_layernorm is a dummy of ones", plan.name, width, f"{summary['params_padding']:,}",
-                hf_config.describe_bytes(summary["bytes_padding"]), dtype)
+    log.warning(
+      "exported %s exactly as an all-standard LlamaForCausalLM of intermediate_size=%d: %s extra "
+      "parameters (%s at %s) hold zero FFNs of deactivated layers / zero padding; deactivated layers' "
+      "post_attention_layernorm is a dummy of ones",
+      plan.name,
+      width,
+      f"{summary['params_padding']:,}",
+      hf_config.describe_bytes(summary["bytes_padding"]),
+      dtype,
+    )
   return summary
 
 
 def _unpad(a: np.ndarray, width: int, target: int, what: str) -> np.ndarray:
   """a [d, f_pad] -> [d, target]: the true `width` columns, zero columns up to `target` (checks the padding)."""
   if np.any(a[:, width:] != 0):
-    raise ConvertError(f"{what}: the zero padding beyond the FFN width {width} is non-zero, so no exact export "
-                       f"exists (the model computes with it)")
+    raise ConvertError(
+      f"{what}: the zero padding beyond the FFN width {width} is non-zero, so no exact export "
+      f"exists (the model computes with it)"
+    )
   out = np.zeros((a.shape[0], target), a.dtype)
   out[:, :width] = a[:, :width]
   return out

@@ -19,8 +19,16 @@ from ffnjax.train.runconfig import config_to_dict, init_run_dir, load_tokenizer,
 
 IMPORT_STEP = 0
 TOKENIZER_DIR = "tokenizer"  # RUN/tokenizer: the imported model's Hugging Face tokenizer files
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-                   "vocab.json", "merges.txt", "added_tokens.json", "generation_config.json")
+TOKENIZER_FILES = (
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "tokenizer.model",
+  "vocab.json",
+  "merges.txt",
+  "added_tokens.json",
+  "generation_config.json",
+)
 
 
 def copy_tokenizer(src_dir: str, dst_dir: str) -> list[str]:
@@ -40,21 +48,39 @@ def import_to_run_dir(model_dir: str, run_dir: str, mesh=None, **load_kwargs) ->
   directory has them, are copied to RUN/tokenizer and `data.tokenizer` is `hf:tokenizer` (relative to the run).
   """
   if checkpoint.steps(run_dir):  # before loading anything
-    raise ConvertError(f"--output={run_dir} already has checkpoints {checkpoint.steps(run_dir)}; import into a new "
-                       f"run directory")
+    raise ConvertError(
+      f"--output={run_dir} already has checkpoints {checkpoint.steps(run_dir)}; import into a new run directory"
+    )
   params, config, plan = load_hf(model_dir, mesh, **load_kwargs)
-  return save_import(run_dir, params, config, plan, mesh, source=os.path.abspath(model_dir),
-                     write_tokenizer=lambda dst: copy_tokenizer(model_dir, dst),
-                     tokenizer_files=[n for n in TOKENIZER_FILES if os.path.isfile(os.path.join(model_dir, n))])
+  return save_import(
+    run_dir,
+    params,
+    config,
+    plan,
+    mesh,
+    source=os.path.abspath(model_dir),
+    write_tokenizer=lambda dst: copy_tokenizer(model_dir, dst),
+    tokenizer_files=[n for n in TOKENIZER_FILES if os.path.isfile(os.path.join(model_dir, n))],
+  )
 
 
-def save_import(run_dir: str, params, config, plan, mesh=None, *, source: str, write_tokenizer,
-                tokenizer_files: list[str] | None = None) -> dict:
+def save_import(
+  run_dir: str,
+  params,
+  config,
+  plan,
+  mesh=None,
+  *,
+  source: str,
+  write_tokenizer,
+  tokenizer_files: list[str] | None = None,
+) -> dict:
   """Writes an imported model as RUN/config.json, plan.json, checkpoint 0 and RUN/tokenizer (via
   `write_tokenizer(dir) -> file names`, on the lead process; the others pass `tokenizer_files` or get none)."""
   if checkpoint.steps(run_dir):
-    raise ConvertError(f"--output={run_dir} already has checkpoints {checkpoint.steps(run_dir)}; import into a new "
-                       f"run directory")
+    raise ConvertError(
+      f"--output={run_dir} already has checkpoints {checkpoint.steps(run_dir)}; import into a new run directory"
+    )
   lead = jax.process_index() == 0  # every process loads its shards and joins the save; one writes the files
   tokenizer_dir = os.path.join(run_dir, TOKENIZER_DIR)
   copied = write_tokenizer(tokenizer_dir) if lead else list(tokenizer_files or [])
@@ -65,23 +91,35 @@ def save_import(run_dir: str, params, config, plan, mesh=None, *, source: str, w
     config.mesh.update({a: int(mesh.shape[a]) for a in ("data", "fsdp", "tensor") if a in mesh.shape})
   if lead:
     init_run_dir(run_dir, config, plan)
-  meta = {"step": IMPORT_STEP, "config": config_to_dict(config), "plan": plan.to_json(),
-          "hf_import": {"source": source, "tokenizer_files": copied}}
+  meta = {
+    "step": IMPORT_STEP,
+    "config": config_to_dict(config),
+    "plan": plan.to_json(),
+    "hf_import": {"source": source, "tokenizer_files": copied},
+  }
   mngr = checkpoint.manager(run_dir)
   try:
     # Orbax refuses an empty item ("Found empty item"), so an import has no opt_state item at all: params and meta
     # only, which is all that restore_params (the evaluator, the Shapley runner) reads.
-    mngr.save(IMPORT_STEP, args=ocp.args.Composite(params=ocp.args.StandardSave(params),
-                                                   meta=ocp.args.JsonSave(meta)), force=True)
+    mngr.save(
+      IMPORT_STEP,
+      args=ocp.args.Composite(params=ocp.args.StandardSave(params), meta=ocp.args.JsonSave(meta)),
+      force=True,
+    )
     mngr.wait_until_finished()
   finally:
     mngr.close()
-  return {"run_dir": run_dir, "step": IMPORT_STEP, "name": config.name, "plan": plan.name,
-          "params": plan.param_count(), "tokenizer_files": copied}
+  return {
+    "run_dir": run_dir,
+    "step": IMPORT_STEP,
+    "name": config.name,
+    "plan": plan.name,
+    "params": plan.param_count(),
+    "tokenizer_files": copied,
+  }
 
 
-def export_run_dir(run_dir: str, output_dir: str, step: int | None = None, dtype: str | None = None,
-                   mesh=None) -> dict:
+def export_run_dir(run_dir: str, output_dir: str, step: int | None = None, dtype: str | None = None, mesh=None) -> dict:
   """A run directory's checkpoint (default: the newest) -> a LlamaForCausalLM directory (+ its tokenizer files).
 
   The parameters are restored onto `mesh` (default: one device) and streamed to the file a tensor at a time.
@@ -103,7 +141,7 @@ def export_tokenizer(config, run_dir: str, output_dir: str) -> list[str]:
   spec = tokenizer_spec(config, run_dir)  # resolves a run-relative hf:tokenizer
   kind = tokenizers.parse_spec(spec)[0]
   if kind == "hf":
-    return copy_tokenizer(spec[len(hf_config.TOKENIZER_SPEC_PREFIX):], output_dir)
+    return copy_tokenizer(spec[len(hf_config.TOKENIZER_SPEC_PREFIX) :], output_dir)
   target = rundir.join(output_dir, tokenizers.TOKENIZER_FILE)
   if kind == "bpe":
     rundir.copy(load_tokenizer(config, run_dir=run_dir).path, target)  # found next to the run's training data

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import ml_dtypes
 import numpy as np
@@ -24,8 +24,16 @@ SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 
 _ST_TO_NP = {
-    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+  "F64": "float64",
+  "F32": "float32",
+  "F16": "float16",
+  "BF16": "bfloat16",
+  "I64": "int64",
+  "I32": "int32",
+  "I16": "int16",
+  "I8": "int8",
+  "U8": "uint8",
+  "BOOL": "bool",
 }
 _NP_TO_ST = {v: k for k, v in _ST_TO_NP.items()}
 
@@ -55,8 +63,11 @@ class CheckpointReader:
       self.weight_map = None
     else:
       others = sorted(f for f in os.listdir(model_dir) if f.endswith((".bin", ".pt", ".pth", ".gguf", ".safetensors")))
-      hint = f"; found {others} (only safetensors is read: re-save with save_pretrained(safe_serialization=True))" \
-          if others else ""
+      hint = (
+        f"; found {others} (only safetensors is read: re-save with save_pretrained(safe_serialization=True))"
+        if others
+        else ""
+      )
       raise ConvertError(f"{model_dir}: no {SINGLE_FILE} or {INDEX_FILE}{hint}")
     self._handles: dict[str, object] = {}
     self._names: dict[str, str] = {}  # tensor -> file
@@ -71,8 +82,10 @@ class CheckpointReader:
         listed = {n for n, f in self.weight_map.items() if f == file}
         missing = sorted(listed - set(handle.keys()))
         if missing:
-          raise ConvertError(f"{os.path.join(model_dir, file)}: {INDEX_FILE} lists tensor {missing[0]!r} in this "
-                             f"file, but the file does not contain it")
+          raise ConvertError(
+            f"{os.path.join(model_dir, file)}: {INDEX_FILE} lists tensor {missing[0]!r} in this "
+            f"file, but the file does not contain it"
+          )
 
   def _open(self, file: str):
     if file not in self._handles:
@@ -91,7 +104,7 @@ class CheckpointReader:
       if close is not None:
         try:
           close(None, None, None)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - as above: any error of the library means the same
           pass
     self._handles.clear()
 
@@ -170,8 +183,9 @@ class StreamingWriter:
   def write(self, name: str, array: np.ndarray) -> None:
     want_name, shape, dtype = self._specs[self._next]
     if name != want_name or tuple(array.shape) != shape or array.dtype != np_dtype(dtype):
-      raise AssertionError(f"StreamingWriter: expected {want_name} {shape} {dtype}, got {name} "
-                           f"{tuple(array.shape)} {array.dtype}")
+      raise AssertionError(
+        f"StreamingWriter: expected {want_name} {shape} {dtype}, got {name} {tuple(array.shape)} {array.dtype}"
+      )
     self._f.write(np.ascontiguousarray(array).tobytes())
     self._next += 1
 

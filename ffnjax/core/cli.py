@@ -12,7 +12,7 @@ import argparse
 import difflib
 import re
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from absl import app, flags, logging
 from ml_collections.config_flags.config_flags import ConfigFileFlagParser
@@ -84,8 +84,13 @@ def _unknown_field(argv: Sequence[str]) -> str | None:
           known = [".".join(done + [k]) for k in (node.keys() if hasattr(node, "keys") else [])]
           field = ".".join(done + [key])
           close = difflib.get_close_matches(field, known, n=1)
-          hint = (f"did you mean {close[0]}?" if close else
-                  f"fields here: {', '.join(known)}" if known else f"{'.'.join(done)} has no sub-fields")
+          hint = (
+            f"did you mean {close[0]}?"
+            if close
+            else f"fields here: {', '.join(known)}"
+            if known
+            else f"{'.'.join(done)} has no sub-fields"
+          )
           return f"unknown config field {field}; {hint} (python -m ffnjax.plan --config=... --show_config lists them)"
         node = node[key]
         done.append(key)
@@ -107,8 +112,12 @@ def run(main: Callable[[list[str]], object], *, prog: str, user_errors: tuple[ty
 
   Defines `--verbose` (here, not at import: importing a module never claims flag names).
   """
-  verbose_flag = flags.DEFINE_bool("verbose", False, "On bad input, print the full traceback instead of one line; "
-                                   "show the libraries' INFO logs (Orbax's saves and restores).")
+  verbose_flag = flags.DEFINE_bool(
+    "verbose",
+    False,
+    "On bad input, print the full traceback instead of one line; "
+    "show the libraries' INFO logs (Orbax's saves and restores).",
+  )
 
   def parse(argv):
     verbose = "--verbose" in argv

@@ -18,8 +18,10 @@ from ffnjax.core.errors import ConfigError
 
 # The run-name grammar, its one regex: `baseline_FAMILY` or `POSITION_PCT_FAMILY`. A config's family is exactly
 # `SIZE_NLl` (parse_name insists); a results table's may carry a suffix, e.g. the budget of `baseline_570m_40l_2x`.
-NAME = re.compile(r"^(?:(?P<base>baseline)|(?P<pos>[a-z]+)_(?P<pct>\d+))_"
-                  r"(?P<family>(?:(?P<size>[0-9a-z.]+)_(?P<layers>\d+)l)?(?P<suffix>.*))$")
+NAME = re.compile(
+  r"^(?:(?P<base>baseline)|(?P<pos>[a-z]+)_(?P<pct>\d+))_"
+  r"(?P<family>(?:(?P<size>[0-9a-z.]+)_(?P<layers>\d+)l)?(?P<suffix>.*))$"
+)
 
 
 def placement_config() -> ml_collections.ConfigDict:
@@ -28,32 +30,34 @@ def placement_config() -> ml_collections.ConfigDict:
 
 
 def eval_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
+  return ml_collections.ConfigDict(
+    dict(
       tasks="lambada_openai,wikitext,hellaswag,zsre",  # comma-separated ffnjax.eval task names
       data_dir="embedded",  # "embedded" = the held-out default-corpus sets; else a directory of upstream files
       limit=0,  # examples per task, 0 = all
       max_length=0,  # 0 = data.seq_len
       token_budget=16384,  # tokens per scoring batch: bounds evaluator memory
-  ))
+    )
+  )
 
 
 # One line per field of the sections above (and of the config's top level); `--show_config` prints it.
 PLACEMENT_HELP = {
-    "position": "where the FFN capacity goes: baseline | first | middle | final (arXiv 2508.17734)",
-    "ratio": "percent of layers keeping an FFN (1..100; 100 = baseline); their d_ff' grows to keep parameters",
-    "size": "size label used in run names, e.g. 285m",
-    "budget": "token-budget label of the over-training study, e.g. 2x (\"\" = the paper's run length)",
+  "position": "where the FFN capacity goes: baseline | first | middle | final (arXiv 2508.17734)",
+  "ratio": "percent of layers keeping an FFN (1..100; 100 = baseline); their d_ff' grows to keep parameters",
+  "size": "size label used in run names, e.g. 285m",
+  "budget": 'token-budget label of the over-training study, e.g. 2x ("" = the paper\'s run length)',
 }
 EVAL_HELP = {
-    "tasks": "comma-separated evaluation tasks (python -m ffnjax.eval)",
-    "data_dir": "embedded (held-out default-corpus sets) or a directory from python -m ffnjax.data.fetch --what=eval",
-    "limit": "examples per task (0 = all)",
-    "max_length": "evaluation context in tokens (0 = data.seq_len)",
-    "token_budget": "tokens per scoring batch: bounds evaluator memory",
+  "tasks": "comma-separated evaluation tasks (python -m ffnjax.eval)",
+  "data_dir": "embedded (held-out default-corpus sets) or a directory from python -m ffnjax.data.fetch --what=eval",
+  "limit": "examples per task (0 = all)",
+  "max_length": "evaluation context in tokens (0 = data.seq_len)",
+  "token_budget": "tokens per scoring batch: bounds evaluator memory",
 }
 TOP_HELP = {
-    "name": "run name [pos]_[pct]_[size]_[layers], e.g. middle_70_285m_12l (set by the config file)",
-    "seed": "parameter-initialisation seed",
+  "name": "run name [pos]_[pct]_[size]_[layers], e.g. middle_70_285m_12l (set by the config file)",
+  "seed": "parameter-initialisation seed",
 }
 
 
@@ -61,8 +65,10 @@ def parse_name(name: str) -> dict:
   """`middle_70_285m_12l` -> {position, ratio, size, num_layers}; clear error otherwise."""
   m = NAME.match(name)
   if not m or not m["size"] or m["suffix"]:
-    raise ConfigError(f"config name {name!r}: expected 'baseline_SIZE_NL' or 'POSITION_PCT_SIZE_NL' with POSITION in "
-                      f"{placement.POSITIONS}, e.g. 'middle_70_285m_12l'")
+    raise ConfigError(
+      f"config name {name!r}: expected 'baseline_SIZE_NL' or 'POSITION_PCT_SIZE_NL' with POSITION in "
+      f"{placement.POSITIONS}, e.g. 'middle_70_285m_12l'"
+    )
   if m["base"]:
     position, ratio = placement.BASELINE, 100
   else:

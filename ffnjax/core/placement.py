@@ -8,7 +8,7 @@ Layers are indexed from 0 in code (`layer_types[0]` is layer 1 of the paper).
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from ffnjax.core.errors import PlanError
 
@@ -48,20 +48,28 @@ class ModelDims:
     _require(self.head_dim >= 0, "model.head_dim", f"must be >= 0 (0 = d_model // num_heads), got {self.head_dim}")
     # The one check of the attention shape (the model and the Hugging Face import use it too).
     if self.head_dim == 0 and self.d_model % self.num_heads:
-      raise PlanError(f"model.num_heads={self.num_heads} does not divide model.d_model={self.d_model} (or set "
-                      f"model.head_dim)")
+      raise PlanError(
+        f"model.num_heads={self.num_heads} does not divide model.d_model={self.d_model} (or set model.head_dim)"
+      )
     if self.kv_heads > self.num_heads or self.num_heads % self.kv_heads:
       raise PlanError(f"model.num_kv_heads={self.kv_heads} must divide model.num_heads={self.num_heads}")
     if self.head_size % 2:
       raise PlanError(f"model.head_dim={self.head_size} must be even for rotary embeddings")
 
   @classmethod
-  def from_config(cls, model_cfg) -> "ModelDims":
+  def from_config(cls, model_cfg) -> ModelDims:
     """The shape facts of a `model` config section; the one check of heads against d_model (PlanError)."""
     m = model_cfg
-    return cls(vocab_size=m.vocab_size, num_layers=m.num_layers, d_model=m.d_model, d_ff=m.d_ff,
-               num_heads=m.num_heads, num_kv_heads=m.num_kv_heads, head_dim=m.head_dim,
-               tie_embeddings=m.tie_embeddings)
+    return cls(
+      vocab_size=m.vocab_size,
+      num_layers=m.num_layers,
+      d_model=m.d_model,
+      d_ff=m.d_ff,
+      num_heads=m.num_heads,
+      num_kv_heads=m.num_kv_heads,
+      head_dim=m.head_dim,
+      tie_embeddings=m.tie_embeddings,
+    )
 
   @property
   def kv_heads(self) -> int:
@@ -92,10 +100,17 @@ def num_expanded(num_layers: int, ratio: int) -> int:
 def expanded_layers(num_layers: int, position: str, ratio: int) -> tuple[int, ...]:
   """0-based indices of the expanded layers (method.md §2)."""
   _require(position in POSITIONS, "placement.position", f"must be one of {POSITIONS + (BASELINE,)}, got {position!r}")
-  _require(isinstance(ratio, int) and 1 <= ratio <= 100, "placement.ratio", f"must be an integer percent in 1..100, got {ratio!r}")
+  _require(
+    isinstance(ratio, int) and 1 <= ratio <= 100,
+    "placement.ratio",
+    f"must be an integer percent in 1..100, got {ratio!r}",
+  )
   n = num_expanded(num_layers, ratio)
-  _require(n >= 1, "placement.ratio",
-           f"ratio {ratio}% of {num_layers} layers gives floor({ratio}*{num_layers}/100) = 0 expanded layers")
+  _require(
+    n >= 1,
+    "placement.ratio",
+    f"ratio {ratio}% of {num_layers} layers gives floor({ratio}*{num_layers}/100) = 0 expanded layers",
+  )
   if position == "first":
     start = 0
   elif position == "final":
@@ -138,8 +153,11 @@ class LayerPlan:
   size: str = ""
 
   def __post_init__(self):
-    _require(self.position in POSITIONS + (BASELINE,), "placement.position",
-             f"must be one of {(BASELINE,) + POSITIONS}, got {self.position!r}")
+    _require(
+      self.position in POSITIONS + (BASELINE,),
+      "placement.position",
+      f"must be one of {(BASELINE,) + POSITIONS}, got {self.position!r}",
+    )
     if self.position == BASELINE:
       _require(self.ratio == 100, "placement.ratio", f"the baseline has ratio 100, got {self.ratio!r}")
     elif self.ratio != 100:
@@ -147,7 +165,7 @@ class LayerPlan:
 
   # --- construction -------------------------------------------------------------------------------------
   @classmethod
-  def from_config(cls, config) -> "LayerPlan":
+  def from_config(cls, config) -> LayerPlan:
     """Derives the plan from an experiment ConfigDict (never stored in it, so overrides cannot go stale)."""
     p = config.placement
     return cls(ModelDims.from_config(config.model), position=p.position, ratio=p.ratio, size=p.size)
@@ -201,7 +219,7 @@ class LayerPlan:
     size = f"{self.size}_{self.num_layers}l" if self.size else f"{self.num_layers}l"
     return f"baseline_{size}" if self.is_baseline else f"{self.position}_{self.ratio}_{size}"
 
-  def baseline(self) -> "LayerPlan":
+  def baseline(self) -> LayerPlan:
     return LayerPlan(self.dims, size=self.size)
 
   # --- counts -------------------------------------------------------------------------------------------
@@ -230,41 +248,46 @@ class LayerPlan:
   def to_json(self) -> dict:
     base = self.baseline()
     return {
-        "name": self.name,
-        "num_layers": self.num_layers,
-        "position": self.position,
-        "ratio": self.ratio,
-        "layer_types": list(self.layer_types),
-        "widths": list(self.widths),
-        "d_model": self.dims.d_model,
-        "d_ff": self.d_ff,
-        "d_ff_expanded": self.d_ff_expanded,
-        "num_heads": self.dims.num_heads,
-        "num_kv_heads": self.dims.kv_heads,
-        "vocab_size": self.dims.vocab_size,
-        "params_total": self.param_count(),
-        "params_non_embedding": self.param_count(non_embedding=True),
-        "baseline_params_total": base.param_count(),
-        "baseline_params_non_embedding": base.param_count(non_embedding=True),
-        "param_rel_diff": self.param_count() / base.param_count() - 1.0,
+      "name": self.name,
+      "num_layers": self.num_layers,
+      "position": self.position,
+      "ratio": self.ratio,
+      "layer_types": list(self.layer_types),
+      "widths": list(self.widths),
+      "d_model": self.dims.d_model,
+      "d_ff": self.d_ff,
+      "d_ff_expanded": self.d_ff_expanded,
+      "num_heads": self.dims.num_heads,
+      "num_kv_heads": self.dims.kv_heads,
+      "vocab_size": self.dims.vocab_size,
+      "params_total": self.param_count(),
+      "params_non_embedding": self.param_count(non_embedding=True),
+      "baseline_params_total": base.param_count(),
+      "baseline_params_non_embedding": base.param_count(non_embedding=True),
+      "param_rel_diff": self.param_count() / base.param_count() - 1.0,
     }
 
   def describe(self) -> str:
     """A human table, layers 1-based."""
-    lines = [f"{self.name}: L={self.num_layers} d={self.dims.d_model} d_ff={self.d_ff} "
-             f"d_ff'={self.d_ff_expanded if self.d_ff_expanded else '-'} heads={self.dims.num_heads}"]
+    lines = [
+      f"{self.name}: L={self.num_layers} d={self.dims.d_model} d_ff={self.d_ff} "
+      f"d_ff'={self.d_ff_expanded if self.d_ff_expanded else '-'} heads={self.dims.num_heads}"
+    ]
     lines.append(f"{'layer':>5}  {'type':<11}  {'ffn width':>9}")
     for i, (t, w) in enumerate(zip(self.layer_types, self.widths)):
       lines.append(f"{i + 1:>5}  {t:<11}  {w:>9}")
     j = self.to_json()
     lines.append(f"params total        {j['params_total']:>15,}   baseline {j['baseline_params_total']:>15,}")
-    lines.append(f"params non-embed    {j['params_non_embedding']:>15,}   baseline {j['baseline_params_non_embedding']:>15,}")
+    lines.append(
+      f"params non-embed    {j['params_non_embedding']:>15,}   baseline {j['baseline_params_non_embedding']:>15,}"
+    )
     lines.append(f"relative difference {100 * j['param_rel_diff']:+.5f} %")
     return "\n".join(lines)
 
 
-def grid(dims: ModelDims, positions: Iterable[str] = POSITIONS, ratios: Sequence[int] = PAPER_RATIOS,
-         size: str = "") -> list[LayerPlan]:
+def grid(
+  dims: ModelDims, positions: Iterable[str] = POSITIONS, ratios: Sequence[int] = PAPER_RATIOS, size: str = ""
+) -> list[LayerPlan]:
   """The baseline followed by every (position, ratio) point; ratio 100 is the baseline and not repeated."""
   plans = [LayerPlan(dims, size=size)]
   for position in positions:

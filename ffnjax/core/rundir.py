@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from etils import epath
 
@@ -96,7 +97,7 @@ def glob(p: PathLike, pattern: str) -> list[str]:
   return sorted(os.fspath(c) for c in path(p).glob(pattern))
 
 
-def open(p: PathLike, mode: str = "r"):  # noqa: A001  (the module's open, like io.open)
+def open(p: PathLike, mode: str = "r"):  # the module's open, like io.open
   """A file object for streaming reads (or a plain write where atomicity does not matter)."""
   return path(p).open(mode)
 
@@ -214,8 +215,9 @@ def check_writable(directory: PathLike, flag: str = "--workdir") -> None:
     write_text(probe, "ok")
     remove(probe)
   except (OSError, ImportError) as e:
-    raise PermissionError(f"{flag}={os.fspath(directory)} is not writable: {getattr(e, 'strerror', None) or e}") \
-        from None
+    raise PermissionError(
+      f"{flag}={os.fspath(directory)} is not writable: {getattr(e, 'strerror', None) or e}"
+    ) from None
 
 
 class Appender:
@@ -257,6 +259,6 @@ def walk_files(p: PathLike) -> Iterator[str]:
   out = []
   base = os.fspath(root).split("://", 1)[-1].rstrip("/")  # fsspec's walk drops the gs:// of its paths
   for dirpath, _, files in root.walk():
-    rel = os.fspath(dirpath).split("://", 1)[-1][len(base):].strip("/")
+    rel = os.fspath(dirpath).split("://", 1)[-1][len(base) :].strip("/")
     out.extend(f"{rel}/{f}" if rel else f for f in files)
   return iter(sorted(out))

@@ -46,8 +46,9 @@ def _budgets(study) -> list[float]:
   try:
     budgets = [float(x) for x in text.split(",") if x.strip()]
   except ValueError:
-    raise StudyError(f"study.budgets={text!r}: must be comma-separated multiples of the Chinchilla budget, "
-                     "e.g. '1,2,4,8'") from None
+    raise StudyError(
+      f"study.budgets={text!r}: must be comma-separated multiples of the Chinchilla budget, e.g. '1,2,4,8'"
+    ) from None
   if any(b <= 0 for b in budgets) or len(set(budgets)) != len(budgets):
     raise StudyError(f"study.budgets={text!r}: must be distinct positive numbers")
   return budgets
@@ -60,8 +61,9 @@ def budget_label(budget: float) -> str:
 def budget_steps(study, budget: float) -> int:
   """Steps for `budget` x Chinchilla (20 tokens per non-embedding parameter of the baseline, method.md §3):
   ceil(budget * 20 * N / (global_batch * seq_len)), with the study's overrides applied to batch and length."""
-  config = build_run_config(RunSpec("budget", study.config_file, f"baseline_{study.size}", 0,
-                                    tuple(_flatten(study.overrides.to_dict()))))
+  config = build_run_config(
+    RunSpec("budget", study.config_file, f"baseline_{study.size}", 0, tuple(_flatten(study.overrides.to_dict())))
+  )
   n = placement.LayerPlan.from_config(config).param_count(non_embedding=True)
   tokens_per_step = config.train.global_batch * config.data.seq_len
   return max(1, -(-int(budget * CHINCHILLA_TOKENS_PER_PARAM * n) // tokens_per_step))
@@ -69,8 +71,9 @@ def budget_steps(study, budget: float) -> int:
 
 def _pre_decay(study, steps: int) -> int:
   """The WSD run's last pre-decay step, kept permanently (train.keep_every) so that a longer budget extends it."""
-  config = build_run_config(RunSpec("budget", study.config_file, f"baseline_{study.size}", 0,
-                                    tuple(_flatten(study.overrides.to_dict()))))
+  config = build_run_config(
+    RunSpec("budget", study.config_file, f"baseline_{study.size}", 0, tuple(_flatten(study.overrides.to_dict())))
+  )
   config.train.steps = steps
   return max(1, decay_start_step(config.train))
 
@@ -80,8 +83,13 @@ def shorter_budget_run(runs: list[RunSpec], run: RunSpec) -> RunSpec | None:
   budget = dict(run.overrides).get("placement.budget")
   if not budget:
     return None
-  same = [r for r in runs if r.config_arg == run.config_arg and r.seed == run.seed
-          and float(dict(r.overrides)["placement.budget"].rstrip("x")) < float(budget.rstrip("x"))]
+  same = [
+    r
+    for r in runs
+    if r.config_arg == run.config_arg
+    and r.seed == run.seed
+    and float(dict(r.overrides)["placement.budget"].rstrip("x")) < float(budget.rstrip("x"))
+  ]
   return max(same, key=lambda r: float(dict(r.overrides)["placement.budget"].rstrip("x")), default=None)
 
 
@@ -108,10 +116,22 @@ def expand_grid(study) -> list[RunSpec]:
   names = [f"baseline_{study.size}"] + [f"{p}_{r}_{study.size}" for p in positions for r in ratios]
   base_overrides = tuple(_flatten(study.overrides.to_dict()))
   budgets = _budgets(study)
-  variants = [("", ())] if not budgets else [
-      (f"_{budget_label(b)}", (("placement.budget", budget_label(b)), ("train.schedule", "wsd"),
-                               ("train.steps", budget_steps(study, b)),
-                               ("train.keep_every", _pre_decay(study, budget_steps(study, b))))) for b in budgets]
+  variants = (
+    [("", ())]
+    if not budgets
+    else [
+      (
+        f"_{budget_label(b)}",
+        (
+          ("placement.budget", budget_label(b)),
+          ("train.schedule", "wsd"),
+          ("train.steps", budget_steps(study, b)),
+          ("train.keep_every", _pre_decay(study, budget_steps(study, b))),
+        ),
+      )
+      for b in budgets
+    ]
+  )
   runs = []
   for suffix, extra in variants:
     for seed in seeds:

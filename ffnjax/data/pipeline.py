@@ -45,7 +45,7 @@ class _ReadRows:
     self.store, self.window, self.lo, self.hi = store, window, lo, hi
 
   def __call__(self, ids: np.ndarray) -> np.ndarray:
-    ids = ids[self.lo:self.hi]
+    ids = ids[self.lo : self.hi]
     out = np.empty((len(ids), self.window), np.int32)
     for i, k in enumerate(ids):
       out[i] = self.store.read(int(k) * self.window, self.window)
@@ -54,8 +54,11 @@ class _ReadRows:
 
 def _open(data_cfg, split: str, global_batch: int, process_index: int, process_count: int):
   validate(data_cfg)
-  for name, value, low in (("global_batch", global_batch, 1), ("process_count", process_count, 1),
-                           ("process_index", process_index, 0)):
+  for name, value, low in (
+    ("global_batch", global_batch, 1),
+    ("process_count", process_count, 1),
+    ("process_index", process_index, 0),
+  ):
     if not isinstance(value, (int, np.integer)) or value < low:
       raise ValueError(f"{name}={value!r}: must be an integer >= {low}")
   if process_index >= process_count:
@@ -68,8 +71,10 @@ def _open(data_cfg, split: str, global_batch: int, process_index: int, process_c
   window = data_cfg.seq_len + 1
   num_sequences = store.num_tokens // window
   if num_sequences == 0:
-    raise ValueError(f"data.seq_len={data_cfg.seq_len}: the {split!r} split of {path} holds only {store.num_tokens} "
-                     f"tokens, fewer than one sequence of seq_len + 1 = {window}")
+    raise ValueError(
+      f"data.seq_len={data_cfg.seq_len}: the {split!r} split of {path} holds only {store.num_tokens} "
+      f"tokens, fewer than one sequence of seq_len + 1 = {window}"
+    )
   return path, manifest, store, window, num_sequences
 
 
@@ -82,7 +87,8 @@ class TrainData:
 
   def __init__(self, data_cfg, *, global_batch: int, process_index: int = 0, process_count: int = 1):
     self.path, manifest, self._store, window, self.num_sequences = _open(
-        data_cfg, data_cfg.split, global_batch, process_index, process_count)
+      data_cfg, data_cfg.split, global_batch, process_index, process_count
+    )
     self.split = data_cfg.split
     self.seq_len = data_cfg.seq_len
     self.seed = data_cfg.seed
@@ -95,11 +101,13 @@ class TrainData:
     self.tokenizer = manifest["tokenizer"]
     self.content_hash = self._store.manifest["content_hash"]
     lo = process_index * self.local_batch
-    self._dataset = (grain.MapDataset.range(self.num_sequences)
-                     .shuffle(seed=_grain_seed(self.seed))
-                     .repeat()
-                     .batch(global_batch)
-                     .map(_ReadRows(self._store, window, lo, lo + self.local_batch)))
+    self._dataset = (
+      grain.MapDataset.range(self.num_sequences)
+      .shuffle(seed=_grain_seed(self.seed))
+      .repeat()
+      .batch(global_batch)
+      .map(_ReadRows(self._store, window, lo, lo + self.local_batch))
+    )
 
   @property
   def steps_per_epoch(self) -> float:
@@ -110,7 +118,7 @@ class TrainData:
       raise ValueError(f"step={step}: must be >= 0")
     return self._dataset[int(step)]
 
-  def iterator(self, start_step: int = 0) -> "TrainIterator":
+  def iterator(self, start_step: int = 0) -> TrainIterator:
     return TrainIterator(self, start_step)
 
   def _grain_iter(self, start_step: int):
@@ -122,8 +130,15 @@ class TrainData:
     return iter(ds)
 
   def _state_key(self) -> dict:
-    return dict(version=STATE_VERSION, seed=self.seed, global_batch=self.global_batch, seq_len=self.seq_len,
-                split=self.split, num_sequences=self.num_sequences, content_hash=self.content_hash)
+    return dict(
+      version=STATE_VERSION,
+      seed=self.seed,
+      global_batch=self.global_batch,
+      seq_len=self.seq_len,
+      split=self.split,
+      num_sequences=self.num_sequences,
+      content_hash=self.content_hash,
+    )
 
 
 class TrainIterator:
@@ -162,8 +177,10 @@ class TrainIterator:
     expected = self._data._state_key()
     wrong = {k: (state.get(k), v) for k, v in expected.items() if state.get(k) != v}
     if wrong:
-      raise ValueError("iterator state from different data: " +
-                       ", ".join(f"{k}={got!r} in the state, {want!r} here" for k, (got, want) in wrong.items()))
+      raise ValueError(
+        "iterator state from different data: "
+        + ", ".join(f"{k}={got!r} in the state, {want!r} here" for k, (got, want) in wrong.items())
+      )
     step = state.get("step")
     if not isinstance(step, int) or step < 0:
       raise ValueError(f"iterator state: step={step!r} must be an integer >= 0")
@@ -191,10 +208,19 @@ class EvalData:
   keeps only the first ones.
   """
 
-  def __init__(self, data_cfg, *, global_batch: int, split: str = "heldout", process_index: int = 0,
-               process_count: int = 1, max_batches: int = 0):
+  def __init__(
+    self,
+    data_cfg,
+    *,
+    global_batch: int,
+    split: str = "heldout",
+    process_index: int = 0,
+    process_count: int = 1,
+    max_batches: int = 0,
+  ):
     self.path, manifest, self._store, self._window, self.num_sequences = _open(
-        data_cfg, split, global_batch, process_index, process_count)
+      data_cfg, split, global_batch, process_index, process_count
+    )
     self.split, self.seq_len = split, data_cfg.seq_len
     self.global_batch = global_batch
     self.local_batch = global_batch // process_count
@@ -226,8 +252,15 @@ class EvalData:
       yield self.batch(i)
 
 
-def eval_batches(data_cfg, *, global_batch: int, num_batches: int = 0, split: str = "heldout",
-                 process_index: int = 0, process_count: int = 1):
+def eval_batches(
+  data_cfg,
+  *,
+  global_batch: int,
+  num_batches: int = 0,
+  split: str = "heldout",
+  process_index: int = 0,
+  process_count: int = 1,
+):
   """Fixed validation batches without masks: yields np.int32 [global_batch // process_count, seq_len + 1].
 
   Global batch i holds sequences (i * global_batch + r) mod num_sequences, in stored order, so every call sees the

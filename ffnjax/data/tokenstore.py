@@ -51,8 +51,10 @@ def read_manifest(path: str) -> dict:
   otherwise."""
   file = rundir.join(path, MANIFEST)
   if not rundir.isfile(file):
-    raise FileNotFoundError(f"{file}: missing, so {path!r} is not (completely) prepared data; "
-                            "write it with python -m ffnjax.data.prepare --output=DIR")
+    raise FileNotFoundError(
+      f"{file}: missing, so {path!r} is not (completely) prepared data; "
+      "write it with python -m ffnjax.data.prepare --output=DIR"
+    )
   manifest = read_json(file)
   if manifest.get("format") != FORMAT:
     raise ValueError(f"{file}: format {manifest.get('format')!r}, expected {FORMAT!r}")
@@ -108,8 +110,12 @@ class ShardWriter:
   def close(self) -> dict:
     """Closes the last shard; returns the split's manifest fields."""
     self._close_file()
-    return dict(num_tokens=self.num_tokens, num_documents=self.num_documents, shards=self.shards,
-                content_hash="sha256:" + self._hash.hexdigest())
+    return dict(
+      num_tokens=self.num_tokens,
+      num_documents=self.num_documents,
+      shards=self.shards,
+      content_hash="sha256:" + self._hash.hexdigest(),
+    )
 
 
 def finish(directory: str, writers: dict[str, ShardWriter], common: dict, recipe: dict) -> dict:
@@ -120,14 +126,27 @@ def finish(directory: str, writers: dict[str, ShardWriter], common: dict, recipe
     rundir.write_json(os.path.join(directory, split, MANIFEST), dict(common, split=split, **fields))
     summary[split] = {k: fields[k] for k in ("num_tokens", "num_documents", "content_hash")}
   content = hashlib.sha256("".join(f"{s}={v['content_hash']}\n" for s, v in sorted(summary.items())).encode())
-  manifest = dict(common, format=FORMAT, splits=summary, num_tokens=sum(v["num_tokens"] for v in summary.values()),
-                  content_hash="sha256:" + content.hexdigest(), recipe=recipe)
+  manifest = dict(
+    common,
+    format=FORMAT,
+    splits=summary,
+    num_tokens=sum(v["num_tokens"] for v in summary.values()),
+    content_hash="sha256:" + content.hexdigest(),
+    recipe=recipe,
+  )
   rundir.write_json(os.path.join(directory, MANIFEST), manifest)
   return manifest
 
 
-def write_prepared(path: str, splits: dict[str, np.ndarray], *, tokenizer: str = "gpt2", vocab_size: int = 50257,
-                   eot_id: int = 50256, shard_tokens: int = 1 << 20) -> dict:
+def write_prepared(
+  path: str,
+  splits: dict[str, np.ndarray],
+  *,
+  tokenizer: str = "gpt2",
+  vocab_size: int = 50257,
+  eot_id: int = 50256,
+  shard_tokens: int = 1 << 20,
+) -> dict:
   """Writes token arrays as a prepared dir (source "tokens"), atomically: for tests and for corpora tokenized
   elsewhere. `splits` maps split name -> 1-D token array (documents already joined with `eot_id`)."""
   if os.path.exists(path) and os.listdir(path):
@@ -200,8 +219,10 @@ class TokenStore:
       expected = shard["num_tokens"] * self.dtype.itemsize
       size = os.path.getsize(file) if os.path.exists(file) else -1
       if size != expected:
-        raise ValueError(f"{file}: {size} bytes on disk, the manifest says {expected}; the data is damaged, "
-                         "re-run python -m ffnjax.data.prepare into a fresh dir")
+        raise ValueError(
+          f"{file}: {size} bytes on disk, the manifest says {expected}; the data is damaged, "
+          "re-run python -m ffnjax.data.prepare into a fresh dir"
+        )
       self._maps.append(np.memmap(file, dtype=self.dtype, mode="r") if expected else np.zeros(0, self.dtype))
     self._starts = np.cumsum([0] + [m.size for m in self._maps])
 
@@ -216,10 +237,10 @@ class TokenStore:
     offset = start - int(self._starts[k])
     shard = self._maps[k]
     if offset + length <= shard.size:
-      return np.array(shard[offset:offset + length])
+      return np.array(shard[offset : offset + length])
     parts, need = [], length
     while need:
-      piece = self._maps[k][offset:offset + need]
+      piece = self._maps[k][offset : offset + need]
       parts.append(piece)
       need -= piece.size
       k, offset = k + 1, 0
@@ -230,7 +251,7 @@ class TokenStore:
     h = hashlib.sha256()
     for m in self._maps:
       for i in range(0, m.size, 1 << 24):
-        h.update(np.ascontiguousarray(m[i:i + (1 << 24)]).tobytes())
+        h.update(np.ascontiguousarray(m[i : i + (1 << 24)]).tobytes())
     return "sha256:" + h.hexdigest()
 
   def __getstate__(self):  # memmaps pickle by path: Grain workers re-open the files

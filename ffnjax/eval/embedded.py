@@ -36,14 +36,33 @@ from ffnjax.data.prepare import cache_root
 
 VERSION = 1
 MANIFEST = "manifest.json"
-FILES = ("wikitext/test.jsonl", "lambada_openai/test.jsonl", "hellaswag/validation.jsonl",
-         "zsre/zsre_mend_eval.json")
+FILES = ("wikitext/test.jsonl", "lambada_openai/test.jsonl", "hellaswag/validation.jsonl", "zsre/zsre_mend_eval.json")
 
 # A speaker line: a name of its own on a line after a blank line ("MACBETH.", "Hor.", "Sampson.", "THESEUS").
 _SPEAKER = re.compile(r"(?:^|\n)\n([A-Z][A-Za-z'\-]*(?: [A-Za-z'\-]+){0,3})\.?\n(?=\S)")
 _SCENE = re.compile(r"^SCENE\s+[IVXLC\d]+\b.*$", re.M)
-_NOT_NAMES = {"ACT", "SCENE", "PROLOGUE", "EPILOGUE", "CHORUS", "PERSONS", "DRAMATIS", "FINIS", "THE", "ALL", "BOTH",
-              "FIRST", "SECOND", "THIRD", "FOURTH", "FIFTH", "SIXTH", "ANOTHER", "SEVERAL", "SOME"}
+_NOT_NAMES = {
+  "ACT",
+  "SCENE",
+  "PROLOGUE",
+  "EPILOGUE",
+  "CHORUS",
+  "PERSONS",
+  "DRAMATIS",
+  "FINIS",
+  "THE",
+  "ALL",
+  "BOTH",
+  "FIRST",
+  "SECOND",
+  "THIRD",
+  "FOURTH",
+  "FIFTH",
+  "SIXTH",
+  "ANOTHER",
+  "SEVERAL",
+  "SOME",
+}
 MAX_ENDING = 150  # characters: an ending must fit a small model's context
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z'\"])")
 
@@ -61,7 +80,7 @@ def scenes(text: str) -> list[str]:
 def _play_body(text: str) -> str:
   """The text from the first scene on (without the title and the list of persons)."""
   m = _SCENE.search(text)
-  return text[m.start():] if m else text
+  return text[m.start() :] if m else text
 
 
 def speeches(text: str) -> list[tuple[str, str]]:
@@ -91,24 +110,30 @@ def _frequent_words(texts, top: int = 300) -> set[str]:
   return {w for w, _ in counts.most_common(top)}
 
 
-def lambada_passages(heldout: dict[str, str], frequent: set[str], rng: np.random.Generator,
-                     max_examples: int = 1000, min_gap: int = 400) -> list[dict]:
+def lambada_passages(
+  heldout: dict[str, str], frequent: set[str], rng: np.random.Generator, max_examples: int = 1000, min_gap: int = 400
+) -> list[dict]:
   out = []
   for key in sorted(heldout):
     text = _play_body(heldout[key])
     last_end = -min_gap
     for m in re.finditer(r"(?<= )([A-Za-z]{4,})(?![A-Za-z'\-])", text):
       word, end = m[1], m.end()
-      line = text[text.rfind("\n", 0, m.start()) + 1:end]
+      line = text[text.rfind("\n", 0, m.start()) + 1 : end]
       # a word of a spoken line (not a speaker name, heading or stage direction)
-      if (end - last_end < min_gap or word.lower() in frequent or word.isupper() or line.startswith("[")
-          or not re.search(r"[a-z]", line[:len(line) - len(word)] or "x")):
+      if (
+        end - last_end < min_gap
+        or word.lower() in frequent
+        or word.isupper()
+        or line.startswith("[")
+        or not re.search(r"[a-z]", line[: len(line) - len(word)] or "x")
+      ):
         continue
       lookback = int(rng.integers(300, 800))
       start = text.find("\n", max(0, m.start() - lookback)) + 1
       while text[start] == "\n":  # begin at a line with text
         start += 1
-      context = text[start:m.start() - 1]
+      context = text[start : m.start() - 1]
       if len(context) < 150 or "\n\n\n" in context or not re.search(rf"\b{re.escape(word)}\b", context, re.I):
         continue
       out.append({"text": text[start:end]})
@@ -142,17 +167,27 @@ def hellaswag_examples(heldout: dict[str, str], rng: np.random.Generator, max_ex
     distractors = [pool[j][1] for j in rng.choice(similar, 3, replace=False)]
     label = int(rng.integers(0, 4))
     endings = distractors[:label] + [true] + distractors[label:]
-    out.append({"ind": len(out), "activity_label": speaker, "ctx_a": " ".join(sentences[:k]), "ctx_b": "",
-                "ctx": " ".join(sentences[:k]) + " ", "endings": endings, "source_id": f"shakespeare~{key}",
-                "split": "val", "split_type": "indomain", "label": str(label)})
+    out.append(
+      {
+        "ind": len(out),
+        "activity_label": speaker,
+        "ctx_a": " ".join(sentences[:k]),
+        "ctx_b": "",
+        "ctx": " ".join(sentences[:k]) + " ",
+        "endings": endings,
+        "source_id": f"shakespeare~{key}",
+        "split": "val",
+        "split_type": "indomain",
+        "label": str(label),
+      }
+    )
   if len(out) > max_examples:
     keep = np.sort(rng.choice(len(out), max_examples, replace=False))
     out = [dict(out[i], ind=n) for n, i in enumerate(keep)]
   return out
 
 
-def character_questions(texts: dict[str, str], train_keys, titles: dict[str, str],
-                        min_speeches: int = 3) -> list[dict]:
+def character_questions(texts: dict[str, str], train_keys, titles: dict[str, str], min_speeches: int = 3) -> list[dict]:
   speakers: dict[str, collections.Counter] = {}
   for key, text in texts.items():
     names = [_title(n) for n in _SPEAKER.findall(text) if n.split()[0].upper() not in _NOT_NAMES]
@@ -165,13 +200,25 @@ def character_questions(texts: dict[str, str], train_keys, titles: dict[str, str
   for key in sorted(train_keys):
     body = _SPEAKER.sub("\n\n", texts[key])  # mentions outside speaker lines only
     for name in sorted(speakers[key]):
-      if (speakers[key][name] < min_speeches or plays_of[name] != {key} or len(name) < 3
-          or re.fullmatch(r"[IVXLC]+", name.upper())
-          or len(re.findall(rf"(?<![A-Za-z]){re.escape(name)}(?![A-Za-z])", body)) < 2):
+      if (
+        speakers[key][name] < min_speeches
+        or plays_of[name] != {key}
+        or len(name) < 3
+        or re.fullmatch(r"[IVXLC]+", name.upper())
+        or len(re.findall(rf"(?<![A-Za-z]){re.escape(name)}(?![A-Za-z])", body)) < 2
+      ):
         continue
-      out.append({"subject": name, "src": f"In which play does the character {name} appear?",
-                  "rephrase": f"Which play has a character called {name}?", "answers": [titles[key]],
-                  "alt": "", "loc": "", "loc_ans": ""})
+      out.append(
+        {
+          "subject": name,
+          "src": f"In which play does the character {name} appear?",
+          "rephrase": f"Which play has a character called {name}?",
+          "answers": [titles[key]],
+          "alt": "",
+          "loc": "",
+          "loc_ans": "",
+        }
+      )
   return out
 
 
@@ -182,10 +229,10 @@ def build_embedded(output_dir: str, seed: int = 0) -> str:
   rng = np.random.default_rng(seed)
   frequent = _frequent_words(list(train.values()) + list(heldout.values()))
   data = {
-      "wikitext/test.jsonl": wikitext_pages(heldout),
-      "lambada_openai/test.jsonl": lambada_passages(heldout, frequent, rng),
-      "hellaswag/validation.jsonl": hellaswag_examples(heldout, rng),
-      "zsre/zsre_mend_eval.json": character_questions({**train, **heldout}, train, titles),
+    "wikitext/test.jsonl": wikitext_pages(heldout),
+    "lambada_openai/test.jsonl": lambada_passages(heldout, frequent, rng),
+    "hellaswag/validation.jsonl": hellaswag_examples(heldout, rng),
+    "zsre/zsre_mend_eval.json": character_questions({**train, **heldout}, train, titles),
   }
   for rel, records in data.items():
     path = os.path.join(output_dir, rel)
@@ -195,8 +242,13 @@ def build_embedded(output_dir: str, seed: int = 0) -> str:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
       else:
         json.dump(records, f, ensure_ascii=False, indent=1)
-  manifest = {"version": VERSION, "seed": seed, "corpus": shakespeare.PACKAGE_VERSION,
-              "heldout_plays": sorted(heldout), "counts": {rel: len(r) for rel, r in data.items()}}
+  manifest = {
+    "version": VERSION,
+    "seed": seed,
+    "corpus": shakespeare.PACKAGE_VERSION,
+    "heldout_plays": sorted(heldout),
+    "counts": {rel: len(r) for rel, r in data.items()},
+  }
   with open(os.path.join(output_dir, MANIFEST), "w") as f:
     json.dump(manifest, f, indent=2)
   return output_dir

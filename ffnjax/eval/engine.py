@@ -28,7 +28,7 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -70,11 +70,12 @@ def encode_pair(tokenizer, context: str, continuation: str, cache: dict | None =
     # A whitespace-only context: lm-eval would score from an empty context (and mis-slice); condition on
     # the prefix token as it does for an empty one.
     return (tokenizer.prefix_token_id,), tuple(whole)
-  return tuple(context_enc), tuple(whole[len(context_enc):])
+  return tuple(context_enc), tuple(whole[len(context_enc) :])
 
 
-def rolling_token_windows(tokens: Sequence[int], prefix_token: int, max_seq_len: int,
-                          context_len: int = 1) -> list[tuple[list[int], list[int]]]:
+def rolling_token_windows(
+  tokens: Sequence[int], prefix_token: int, max_seq_len: int, context_len: int = 1
+) -> list[tuple[list[int], list[int]]]:
   """lm-eval's get_rolling_token_windows: (input window, predicted tokens) pairs covering every token once."""
   if not 1 <= context_len <= max_seq_len:
     raise ValueError(f"context_len={context_len} must be in [1, max_seq_len={max_seq_len}]")
@@ -83,12 +84,12 @@ def rolling_token_windows(tokens: Sequence[int], prefix_token: int, max_seq_len:
     return []
   pred_len = max_seq_len - context_len + 1
   first = min(max_seq_len, len(tokens))
-  windows = [([prefix_token] + tokens[:first - 1], tokens[:first])]
+  windows = [([prefix_token] + tokens[: first - 1], tokens[:first])]
   predicted = first
   while predicted < len(tokens):
     window_pred_len = min(len(tokens) - predicted, pred_len)
     end = predicted + window_pred_len
-    windows.append((tokens[end - max_seq_len - 1:end - 1], tokens[end - window_pred_len:end]))
+    windows.append((tokens[end - max_seq_len - 1 : end - 1], tokens[end - window_pred_len : end]))
     predicted += window_pred_len
   return windows
 
@@ -96,7 +97,7 @@ def rolling_token_windows(tokens: Sequence[int], prefix_token: int, max_seq_len:
 def make_disjoint_window(pair: tuple[list[int], list[int]]) -> EncodedRequest:
   """lm-eval's make_disjoint_window: the window's context without the tokens it predicts."""
   a, b = pair
-  return tuple(a[:len(a) - (len(b) - 1)]), tuple(b)
+  return tuple(a[: len(a) - (len(b) - 1)]), tuple(b)
 
 
 def rolling_requests(tokens: Sequence[int], prefix_token: int, max_length: int) -> list[EncodedRequest]:
@@ -163,8 +164,14 @@ class BatchPlan:
     return len(self.unique_index)
 
 
-def plan_batches(requests: Sequence[EncodedRequest], max_length: int, *, token_budget: int = DEFAULT_TOKEN_BUDGET,
-                 row_multiple: int = 1, min_bucket: int = DEFAULT_MIN_BUCKET) -> BatchPlan:
+def plan_batches(
+  requests: Sequence[EncodedRequest],
+  max_length: int,
+  *,
+  token_budget: int = DEFAULT_TOKEN_BUDGET,
+  row_multiple: int = 1,
+  min_bucket: int = DEFAULT_MIN_BUCKET,
+) -> BatchPlan:
   """Buckets (deduplicated) requests by input length and packs each bucket into batches of <= token_budget tokens
   (at least `row_multiple` rows: the data-parallel size, so every batch shards evenly)."""
   if max_length < 1:
@@ -179,10 +186,13 @@ def plan_batches(requests: Sequence[EncodedRequest], max_length: int, *, token_b
   for i, (ctx, cont) in enumerate(requests):
     if not ctx:
       raise ValueError(f"request {i}: empty context tokens; encode with encode_pair (end-of-text for empty contexts)")
-    seq = (tuple(ctx) + tuple(cont))[-(max_length + 1):]
+    seq = (tuple(ctx) + tuple(cont))[-(max_length + 1) :]
     if len(cont) > len(seq) - 1:
-      raise RequestTooLong(i, f"request {i}: continuation of {len(cont)} tokens does not fit max_length="
-                           f"{max_length} (at most {max_length} continuation tokens can be scored)")
+      raise RequestTooLong(
+        i,
+        f"request {i}: continuation of {len(cont)} tokens does not fit max_length="
+        f"{max_length} (at most {max_length} continuation tokens can be scored)",
+      )
     key = (seq, len(cont))
     if key not in unique:
       unique[key] = len(seqs)
@@ -200,9 +210,12 @@ def plan_batches(requests: Sequence[EncodedRequest], max_length: int, *, token_b
     members = by_bucket[length]
     full_rows = max(row_multiple, token_budget // length // row_multiple * row_multiple)
     for start in range(0, len(members), full_rows):
-      chunk = members[start:start + full_rows]
-      rows = full_rows if len(chunk) == full_rows else min(
-          full_rows, -(-_next_pow2(len(chunk)) // row_multiple) * row_multiple)
+      chunk = members[start : start + full_rows]
+      rows = (
+        full_rows
+        if len(chunk) == full_rows
+        else min(full_rows, -(-_next_pow2(len(chunk)) // row_multiple) * row_multiple)
+      )
       batches.append(_make_batch([seqs[u] for u in chunk], chunk, rows, length))
   return BatchPlan(batches, unique_index, num_tokens, len(seqs))
 
@@ -217,7 +230,7 @@ def _make_batch(items, members, rows: int, length: int) -> Batch:
     n = len(seq) - 1
     tokens[r, :n] = seq[:-1]
     targets[r, :n] = seq[1:]
-    mask[r, n - cont_len:n] = True
+    mask[r, n - cont_len : n] = True
     index[r] = u
     real += n
   return Batch(tokens, targets, mask, index, real)
@@ -287,8 +300,15 @@ class _Progress:
       logging.info("%s: %d/%d requests scored, %.0f tokens/s", self.label or "eval", self.done, self.total, rate)
 
 
-def score_batches(plan: BatchPlan, logits_fn: LogitsFn, *, mesh=None, keep_greedy_tokens: bool = False,
-                  label: str = "", progress_every_s: float = 30.0) -> Scores:
+def score_batches(
+  plan: BatchPlan,
+  logits_fn: LogitsFn,
+  *,
+  mesh=None,
+  keep_greedy_tokens: bool = False,
+  label: str = "",
+  progress_every_s: float = 30.0,
+) -> Scores:
   """Runs every batch of `plan` through `logits_fn`; the next batch is dispatched before the previous one is
   read back, so the host work overlaps the device. progress_every_s < 0 silences the progress line."""
   ll = np.zeros(plan.num_unique, np.float64)
@@ -313,8 +333,10 @@ def score_batches(plan: BatchPlan, logits_fn: LogitsFn, *, mesh=None, keep_greed
   for batch in plan.batches:
     logits = logits_fn(_to_device(batch.tokens, mesh))
     if logits.shape[:2] != batch.tokens.shape:
-      raise ValueError(f"logits_fn returned shape {tuple(logits.shape)} for tokens {batch.tokens.shape}; "
-                       "expected [batch, length, vocab]")
+      raise ValueError(
+        f"logits_fn returned shape {tuple(logits.shape)} for tokens {batch.tokens.shape}; "
+        "expected [batch, length, vocab]"
+      )
     out = _token_scores(logits, _to_device(batch.targets, mesh))
     if pending is not None:
       collect(*pending)
@@ -324,15 +346,23 @@ def score_batches(plan: BatchPlan, logits_fn: LogitsFn, *, mesh=None, keep_greed
   if progress.done:
     progress.update(0, 0, final=True)
   idx = plan.unique_index
-  return Scores(ll[idx], greedy[idx], plan.num_tokens.copy(),
-                [tokens_out[u] for u in idx] if tokens_out is not None else None)
+  return Scores(
+    ll[idx], greedy[idx], plan.num_tokens.copy(), [tokens_out[u] for u in idx] if tokens_out is not None else None
+  )
 
 
 # ------------------------------------------------------------------------------------------------ conveniences
 
 
-def loglikelihood(logits_fn: LogitsFn, tokenizer, requests: Sequence[tuple[str, str]], *, max_length: int,
-                  token_budget: int = DEFAULT_TOKEN_BUDGET, mesh=None) -> list[tuple[float, bool]]:
+def loglikelihood(
+  logits_fn: LogitsFn,
+  tokenizer,
+  requests: Sequence[tuple[str, str]],
+  *,
+  max_length: int,
+  token_budget: int = DEFAULT_TOKEN_BUDGET,
+  mesh=None,
+) -> list[tuple[float, bool]]:
   """(LL, is_greedy) of each (context, continuation) string pair, as lm-eval's `loglikelihood`."""
   cache: dict = {}
   encoded = [encode_pair(tokenizer, c, x, cache) for c, x in requests]
@@ -341,8 +371,15 @@ def loglikelihood(logits_fn: LogitsFn, tokenizer, requests: Sequence[tuple[str, 
   return [(float(a), bool(b)) for a, b in zip(scores.ll, scores.is_greedy)]
 
 
-def loglikelihood_rolling(logits_fn: LogitsFn, tokenizer, texts: Sequence[str], *, max_length: int,
-                          token_budget: int = DEFAULT_TOKEN_BUDGET, mesh=None) -> list[float]:
+def loglikelihood_rolling(
+  logits_fn: LogitsFn,
+  tokenizer,
+  texts: Sequence[str],
+  *,
+  max_length: int,
+  token_budget: int = DEFAULT_TOKEN_BUDGET,
+  mesh=None,
+) -> list[float]:
   """Rolling LL of each text, as lm-eval's `loglikelihood_rolling` (an empty text scores 0)."""
   encoded, owner = [], []
   for i, text in enumerate(texts):
@@ -422,18 +459,21 @@ def plan_packed(requests: Sequence[EncodedRequest], max_length: int) -> PackedPl
   for i, (ctx, cont) in enumerate(requests):
     if not ctx:
       raise ValueError(f"request {i}: empty context tokens; encode with encode_pair (end-of-text for empty contexts)")
-    seq = (tuple(ctx) + tuple(cont))[-(max_length + 1):]
+    seq = (tuple(ctx) + tuple(cont))[-(max_length + 1) :]
     c = len(cont)
     if c > len(seq) - 1:
-      raise RequestTooLong(i, f"request {i}: continuation of {c} tokens does not fit max_length="
-                           f"{max_length} (at most {max_length} continuation tokens can be scored)")
+      raise RequestTooLong(
+        i,
+        f"request {i}: continuation of {c} tokens does not fit max_length="
+        f"{max_length} (at most {max_length} continuation tokens can be scored)",
+      )
     key = (seq, c)
     if key not in unique:
       u = unique[key] = len(unique)
       n = len(seq) - 1
       request_tokens += n
       # input x = seq[:-1]; positions n-c..n-1 predict seq[-c:]; the rest is the prefix they all condition on
-      groups.setdefault(seq[:n - c], []).append((u, seq[n - c:n], seq[-c:]))
+      groups.setdefault(seq[: n - c], []).append((u, seq[n - c : n], seq[-c:]))
     unique_index[i] = unique[key]
     num_tokens[i] = c
 
@@ -469,23 +509,22 @@ def plan_packed(requests: Sequence[EncodedRequest], max_length: int) -> PackedPl
     at, scored = 0, []
     for d, (prefix, branches) in enumerate(row, 1):
       p = len(prefix)
-      tokens[r, at:at + p] = prefix
-      positions[r, at:at + p] = np.arange(p)
-      doc[r, at:at + p] = d
+      tokens[r, at : at + p] = prefix
+      positions[r, at : at + p] = np.arange(p)
+      doc[r, at : at + p] = d
       at += p
       for j, (u, toks, targets) in enumerate(branches, 1):
         m = len(toks)
-        tokens[r, at:at + m] = toks
-        positions[r, at:at + m] = np.arange(p, p + m)
-        doc[r, at:at + m] = d
-        branch[r, at:at + m] = j
+        tokens[r, at : at + m] = toks
+        positions[r, at : at + m] = np.arange(p, p + m)
+        doc[r, at : at + m] = d
+        branch[r, at : at + m] = j
         scored += [(at + k, targets[k], u) for k in range(m)]
         at += m
     row_scored.append(np.asarray(scored, np.int64).reshape(-1, 3))
   if not rows:
     row_scored.append(np.zeros((0, 3), np.int64))
-  return PackedPlan(tokens, positions, doc, branch, row_scored, unique_index, num_tokens, len(unique),
-                    request_tokens)
+  return PackedPlan(tokens, positions, doc, branch, row_scored, unique_index, num_tokens, len(unique), request_tokens)
 
 
 @dataclasses.dataclass
@@ -520,8 +559,16 @@ class HiddenScorer:
   and the output head [d, V]; jitted once per batch shape (rows) and per scored-position count. `prefix`
   (optional) adds the prefix-reuse programs (score_packed(reuse=True))."""
 
-  def __init__(self, hidden_fn, head, num_layers: int, *, mesh=None, vocab_chunk: int = DEFAULT_VOCAB_CHUNK,
-               prefix: PrefixReuse | None = None):
+  def __init__(
+    self,
+    hidden_fn,
+    head,
+    num_layers: int,
+    *,
+    mesh=None,
+    vocab_chunk: int = DEFAULT_VOCAB_CHUNK,
+    prefix: PrefixReuse | None = None,
+  ):
     self.hidden_fn, self.num_layers, self.mesh, self.prefix = hidden_fn, num_layers, mesh, prefix
     d, v = head.shape
     # the largest power-of-two chunk whose padding of the vocabulary stays within ~2 % (padded columns are work)
@@ -539,8 +586,11 @@ class HiddenScorer:
     return self._head_fn(hidden, self.head, flat_index, targets)
 
   def compilations(self) -> int:
-    return (self.hidden_fn.jitted._cache_size() + self._head_fn._cache_size()
-            + (self.prefix.compilations() if self.prefix is not None else 0))
+    return (
+      self.hidden_fn.jitted._cache_size()
+      + self._head_fn._cache_size()
+      + (self.prefix.compilations() if self.prefix is not None else 0)
+    )
 
 
 def _chunked_head(hidden, head, flat_index, targets, *, vocab_size, max_chunk):
@@ -566,8 +616,13 @@ def _chunked_head(hidden, head, flat_index, targets, *, vocab_size, max_chunk):
     return (m2, s, tgt, jnp.where(better, cm, best), jnp.where(better, ca, arg)), None
 
   n = h.shape[0]
-  init = (jnp.full((n,), -jnp.inf, jnp.float32), jnp.zeros((n,), jnp.float32), jnp.zeros((n,), jnp.float32),
-          jnp.full((n,), -jnp.inf, jnp.float32), jnp.zeros((n,), jnp.int32))
+  init = (
+    jnp.full((n,), -jnp.inf, jnp.float32),
+    jnp.zeros((n,), jnp.float32),
+    jnp.zeros((n,), jnp.float32),
+    jnp.full((n,), -jnp.inf, jnp.float32),
+    jnp.zeros((n,), jnp.int32),
+  )
   (m, s, tgt, _, arg), _ = jax.lax.scan(body, init, jnp.arange(head.shape[1] // chunk))
   return tgt - (m + jnp.log(s)), arg
 
@@ -597,10 +652,19 @@ def stream_block_rows(plan: PackedPlan, prefix: PrefixReuse, per_batch: int, row
   return max(row_multiple, rows // row_multiple * row_multiple) if rows >= row_multiple else row_multiple
 
 
-def score_packed(plan: PackedPlan, scorer: HiddenScorer, masks: np.ndarray | None = None, *,
-                 token_budget: int = DEFAULT_TOKEN_BUDGET, label: str = "", progress_every_s: float = 30.0,
-                 keep_greedy_tokens: bool = False, fixed_shapes: bool = False, reuse: bool = False,
-                 work: dict | None = None) -> list[Scores]:
+def score_packed(
+  plan: PackedPlan,
+  scorer: HiddenScorer,
+  masks: np.ndarray | None = None,
+  *,
+  token_budget: int = DEFAULT_TOKEN_BUDGET,
+  label: str = "",
+  progress_every_s: float = 30.0,
+  keep_greedy_tokens: bool = False,
+  fixed_shapes: bool = False,
+  reuse: bool = False,
+  work: dict | None = None,
+) -> list[Scores]:
   """Scores every request under each keep mask (masks float [K, L, 2]; None = all kept): one Scores per mask.
 
   Work items are (mask, row) pairs, so one forward pass mixes coalitions; every batch has the same number of rows
@@ -662,7 +726,7 @@ def score_packed(plan: PackedPlan, scorer: HiddenScorer, masks: np.ndarray | Non
     if not reuse:
       work_items = np.arange(k_masks * r)
       for start in range(0, len(work_items), per_batch):
-        items = work_items[start:start + per_batch]
+        items = work_items[start : start + per_batch]
         yield items // r, items % r, 0, None, None
       return
     starts = scorer.prefix.first_removed(masks)
@@ -678,7 +742,13 @@ def score_packed(plan: PackedPlan, scorer: HiddenScorer, masks: np.ndarray | Non
       order = np.lexsort((local, mi, starts[mi]))  # by start boundary, then coalition, then row
       mi, local = mi[order], local[order]
       for s in range(0, len(mi), per_batch):
-        yield mi[s:s + per_batch], rows[local[s:s + per_batch]], int(starts[mi[s]]), streams, local[s:s + per_batch]
+        yield (
+          mi[s : s + per_batch],
+          rows[local[s : s + per_batch]],
+          int(starts[mi[s]]),
+          streams,
+          local[s : s + per_batch],
+        )
 
   pending = None
   for mi, ri, start, streams, local in batches():
@@ -695,18 +765,22 @@ def score_packed(plan: PackedPlan, scorer: HiddenScorer, masks: np.ndarray | Non
     size = head_piece or _head_size(len(flat))
     pieces = max(1, -(-len(flat) // size))
     flat_p = np.zeros(pieces * size, np.int32)
-    flat_p[:len(flat)] = flat
+    flat_p[: len(flat)] = flat
     tgt_p = np.zeros(pieces * size, np.int32)
-    tgt_p[:len(flat)] = targets
+    tgt_p[: len(flat)] = targets
     if streams is None:
-      hidden = scorer.hidden(_to_device(plan.tokens[sel_rows], scorer.mesh), *rows_arrays(sel_rows),
-                             jnp.asarray(keep))
+      hidden = scorer.hidden(_to_device(plan.tokens[sel_rows], scorer.mesh), *rows_arrays(sel_rows), jnp.asarray(keep))
     else:
       local = np.concatenate([local, np.full(pad, local[0])]).astype(np.int32)
-      hidden = scorer.prefix.hidden_from(streams, jnp.asarray(local), jnp.int32(start), *rows_arrays(sel_rows),
-                                         jnp.asarray(keep))
-    out = [scorer.head_scores(hidden, jnp.asarray(flat_p[i * size:(i + 1) * size]),
-                              jnp.asarray(tgt_p[i * size:(i + 1) * size])) for i in range(pieces)]
+      hidden = scorer.prefix.hidden_from(
+        streams, jnp.asarray(local), jnp.int32(start), *rows_arrays(sel_rows), jnp.asarray(keep)
+      )
+    out = [
+      scorer.head_scores(
+        hidden, jnp.asarray(flat_p[i * size : (i + 1) * size]), jnp.asarray(tgt_p[i * size : (i + 1) * size])
+      )
+      for i in range(pieces)
+    ]
     if work is not None:  # what the model's lax.conds run: at or after `start`, kept by some row, existing
       runs = (np.arange(2 * scorer.num_layers) >= start) & (keep != 0).any(axis=0).ravel()
       runs[1::2] &= has_ffn
@@ -721,6 +795,12 @@ def score_packed(plan: PackedPlan, scorer: HiddenScorer, masks: np.ndarray | Non
     collect(*pending)
   progress.update(0, 0, final=True)
   idx = plan.unique_index
-  return [Scores(ll[k][idx], greedy[k][idx], plan.num_tokens.copy(),
-                 [np.asarray(tokens_out[k][u], np.int32) for u in idx] if tokens_out is not None else None)
-          for k in range(k_masks)]
+  return [
+    Scores(
+      ll[k][idx],
+      greedy[k][idx],
+      plan.num_tokens.copy(),
+      [np.asarray(tokens_out[k][u], np.int32) for u in idx] if tokens_out is not None else None,
+    )
+    for k in range(k_masks)
+  ]

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import math
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -59,21 +59,32 @@ class TaskRequests:
         self._plans["packed"] = engine.plan_packed(self.encoded.requests, self.max_length)
       except engine.RequestTooLong as e:
         doc = int(np.searchsorted(self.encoded.offsets, e.index, side="right")) - 1
-        raise ValueError(f"task {self.task.name}: document {doc} of {self.data_dir}: {e}; raise max_length or "
-                         "leave the document out") from None
+        raise ValueError(
+          f"task {self.task.name}: document {doc} of {self.data_dir}: {e}; raise max_length or leave the document out"
+        ) from None
     return self._plans["packed"]
 
-  def plan(self, token_budget: int = engine.DEFAULT_TOKEN_BUDGET, row_multiple: int = 1,
-           min_bucket: int = engine.DEFAULT_MIN_BUCKET) -> engine.BatchPlan:
+  def plan(
+    self,
+    token_budget: int = engine.DEFAULT_TOKEN_BUDGET,
+    row_multiple: int = 1,
+    min_bucket: int = engine.DEFAULT_MIN_BUCKET,
+  ) -> engine.BatchPlan:
     key = (token_budget, row_multiple, min_bucket)
     if key not in self._plans:
       try:
-        self._plans[key] = engine.plan_batches(self.encoded.requests, self.max_length, token_budget=token_budget,
-                                               row_multiple=row_multiple, min_bucket=min_bucket)
+        self._plans[key] = engine.plan_batches(
+          self.encoded.requests,
+          self.max_length,
+          token_budget=token_budget,
+          row_multiple=row_multiple,
+          min_bucket=min_bucket,
+        )
       except engine.RequestTooLong as e:
         doc = int(np.searchsorted(self.encoded.offsets, e.index, side="right")) - 1
-        raise ValueError(f"task {self.task.name}: document {doc} of {self.data_dir}: {e}; raise max_length or "
-                         "leave the document out") from None
+        raise ValueError(
+          f"task {self.task.name}: document {doc} of {self.data_dir}: {e}; raise max_length or leave the document out"
+        ) from None
     return self._plans[key]
 
 
@@ -113,58 +124,114 @@ class TaskResult:
 
   def to_json(self) -> dict:
     """The task's entry of results.json (NaN is written as null by the results writer)."""
-    return {"metrics": dict(self.metrics), "chance": self.chance, "below_chance": self.below_chance,
-            "num_examples": self.num_examples, "higher_is_better": dict(self.higher_is_better)}
+    return {
+      "metrics": dict(self.metrics),
+      "chance": self.chance,
+      "below_chance": self.below_chance,
+      "num_examples": self.num_examples,
+      "higher_is_better": dict(self.higher_is_better),
+    }
 
 
-def score(prepared: TaskRequests, logits_fn: engine.LogitsFn, *, token_budget: int = engine.DEFAULT_TOKEN_BUDGET,
-          mesh=None, records: bool = False, min_bucket: int = engine.DEFAULT_MIN_BUCKET,
-          progress_every_s: float = 30.0) -> TaskResult:
+def score(
+  prepared: TaskRequests,
+  logits_fn: engine.LogitsFn,
+  *,
+  token_budget: int = engine.DEFAULT_TOKEN_BUDGET,
+  mesh=None,
+  records: bool = False,
+  min_bucket: int = engine.DEFAULT_MIN_BUCKET,
+  progress_every_s: float = 30.0,
+) -> TaskResult:
   """Scores prepared requests with `logits_fn` (int32 [B, T] -> logits [B, T, V], or an engine.HiddenScorer: the
   packed fast path) and aggregates the metrics."""
   start = time.perf_counter()
   task = prepared.task
   if isinstance(logits_fn, engine.HiddenScorer):
     packed = prepared.packed()
-    (scores,) = engine.score_packed(packed, logits_fn, token_budget=token_budget, keep_greedy_tokens=records,
-                                    label=task.name, progress_every_s=progress_every_s)
+    (scores,) = engine.score_packed(
+      packed,
+      logits_fn,
+      token_budget=token_budget,
+      keep_greedy_tokens=records,
+      label=task.name,
+      progress_every_s=progress_every_s,
+    )
     return aggregate(prepared, scores, records, packed.real_tokens, [packed.tokens.shape], start)
   plan = prepared.plan(token_budget, engine.data_parallel_size(mesh), min_bucket)
-  scores = engine.score_batches(plan, logits_fn, mesh=mesh, keep_greedy_tokens=records, label=task.name,
-                                progress_every_s=progress_every_s)
+  scores = engine.score_batches(
+    plan, logits_fn, mesh=mesh, keep_greedy_tokens=records, label=task.name, progress_every_s=progress_every_s
+  )
   return aggregate(prepared, scores, records, plan.input_tokens, plan.shapes, start)
 
 
-def aggregate(prepared: TaskRequests, scores: engine.Scores, records: bool = False, input_tokens: int = 0,
-              shapes=(), start: float | None = None) -> TaskResult:
+def aggregate(
+  prepared: TaskRequests,
+  scores: engine.Scores,
+  records: bool = False,
+  input_tokens: int = 0,
+  shapes=(),
+  start: float | None = None,
+) -> TaskResult:
   """Per-request scores -> the task's metrics (and records)."""
   task = prepared.task
   offsets = prepared.encoded.offsets
   per_doc = [task.process(doc, scores, int(offsets[i]), int(offsets[i + 1])) for i, doc in enumerate(prepared.docs)]
   recs = None
   if records:
-    recs = [{"task": task.name, "doc_id": i,
-             **task.record(doc, per_doc[i], prepared.encoded, scores, int(offsets[i]), int(offsets[i + 1]),
-                           prepared.tokenizer)}
-            for i, doc in enumerate(prepared.docs)]
-  return TaskResult(task=task.name, metrics=task.aggregate(per_doc), chance=task.chance(prepared.docs),
-                    num_examples=len(prepared.docs), higher_is_better=dict(task.higher_is_better),
-                    primary_metric=task.primary_metric, records=recs, num_requests=prepared.num_requests,
-                    input_tokens=input_tokens, shapes=list(shapes),
-                    wall_time_s=time.perf_counter() - start if start is not None else 0.0, per_doc=per_doc)
+    recs = [
+      {
+        "task": task.name,
+        "doc_id": i,
+        **task.record(
+          doc, per_doc[i], prepared.encoded, scores, int(offsets[i]), int(offsets[i + 1]), prepared.tokenizer
+        ),
+      }
+      for i, doc in enumerate(prepared.docs)
+    ]
+  return TaskResult(
+    task=task.name,
+    metrics=task.aggregate(per_doc),
+    chance=task.chance(prepared.docs),
+    num_examples=len(prepared.docs),
+    higher_is_better=dict(task.higher_is_better),
+    primary_metric=task.primary_metric,
+    records=recs,
+    num_requests=prepared.num_requests,
+    input_tokens=input_tokens,
+    shapes=list(shapes),
+    wall_time_s=time.perf_counter() - start if start is not None else 0.0,
+    per_doc=per_doc,
+  )
 
 
-def evaluate(logits_fn: engine.LogitsFn, tokenizer, tasks: str | Sequence[str], data_dir: str, limit: int = 0,
-             max_length: int = 1024, *, token_budget: int = engine.DEFAULT_TOKEN_BUDGET, mesh=None,
-             records_path: str | None = None, progress_every_s: float = 30.0) -> dict[str, TaskResult]:
+def evaluate(
+  logits_fn: engine.LogitsFn,
+  tokenizer,
+  tasks: str | Sequence[str],
+  data_dir: str,
+  limit: int = 0,
+  max_length: int = 1024,
+  *,
+  token_budget: int = engine.DEFAULT_TOKEN_BUDGET,
+  mesh=None,
+  records_path: str | None = None,
+  progress_every_s: float = 30.0,
+) -> dict[str, TaskResult]:
   """Prepares and scores each task; {task name: TaskResult}. With records_path, writes one JSONL line per
   document (task, doc_id, requests [{context, continuation, ll, is_greedy}], gold, prediction, metric values)."""
   data_dir = resolve_data_dir(data_dir)
   results = {}
   for task in parse_tasks(tasks):
     prepared = prepare(task, tokenizer, data_dir, limit, max_length)
-    results[task.name] = score(prepared, logits_fn, token_budget=token_budget, mesh=mesh,
-                               records=records_path is not None, progress_every_s=progress_every_s)
+    results[task.name] = score(
+      prepared,
+      logits_fn,
+      token_budget=token_budget,
+      mesh=mesh,
+      records=records_path is not None,
+      progress_every_s=progress_every_s,
+    )
   if records_path is not None:
     write_records(records_path, [r for res in results.values() for r in res.records])
   return results

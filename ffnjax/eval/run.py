@@ -29,13 +29,15 @@ HF_MESH = "data:1,fsdp:-1,tensor:1"  # --hf_model's default mesh: ffnjax.convert
 # device loads, and `eval --hf_model` scores exactly what `convert` then `eval --workdir` scores
 
 
-def load_model(workdir: str | None, hf_model: str | None, step: int | None, mesh: str | None,
-               tokenizer_dir: str | None = None):
+def load_model(
+  workdir: str | None, hf_model: str | None, step: int | None, mesh: str | None, tokenizer_dir: str | None = None
+):
   """(params, config, plan, mesh, step, tokenizer) of a run's checkpoint (default: the newest) or of a Hugging Face
   directory converted in memory (step 0, as ffnjax.convert imports it)."""
   if bool(workdir) == bool(hf_model):
-    raise ValueError("give exactly one of --workdir=RUN_DIR (an ffnjax run) or --hf_model=DIR (a Hugging Face "
-                     "model directory)")
+    raise ValueError(
+      "give exactly one of --workdir=RUN_DIR (an ffnjax run) or --hf_model=DIR (a Hugging Face model directory)"
+    )
   if hf_model:
     the_mesh = make_mesh(meshspec.parse(mesh or "", base=meshspec.parse(HF_MESH)))
     params, config, plan = load_hf(hf_model, the_mesh)
@@ -57,10 +59,21 @@ def load_model(workdir: str | None, hf_model: str | None, step: int | None, mesh
   return params, config, plan, the_mesh, step, load_tokenizer(config, tokenizer_dir, run_dir=workdir)
 
 
-def run(workdir: str | None = None, *, hf_model: str | None = None, step: int | None = None,
-        tasks: str | None = None, data_dir: str | None = None, limit: int | None = None,
-        max_length: int | None = None, token_budget: int | None = None, output: str | None = None,
-        records: str | None = None, tokenizer_dir: str | None = None, mesh: str | None = None) -> dict:
+def run(
+  workdir: str | None = None,
+  *,
+  hf_model: str | None = None,
+  step: int | None = None,
+  tasks: str | None = None,
+  data_dir: str | None = None,
+  limit: int | None = None,
+  max_length: int | None = None,
+  token_budget: int | None = None,
+  output: str | None = None,
+  records: str | None = None,
+  tokenizer_dir: str | None = None,
+  mesh: str | None = None,
+) -> dict:
   """Evaluates a checkpoint of `workdir` (or the Hugging Face model `hf_model`); returns the results it wrote."""
   start = time.perf_counter()
   if hf_model and not output:
@@ -77,20 +90,48 @@ def run(workdir: str | None = None, *, hf_model: str | None = None, step: int | 
   token_budget = token_budget or ev.get("token_budget", 0) or 16384
   data_dir = evaluator.resolve_data_dir(data_dir)
   logits_fn = make_scorer(config, plan, params, mesh=the_mesh)  # packed hidden-state scoring (engine.py)
-  logging.info("evaluating %s step %s on %s (max_length %d, token budget %d)", workdir or hf_model, step, tasks,
-               max_length, token_budget)
+  logging.info(
+    "evaluating %s step %s on %s (max_length %d, token budget %d)",
+    workdir or hf_model,
+    step,
+    tasks,
+    max_length,
+    token_budget,
+  )
 
   writer = jax.process_index() == 0
-  results = evaluator.evaluate(logits_fn, tokenizer, tasks, data_dir, limit, max_length, token_budget=token_budget,
-                               mesh=the_mesh, records_path=records if writer else None)
+  results = evaluator.evaluate(
+    logits_fn,
+    tokenizer,
+    tasks,
+    data_dir,
+    limit,
+    max_length,
+    token_budget=token_budget,
+    mesh=the_mesh,
+    records_path=records if writer else None,
+  )
   for name, res in results.items():
-    logging.info("%s: %s (n=%d, %d requests, %d shapes, %.1fs)", name,
-                 ", ".join(f"{k}={v:.4g}" for k, v in res.metrics.items() if not k.endswith("_stderr")),
-                 res.num_examples, res.num_requests, len(res.shapes), res.wall_time_s)
-  out = make_results(config.get("name") or plan.name, plan.to_json(),
-                     {name: res.to_json() for name, res in results.items()},
-                     seed=config.get("seed"), wall_time_s=time.perf_counter() - start, step=int(step),
-                     data_dir=data_dir, limit=int(limit), max_length=int(max_length))
+    logging.info(
+      "%s: %s (n=%d, %d requests, %d shapes, %.1fs)",
+      name,
+      ", ".join(f"{k}={v:.4g}" for k, v in res.metrics.items() if not k.endswith("_stderr")),
+      res.num_examples,
+      res.num_requests,
+      len(res.shapes),
+      res.wall_time_s,
+    )
+  out = make_results(
+    config.get("name") or plan.name,
+    plan.to_json(),
+    {name: res.to_json() for name, res in results.items()},
+    seed=config.get("seed"),
+    wall_time_s=time.perf_counter() - start,
+    step=int(step),
+    data_dir=data_dir,
+    limit=int(limit),
+    max_length=int(max_length),
+  )
   output = output or rundir.join(workdir, "eval", "results.json")
   if writer:
     write_results(output, out)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -116,9 +116,11 @@ def read_tfds(data_dir: str, source: TfdsSource, limit: int = 0) -> list[dict]:
 
   try:
     ds = tfds.data_source(source.name, split=source.split, data_dir=data_dir, download=False)
-  except Exception as e:  # noqa: BLE001 - TFDS raises many types; name the dir and what it needs
-    raise DataError(f"{os.path.join(data_dir, source.name)}: cannot read TFDS split {source.split!r} "
-                    f"(prepare it with file_format='array_record'): {e}") from e
+  except Exception as e:  # TFDS raises many types; name the dir and what it needs
+    raise DataError(
+      f"{os.path.join(data_dir, source.name)}: cannot read TFDS split {source.split!r} "
+      f"(prepare it with file_format='array_record'): {e}"
+    ) from e
   n = len(ds) if not limit else min(limit, len(ds))
   return [source.convert(_plain(ds[i])) for i in range(n)]
 

@@ -18,10 +18,24 @@ from ffnjax.kernels.flash_attention import attention_pallas, attention_reference
 from ffnjax.kernels.rmsnorm import rms_norm_pallas, rms_norm_reference
 from ffnjax.kernels.swiglu import swiglu_ffn_pallas, swiglu_ffn_reference
 
-__all__ = ["swiglu_ffn", "attention", "rms_norm", "cross_entropy", "default_config", "validate", "IMPLS",
-           "BACKENDS", "swiglu_ffn_reference", "attention_reference", "rms_norm_reference",
-           "cross_entropy_reference", "swiglu_ffn_pallas", "attention_pallas", "rms_norm_pallas",
-           "cross_entropy_pallas"]
+__all__ = [
+  "swiglu_ffn",
+  "attention",
+  "rms_norm",
+  "cross_entropy",
+  "default_config",
+  "validate",
+  "IMPLS",
+  "BACKENDS",
+  "swiglu_ffn_reference",
+  "attention_reference",
+  "rms_norm_reference",
+  "cross_entropy_reference",
+  "swiglu_ffn_pallas",
+  "attention_pallas",
+  "rms_norm_pallas",
+  "cross_entropy_pallas",
+]
 
 
 def swiglu_ffn(x, w_gate, w_up, w_down, *, impl="reference", config=None):

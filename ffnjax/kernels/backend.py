@@ -50,8 +50,12 @@ def settings(config=None, platform: str | None = None) -> Settings:
   if config is None:
     return Settings(platform=platform)
   kconfig.validate(config)
-  return Settings(backend=config.backend, interpret_as=config.interpret_as, platform=platform,
-                  blocks=tuple((f, int(config[f])) for f in kconfig.BLOCK_FIELDS))
+  return Settings(
+    backend=config.backend,
+    interpret_as=config.interpret_as,
+    platform=platform,
+    blocks=tuple((f, int(config[f])) for f in kconfig.BLOCK_FIELDS),
+  )
 
 
 def mesh_platform(mesh=None) -> str | None:
@@ -95,8 +99,13 @@ def dispatch(fn, s: Settings, *args):
   if target is not None:
     return fn(target, *args)
   gpu = functools.partial(fn, Target("gpu"))
-  return lax.platform_dependent(*args, tpu=functools.partial(fn, Target("tpu")), cuda=gpu, rocm=gpu,
-                                default=functools.partial(fn, Target(s.interpret_as, interpret=True)))
+  return lax.platform_dependent(
+    *args,
+    tpu=functools.partial(fn, Target("tpu")),
+    cuda=gpu,
+    rocm=gpu,
+    default=functools.partial(fn, Target(s.interpret_as, interpret=True)),
+  )
 
 
 # Memory accounting only (benchmarks/kernel_memory.py): replaces every kernel by an opaque host callback
@@ -114,13 +123,14 @@ def opaque_kernels():
     _OPAQUE[0] = False
 
 
-def call(kernel, target: Target, *, out_shape, grid, in_specs, out_specs, scratch_shapes=(),
-         semantics=None, name=None):
+def call(kernel, target: Target, *, out_shape, grid, in_specs, out_specs, scratch_shapes=(), semantics=None, name=None):
   """pl.pallas_call with the target's compiler parameters (TPU dimension semantics, Triton warps)."""
   if _OPAQUE[0]:
+
     def opaque(*args):
-      zeros = lambda *a: jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), out_shape)  # noqa: E731
+      zeros = lambda *a: jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), out_shape)
       return jax.pure_callback(zeros, out_shape, *args)
+
     return opaque
   params = None
   if not target.interpret:
@@ -128,9 +138,17 @@ def call(kernel, target: Target, *, out_shape, grid, in_specs, out_specs, scratc
       params = pltpu.CompilerParams(dimension_semantics=semantics)
     else:
       params = plgpu.CompilerParams(num_warps=4, num_stages=2)
-  return pl.pallas_call(kernel, out_shape=out_shape, grid=grid, in_specs=in_specs, out_specs=out_specs,
-                        scratch_shapes=scratch_shapes, compiler_params=params, interpret=target.interpret,
-                        name=name)
+  return pl.pallas_call(
+    kernel,
+    out_shape=out_shape,
+    grid=grid,
+    in_specs=in_specs,
+    out_specs=out_specs,
+    scratch_shapes=scratch_shapes,
+    compiler_params=params,
+    interpret=target.interpret,
+    name=name,
+  )
 
 
 def fit(s: Settings, field: str, target: Target, full: int, align: int) -> int:
@@ -140,8 +158,9 @@ def fit(s: Settings, field: str, target: Target, full: int, align: int) -> int:
   if block >= full:
     return full
   if target.family == "tpu" and not target.interpret and block % align:
-    raise ValueError(f"kernels.{field}={block}: TPU blocks must be a multiple of {align} "
-                     f"or cover the whole dimension ({full})")
+    raise ValueError(
+      f"kernels.{field}={block}: TPU blocks must be a multiple of {align} or cover the whole dimension ({full})"
+    )
   return block
 
 
@@ -150,6 +169,7 @@ def vmem(shape, dtype=jnp.float32):
 
 
 # ---- helpers shared by kernel bodies ----------------------------------------------------------------
+
 
 def gpu_load(ref, idx, mask):
   """Triton tile load; out-of-bounds lanes (ragged edges, power-of-two padding) read as 0."""

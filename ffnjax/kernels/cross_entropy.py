@@ -48,8 +48,9 @@ def _ce_fwd(s, hidden, head, targets):
 
 def _ce_bwd(s, res, g):
   hidden, head, targets, lse = res
-  dh, dw = kb.dispatch(functools.partial(_backward, s), s, hidden, head, targets[:, None], lse,
-                       g.astype(jnp.float32)[:, None])
+  dh, dw = kb.dispatch(
+    functools.partial(_backward, s), s, hidden, head, targets[:, None], lse, g.astype(jnp.float32)[:, None]
+  )
   return dh, dw, np.zeros(targets.shape, jax.dtypes.float0)
 
 
@@ -70,6 +71,7 @@ def _softmax_grad(logits, cols, tgt, lse, g):
 
 
 # ---- TPU family: grid (token block, vocab block) with VMEM accumulators --------------------------------
+
 
 def _tpu_blocks(s, t, n, v):
   return kb.fit(s, "ce_block_tokens", t, n, 8), kb.fit(s, "ce_block_vocab", t, v, 128)
@@ -106,11 +108,16 @@ def _tpu_forward(s, target, h, w, tgt):
   bt, bv = _tpu_blocks(s, target, n, v)
   row = pl.BlockSpec((bt, 1), lambda i, j: (i, 0))
   return kb.call(
-      functools.partial(_tpu_fwd_kernel, v=v, bv=bv), target, name="cross_entropy_fwd",
-      out_shape=[jax.ShapeDtypeStruct((n, 1), jnp.float32)] * 2, grid=(cdiv(n, bt), cdiv(v, bv)),
-      in_specs=[pl.BlockSpec((bt, d), lambda i, j: (i, 0)), pl.BlockSpec((d, bv), lambda i, j: (0, j)), row],
-      out_specs=[row, row], scratch_shapes=[kb.vmem((bt, 1))] * 3,
-      semantics=("parallel", "arbitrary"))(h, w, tgt)
+    functools.partial(_tpu_fwd_kernel, v=v, bv=bv),
+    target,
+    name="cross_entropy_fwd",
+    out_shape=[jax.ShapeDtypeStruct((n, 1), jnp.float32)] * 2,
+    grid=(cdiv(n, bt), cdiv(v, bv)),
+    in_specs=[pl.BlockSpec((bt, d), lambda i, j: (i, 0)), pl.BlockSpec((d, bv), lambda i, j: (0, j)), row],
+    out_specs=[row, row],
+    scratch_shapes=[kb.vmem((bt, 1))] * 3,
+    semantics=("parallel", "arbitrary"),
+  )(h, w, tgt)
 
 
 def _tpu_dh_kernel(h_ref, w_ref, tgt_ref, lse_ref, g_ref, dh_ref, acc_ref, *, v, bv):
@@ -158,21 +165,34 @@ def _tpu_backward(s, target, h, w, tgt, lse, g):
   row = pl.BlockSpec((bt, 1), lambda i, j: (i, 0))
   tok = pl.BlockSpec((bt, d), lambda i, j: (i, 0))
   dh = kb.call(
-      functools.partial(_tpu_dh_kernel, v=v, bv=bv), target, name="cross_entropy_dh",
-      out_shape=jax.ShapeDtypeStruct(h.shape, h.dtype), grid=(nt, nv),
-      in_specs=[tok, pl.BlockSpec((d, bv), lambda i, j: (0, j)), row, row, row], out_specs=tok,
-      scratch_shapes=[kb.vmem((bt, d))], semantics=("parallel", "arbitrary"))(h, w, tgt, lse, g)
+    functools.partial(_tpu_dh_kernel, v=v, bv=bv),
+    target,
+    name="cross_entropy_dh",
+    out_shape=jax.ShapeDtypeStruct(h.shape, h.dtype),
+    grid=(nt, nv),
+    in_specs=[tok, pl.BlockSpec((d, bv), lambda i, j: (0, j)), row, row, row],
+    out_specs=tok,
+    scratch_shapes=[kb.vmem((bt, d))],
+    semantics=("parallel", "arbitrary"),
+  )(h, w, tgt, lse, g)
   row_t = pl.BlockSpec((bt, 1), lambda j, i: (i, 0))
   col_t = pl.BlockSpec((d, bv), lambda j, i: (0, j))
   dw = kb.call(
-      functools.partial(_tpu_dw_kernel, n=n, bt=bt, bv=bv), target, name="cross_entropy_dw",
-      out_shape=jax.ShapeDtypeStruct(w.shape, w.dtype), grid=(nv, nt),
-      in_specs=[pl.BlockSpec((bt, d), lambda j, i: (i, 0)), col_t, row_t, row_t, row_t], out_specs=col_t,
-      scratch_shapes=[kb.vmem((d, bv))], semantics=("parallel", "arbitrary"))(h, w, tgt, lse, g)
+    functools.partial(_tpu_dw_kernel, n=n, bt=bt, bv=bv),
+    target,
+    name="cross_entropy_dw",
+    out_shape=jax.ShapeDtypeStruct(w.shape, w.dtype),
+    grid=(nv, nt),
+    in_specs=[pl.BlockSpec((bt, d), lambda j, i: (i, 0)), col_t, row_t, row_t, row_t],
+    out_specs=col_t,
+    scratch_shapes=[kb.vmem((d, bv))],
+    semantics=("parallel", "arbitrary"),
+  )(h, w, tgt, lse, g)
   return dh, dw
 
 
 # ---- GPU family (Triton): loops over vocab (forward, dh) or token (dW) blocks and d chunks -------------
+
 
 class _Tiles:
   def __init__(self, s, n, d, v):
@@ -185,8 +205,11 @@ class _Tiles:
     return pl.ds(i * self.bt, self.bt), iota((self.bt, 1), 0, i * self.bt) < self.n
 
   def chunk(self, k):  # d chunk: slice, column mask [1, bd], row mask [bd, 1]
-    return (pl.ds(k * self.bd, self.bd), iota((1, self.bd), 1, k * self.bd) < self.d,
-            iota((self.bd, 1), 0, k * self.bd) < self.d)
+    return (
+      pl.ds(k * self.bd, self.bd),
+      iota((1, self.bd), 1, k * self.bd) < self.d,
+      iota((self.bd, 1), 0, k * self.bd) < self.d,
+    )
 
   def vocab(self, j):
     cols = iota((1, self.bv), 1, j * self.bv)
@@ -203,6 +226,7 @@ class _Tiles:
     def body(k, acc):
       ds, dcm, drm = self.chunk(k)
       return acc + dot(kb.gpu_load(h_ref, (rs, ds), rm & dcm), kb.gpu_load(w_ref, (ds, vs), drm & vm))
+
     return lax.fori_loop(0, self.nd, body, jnp.zeros((self.bt, self.bv), jnp.float32))
 
 
@@ -219,7 +243,7 @@ def _gpu_fwd_kernel(h_ref, w_ref, tgt_ref, loss_ref, lse_ref, *, tl: _Tiles):
     l = l * jnp.exp(m - m_new) + jnp.sum(jnp.exp(logits - m_new), axis=1, keepdims=True)
     return m_new, l, t
 
-  col = lambda x: jnp.full((tl.bt, 1), x, jnp.float32)  # noqa: E731
+  col = lambda x: jnp.full((tl.bt, 1), x, jnp.float32)
   m, l, t = lax.fori_loop(0, tl.nv, body, (col(MASK_VALUE), col(0.0), col(0.0)))
   rs, rm = tl.rows(i)
   lse = m + jnp.log(l)
@@ -230,9 +254,15 @@ def _gpu_fwd_kernel(h_ref, w_ref, tgt_ref, loss_ref, lse_ref, *, tl: _Tiles):
 def _gpu_forward(s, target, h, w, tgt):
   tl = _Tiles(s, h.shape[0], h.shape[1], w.shape[1])
   whole = pl.BlockSpec()
-  return kb.call(functools.partial(_gpu_fwd_kernel, tl=tl), target, name="cross_entropy_fwd",
-                 out_shape=[jax.ShapeDtypeStruct((tl.n, 1), jnp.float32)] * 2, grid=(tl.nt,),
-                 in_specs=[whole] * 3, out_specs=[whole] * 2)(h, w, tgt)
+  return kb.call(
+    functools.partial(_gpu_fwd_kernel, tl=tl),
+    target,
+    name="cross_entropy_fwd",
+    out_shape=[jax.ShapeDtypeStruct((tl.n, 1), jnp.float32)] * 2,
+    grid=(tl.nt,),
+    in_specs=[whole] * 3,
+    out_specs=[whole] * 2,
+  )(h, w, tgt)
 
 
 def _gpu_dh_kernel(h_ref, w_ref, tgt_ref, lse_ref, g_ref, dh_ref, *, tl: _Tiles):
@@ -244,6 +274,7 @@ def _gpu_dh_kernel(h_ref, w_ref, tgt_ref, lse_ref, g_ref, dh_ref, *, tl: _Tiles)
     ds, dcm, _ = tl.chunk(k)
     kb.gpu_store(dh_ref, (rs, ds), jnp.zeros((tl.bt, tl.bd), jnp.float32), rm & dcm)
     return c
+
   lax.fori_loop(0, tl.nd, zero, 0)
 
   def vocab(j, c):
@@ -257,6 +288,7 @@ def _gpu_dh_kernel(h_ref, w_ref, tgt_ref, lse_ref, g_ref, dh_ref, *, tl: _Tiles)
       acc += dot(dl, kb.gpu_load(w_ref, (ds, vs), drm & vm), trans_b=True)
       kb.gpu_store(dh_ref, (rs, ds), acc, rm & dcm)
       return c2
+
     return lax.fori_loop(0, tl.nd, chunk, c)
 
   lax.fori_loop(0, tl.nv, vocab, 0)
@@ -270,13 +302,15 @@ def _gpu_dw_kernel(h_ref, w_ref, tgt_ref, lse_ref, g_ref, dw_ref, *, tl: _Tiles)
     ds, _, drm = tl.chunk(k)
     kb.gpu_store(dw_ref, (ds, vs), jnp.zeros((tl.bd, tl.bv), jnp.float32), drm & vm)
     return c
+
   lax.fori_loop(0, tl.nd, zero, 0)
 
   def tokens(i, c):
     rs, rm = tl.rows(i)
     # g is 0 on rows past the end (masked load), so those rows contribute nothing.
-    dl = _softmax_grad(tl.logits(h_ref, w_ref, i, j), cols, tl.row_vals(tgt_ref, i),
-                       tl.row_vals(lse_ref, i), tl.row_vals(g_ref, i)).astype(h_ref.dtype)
+    dl = _softmax_grad(
+      tl.logits(h_ref, w_ref, i, j), cols, tl.row_vals(tgt_ref, i), tl.row_vals(lse_ref, i), tl.row_vals(g_ref, i)
+    ).astype(h_ref.dtype)
 
     def chunk(k, c2):
       ds, dcm, drm = tl.chunk(k)
@@ -284,6 +318,7 @@ def _gpu_dw_kernel(h_ref, w_ref, tgt_ref, lse_ref, g_ref, dw_ref, *, tl: _Tiles)
       acc += dot(kb.gpu_load(h_ref, (rs, ds), rm & dcm), dl, trans_a=True)
       kb.gpu_store(dw_ref, (ds, vs), acc, drm & vm)
       return c2
+
     return lax.fori_loop(0, tl.nd, chunk, c)
 
   lax.fori_loop(0, tl.nt, tokens, 0)
@@ -293,10 +328,22 @@ def _gpu_backward(s, target, h, w, tgt, lse, g):
   tl = _Tiles(s, h.shape[0], h.shape[1], w.shape[1])
   whole = pl.BlockSpec()
   args = (h, w, tgt, lse, g)
-  dh = kb.call(functools.partial(_gpu_dh_kernel, tl=tl), target, name="cross_entropy_dh",
-               out_shape=jax.ShapeDtypeStruct(h.shape, jnp.float32), grid=(tl.nt,), in_specs=[whole] * 5,
-               out_specs=whole)(*args)
-  dw = kb.call(functools.partial(_gpu_dw_kernel, tl=tl), target, name="cross_entropy_dw",
-               out_shape=jax.ShapeDtypeStruct(w.shape, jnp.float32), grid=(tl.nv,), in_specs=[whole] * 5,
-               out_specs=whole)(*args)
+  dh = kb.call(
+    functools.partial(_gpu_dh_kernel, tl=tl),
+    target,
+    name="cross_entropy_dh",
+    out_shape=jax.ShapeDtypeStruct(h.shape, jnp.float32),
+    grid=(tl.nt,),
+    in_specs=[whole] * 5,
+    out_specs=whole,
+  )(*args)
+  dw = kb.call(
+    functools.partial(_gpu_dw_kernel, tl=tl),
+    target,
+    name="cross_entropy_dw",
+    out_shape=jax.ShapeDtypeStruct(w.shape, jnp.float32),
+    grid=(tl.nv,),
+    in_specs=[whole] * 5,
+    out_specs=whole,
+  )(*args)
   return dh.astype(h.dtype), dw.astype(w.dtype)

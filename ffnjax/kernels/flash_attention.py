@@ -70,6 +70,7 @@ _attention.defvjp(_attention_fwd, _attention_bwd)
 
 # ---- geometry ----------------------------------------------------------------------------------------
 
+
 class _Geom:
   def __init__(self, s, target, q, k):
     self.b, self.t, self.h, self.hd = q.shape
@@ -100,7 +101,7 @@ class _Geom:
     return jnp.pad(x, ((0, 0), (0, 0), (0, self.tp - self.t)))[..., None]
 
   def from_kernel(self, x):
-    return jnp.swapaxes(x[:, :, :self.t], 1, 2)
+    return jnp.swapaxes(x[:, :, : self.t], 1, 2)
 
 
 class _IO:
@@ -144,6 +145,7 @@ def _specs(g: _Geom):
 
 # ---- forward ------------------------------------------------------------------------------------------
 
+
 def _fwd_kernel(q_ref, k_ref, v_ref, o_ref, lse_ref, *, g: _Geom, causal):
   io, i = _IO(g), pl.program_id(2)
   q = io.load(q_ref, (), pl.ds(0, g.bq), g.bq)
@@ -159,8 +161,11 @@ def _fwd_kernel(q_ref, k_ref, v_ref, o_ref, lse_ref, *, g: _Geom, causal):
     return m_new, l * corr + jnp.sum(p, axis=1, keepdims=True), acc * corr + dot(p.astype(v.dtype), v)
 
   upper = lax.div((i + 1) * g.bq + g.bk - 1, g.bk) if causal else g.nk
-  init = (jnp.full((g.bq, 1), MASK_VALUE, jnp.float32), jnp.zeros((g.bq, 1), jnp.float32),
-          jnp.zeros((g.bq, g.hdb), jnp.float32))
+  init = (
+    jnp.full((g.bq, 1), MASK_VALUE, jnp.float32),
+    jnp.zeros((g.bq, 1), jnp.float32),
+    jnp.zeros((g.bq, g.hdb), jnp.float32),
+  )
   m, l, acc = lax.fori_loop(0, upper, body, init)
   io.store(o_ref, acc / l, g.bq)
   lse_ref[...] = m + jnp.log(l)
@@ -170,15 +175,23 @@ def _forward(s, causal, target, q, k, v):
   g = _Geom(s, target, q, k)
   qblk, kfull, rowblk = _specs(g)
   o, lse = kb.call(
-      functools.partial(_fwd_kernel, g=g, causal=causal), target, name="flash_attention_fwd",
-      out_shape=[jax.ShapeDtypeStruct((g.b, g.h, g.tp, g.hd), q.dtype),
-                 jax.ShapeDtypeStruct((g.b, g.h, g.tp, 1), jnp.float32)],
-      grid=(g.b, g.h, g.nq), in_specs=[qblk, kfull, kfull], out_specs=[qblk, rowblk],
-      semantics=("parallel", "parallel", "parallel"))(g.to_kernel(q), g.to_kernel(k), g.to_kernel(v))
-  return g.from_kernel(o), lse[:, :, :g.t, 0]
+    functools.partial(_fwd_kernel, g=g, causal=causal),
+    target,
+    name="flash_attention_fwd",
+    out_shape=[
+      jax.ShapeDtypeStruct((g.b, g.h, g.tp, g.hd), q.dtype),
+      jax.ShapeDtypeStruct((g.b, g.h, g.tp, 1), jnp.float32),
+    ],
+    grid=(g.b, g.h, g.nq),
+    in_specs=[qblk, kfull, kfull],
+    out_specs=[qblk, rowblk],
+    semantics=("parallel", "parallel", "parallel"),
+  )(g.to_kernel(q), g.to_kernel(k), g.to_kernel(v))
+  return g.from_kernel(o), lse[:, :, : g.t, 0]
 
 
 # ---- backward -----------------------------------------------------------------------------------------
+
 
 def _dq_kernel(q_ref, k_ref, v_ref, do_ref, lse_ref, delta_ref, dq_ref, *, g: _Geom, causal):
   io, i = _IO(g), pl.program_id(2)
@@ -215,7 +228,7 @@ def _dkv_kernel(q_ref, do_ref, lse_ref, delta_ref, k_ref, v_ref, dk_ref, dv_ref,
     return dk + dot(ds.astype(q.dtype), q, trans_a=True), dv
 
   lower = lax.div(j * g.bk, g.bq) if causal else 0
-  head = lambda hq, carry: lax.fori_loop(lower, g.nq, functools.partial(q_block, hq), carry)  # noqa: E731
+  head = lambda hq, carry: lax.fori_loop(lower, g.nq, functools.partial(q_block, hq), carry)
   zeros = jnp.zeros((g.bk, g.hdb), jnp.float32)
   dk, dv = lax.fori_loop(0, g.group, head, (zeros, zeros))
   io.store(dk_ref, dk * g.scale, g.bk)
@@ -228,18 +241,27 @@ def _backward(s, causal, target, q, k, v, do, lse, delta):
   qt, kt, vt, dot_ = g.to_kernel(q), g.to_kernel(k), g.to_kernel(v), g.to_kernel(do)
   lse_t, delta_t = g.rows_to_kernel(lse), g.rows_to_kernel(delta)
   dq = kb.call(
-      functools.partial(_dq_kernel, g=g, causal=causal), target, name="flash_attention_dq",
-      out_shape=jax.ShapeDtypeStruct(qt.shape, q.dtype), grid=(g.b, g.h, g.nq),
-      in_specs=[qblk, kfull, kfull, qblk, rowblk, rowblk], out_specs=qblk,
-      semantics=("parallel", "parallel", "parallel"))(qt, kt, vt, dot_, lse_t, delta_t)
+    functools.partial(_dq_kernel, g=g, causal=causal),
+    target,
+    name="flash_attention_dq",
+    out_shape=jax.ShapeDtypeStruct(qt.shape, q.dtype),
+    grid=(g.b, g.h, g.nq),
+    in_specs=[qblk, kfull, kfull, qblk, rowblk, rowblk],
+    out_specs=qblk,
+    semantics=("parallel", "parallel", "parallel"),
+  )(qt, kt, vt, dot_, lse_t, delta_t)
   # One program per (batch, kv head, k block); it walks the kv head's query group (GQA) in full.
   group = pl.BlockSpec((None, g.group, g.tp, g.hdb), lambda b, h, j: (b, h, 0, 0))
   group_rows = pl.BlockSpec((None, g.group, g.tp, 1), lambda b, h, j: (b, h, 0, 0))
   kblk = pl.BlockSpec((None, None, g.bk, g.hdb), lambda b, h, j: (b, h, j, 0))
   dk, dv = kb.call(
-      functools.partial(_dkv_kernel, g=g, causal=causal), target, name="flash_attention_dkv",
-      out_shape=[jax.ShapeDtypeStruct(kt.shape, k.dtype), jax.ShapeDtypeStruct(vt.shape, v.dtype)],
-      grid=(g.b, g.kv, g.nk), in_specs=[group, group, group_rows, group_rows, kblk, kblk],
-      out_specs=[kblk, kblk], semantics=("parallel", "parallel", "parallel"))(
-          qt, dot_, lse_t, delta_t, kt, vt)
+    functools.partial(_dkv_kernel, g=g, causal=causal),
+    target,
+    name="flash_attention_dkv",
+    out_shape=[jax.ShapeDtypeStruct(kt.shape, k.dtype), jax.ShapeDtypeStruct(vt.shape, v.dtype)],
+    grid=(g.b, g.kv, g.nk),
+    in_specs=[group, group, group_rows, group_rows, kblk, kblk],
+    out_specs=[kblk, kblk],
+    semantics=("parallel", "parallel", "parallel"),
+  )(qt, dot_, lse_t, delta_t, kt, vt)
   return g.from_kernel(dq), g.from_kernel(dk), g.from_kernel(dv)

@@ -108,10 +108,15 @@ def _forward(s, eps, target, x, scale):
   (n, d) = x.shape
   rows = _Rows(s, target, n, d)
   y, r = kb.call(
-      functools.partial(_fwd_kernel, rows=rows, eps=eps), target, name="rmsnorm_fwd",
-      out_shape=[jax.ShapeDtypeStruct((n, d), x.dtype), jax.ShapeDtypeStruct((n, 1), jnp.float32)],
-      grid=(rows.nb,), in_specs=[rows.spec(), pl.BlockSpec((1, rows.db), lambda i: (0, 0))],
-      out_specs=[rows.spec(), rows.spec(1)], semantics=("parallel",))(x, scale.reshape(1, d))
+    functools.partial(_fwd_kernel, rows=rows, eps=eps),
+    target,
+    name="rmsnorm_fwd",
+    out_shape=[jax.ShapeDtypeStruct((n, d), x.dtype), jax.ShapeDtypeStruct((n, 1), jnp.float32)],
+    grid=(rows.nb,),
+    in_specs=[rows.spec(), pl.BlockSpec((1, rows.db), lambda i: (0, 0))],
+    out_specs=[rows.spec(), rows.spec(1)],
+    semantics=("parallel",),
+  )(x, scale.reshape(1, d))
   return y, r
 
 
@@ -130,10 +135,13 @@ def _backward(s, target, x, scale, r, dy):
   (n, d) = x.shape
   rows = _Rows(s, target, n, d)
   dx, partial = kb.call(
-      functools.partial(_bwd_kernel, rows=rows), target, name="rmsnorm_bwd",
-      out_shape=[jax.ShapeDtypeStruct((n, d), x.dtype), jax.ShapeDtypeStruct((rows.nb, 1, d), jnp.float32)],
-      grid=(rows.nb,),
-      in_specs=[rows.spec(), pl.BlockSpec((1, rows.db), lambda i: (0, 0)), rows.spec(1), rows.spec()],
-      out_specs=[rows.spec(), pl.BlockSpec((None, 1, rows.db), lambda i: (i, 0, 0))],
-      semantics=("parallel",))(x, scale.reshape(1, d), r, dy)
+    functools.partial(_bwd_kernel, rows=rows),
+    target,
+    name="rmsnorm_bwd",
+    out_shape=[jax.ShapeDtypeStruct((n, d), x.dtype), jax.ShapeDtypeStruct((rows.nb, 1, d), jnp.float32)],
+    grid=(rows.nb,),
+    in_specs=[rows.spec(), pl.BlockSpec((1, rows.db), lambda i: (0, 0)), rows.spec(1), rows.spec()],
+    out_specs=[rows.spec(), pl.BlockSpec((None, 1, rows.db), lambda i: (i, 0, 0))],
+    semantics=("parallel",),
+  )(x, scale.reshape(1, d), r, dy)
   return dx, jnp.sum(partial[:, 0, :], axis=0)

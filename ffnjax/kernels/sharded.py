@@ -13,7 +13,8 @@ from __future__ import annotations
 import jax
 from jax.sharding import PartitionSpec as P
 
-from ffnjax.kernels import backend, config as kconfig
+from ffnjax.kernels import backend
+from ffnjax.kernels import config as kconfig
 from ffnjax.kernels.cross_entropy import cross_entropy_pallas, cross_entropy_reference
 from ffnjax.kernels.flash_attention import attention_pallas, attention_reference
 from ffnjax.kernels.rmsnorm import rms_norm_pallas, rms_norm_reference

@@ -45,6 +45,7 @@ def swiglu_ffn_pallas(x, w_gate, w_up, w_down, *, config=None, platform=None):
 
 # ---- shared elementwise math (fp32) --------------------------------------------------------------------
 
+
 def _swiglu(g, u):
   return g * jax.nn.sigmoid(g) * u
 
@@ -56,6 +57,7 @@ def _swiglu_grads(g, u, dh):
 
 
 # ---- custom_vjp wiring ---------------------------------------------------------------------------------
+
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _ffn(s, x, wg, wu, wd):
@@ -82,6 +84,7 @@ def _backward(s, t, x, wg, wu, wd, dy):
 
 
 # ---- TPU family: grid (token block, width block), VMEM accumulators ------------------------------------
+
 
 def _tpu_blocks(s, t, n, f):
   return kb.fit(s, "ffn_block_tokens", t, n, 8), kb.fit(s, "ffn_block_width", t, f, 128)
@@ -120,10 +123,16 @@ def _tpu_forward(s, t, x, wg, wu, wd):
   tok = pl.BlockSpec((bt, d), lambda i, j: (i, 0))
   col = pl.BlockSpec((d, bf), lambda i, j: (0, j))
   return kb.call(
-      functools.partial(_tpu_fwd_kernel, f=f, bf=bf), t, name="swiglu_fwd",
-      out_shape=jax.ShapeDtypeStruct((n, d), x.dtype), grid=(cdiv(n, bt), cdiv(f, bf)),
-      in_specs=[tok, col, col, pl.BlockSpec((bf, d), lambda i, j: (j, 0))], out_specs=tok,
-      scratch_shapes=[kb.vmem((bt, d))], semantics=("parallel", "arbitrary"))(x, wg, wu, wd)
+    functools.partial(_tpu_fwd_kernel, f=f, bf=bf),
+    t,
+    name="swiglu_fwd",
+    out_shape=jax.ShapeDtypeStruct((n, d), x.dtype),
+    grid=(cdiv(n, bt), cdiv(f, bf)),
+    in_specs=[tok, col, col, pl.BlockSpec((bf, d), lambda i, j: (j, 0))],
+    out_specs=tok,
+    scratch_shapes=[kb.vmem((bt, d))],
+    semantics=("parallel", "arbitrary"),
+  )(x, wg, wu, wd)
 
 
 def _tpu_dx_kernel(x_ref, dy_ref, wg_ref, wu_ref, wd_ref, dx_ref, acc_ref, *, f, bf):
@@ -143,8 +152,7 @@ def _tpu_dx_kernel(x_ref, dy_ref, wg_ref, wu_ref, wd_ref, dx_ref, acc_ref, *, f,
     dx_ref[...] = acc_ref[...].astype(dx_ref.dtype)
 
 
-def _tpu_dw_kernel(x_ref, dy_ref, wg_ref, wu_ref, wd_ref, dwg_ref, dwu_ref, dwd_ref, ag_ref, au_ref, ad_ref,
-                   *, n, bt):
+def _tpu_dw_kernel(x_ref, dy_ref, wg_ref, wu_ref, wd_ref, dwg_ref, dwu_ref, dwd_ref, ag_ref, au_ref, ad_ref, *, n, bt):
   i = pl.program_id(1)
 
   @pl.when(i == 0)
@@ -180,20 +188,31 @@ def _tpu_backward(s, t, x, wg, wu, wd, dy):
   col = pl.BlockSpec((d, bf), lambda i, j: (0, j))
   row = pl.BlockSpec((bf, d), lambda i, j: (j, 0))
   dx = kb.call(
-      functools.partial(_tpu_dx_kernel, f=f, bf=bf), t, name="swiglu_bwd_dx",
-      out_shape=jax.ShapeDtypeStruct((n, d), x.dtype), grid=(nt, nf),
-      in_specs=[tok, tok, col, col, row], out_specs=tok,
-      scratch_shapes=[kb.vmem((bt, d))], semantics=("parallel", "arbitrary"))(x, dy, wg, wu, wd)
+    functools.partial(_tpu_dx_kernel, f=f, bf=bf),
+    t,
+    name="swiglu_bwd_dx",
+    out_shape=jax.ShapeDtypeStruct((n, d), x.dtype),
+    grid=(nt, nf),
+    in_specs=[tok, tok, col, col, row],
+    out_specs=tok,
+    scratch_shapes=[kb.vmem((bt, d))],
+    semantics=("parallel", "arbitrary"),
+  )(x, dy, wg, wu, wd)
   # Grid (width block, token block): the token axis is the reduction.
   tok_t = pl.BlockSpec((bt, d), lambda j, i: (i, 0))
   col_t = pl.BlockSpec((d, bf), lambda j, i: (0, j))
   row_t = pl.BlockSpec((bf, d), lambda j, i: (j, 0))
   dwg, dwu, dwd = kb.call(
-      functools.partial(_tpu_dw_kernel, n=n, bt=bt), t, name="swiglu_bwd_dw",
-      out_shape=[jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (wg, wu, wd)], grid=(nf, nt),
-      in_specs=[tok_t, tok_t, col_t, col_t, row_t], out_specs=[col_t, col_t, row_t],
-      scratch_shapes=[kb.vmem((d, bf)), kb.vmem((d, bf)), kb.vmem((bf, d))],
-      semantics=("parallel", "arbitrary"))(x, dy, wg, wu, wd)
+    functools.partial(_tpu_dw_kernel, n=n, bt=bt),
+    t,
+    name="swiglu_bwd_dw",
+    out_shape=[jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (wg, wu, wd)],
+    grid=(nf, nt),
+    in_specs=[tok_t, tok_t, col_t, col_t, row_t],
+    out_specs=[col_t, col_t, row_t],
+    scratch_shapes=[kb.vmem((d, bf)), kb.vmem((d, bf)), kb.vmem((bf, d))],
+    semantics=("parallel", "arbitrary"),
+  )(x, dy, wg, wu, wd)
   return dx, dwg, dwu, dwd
 
 
@@ -202,9 +221,9 @@ def _tpu_backward(s, t, x, wg, wu, wd, dy):
 # model width such as 1280 or 992 needs no padding. Products with a d-sized output are accumulated into
 # the fp32 output in global memory, chunk by chunk (the program owns those rows/columns: no races).
 
+
 def _gpu_blocks(s):
-  return (s.block("ffn_block_tokens", "gpu"), s.block("ffn_block_width", "gpu"),
-          s.block("gpu_block_inner", "gpu"))
+  return (s.block("ffn_block_tokens", "gpu"), s.block("ffn_block_width", "gpu"), s.block("gpu_block_inner", "gpu"))
 
 
 class _Tiles:
@@ -218,12 +237,18 @@ class _Tiles:
     return pl.ds(i * self.bt, self.bt), iota((self.bt, 1), 0, i * self.bt) < self.n
 
   def chunk(self, k):  # d chunk as columns (mask [1, bd]) and as rows (mask [bd, 1])
-    return (pl.ds(k * self.bd, self.bd), iota((1, self.bd), 1, k * self.bd) < self.d,
-            iota((self.bd, 1), 0, k * self.bd) < self.d)
+    return (
+      pl.ds(k * self.bd, self.bd),
+      iota((1, self.bd), 1, k * self.bd) < self.d,
+      iota((self.bd, 1), 0, k * self.bd) < self.d,
+    )
 
   def width(self, j):
-    return (pl.ds(j * self.bf, self.bf), iota((1, self.bf), 1, j * self.bf) < self.f,
-            iota((self.bf, 1), 0, j * self.bf) < self.f)
+    return (
+      pl.ds(j * self.bf, self.bf),
+      iota((1, self.bf), 1, j * self.bf) < self.f,
+      iota((self.bf, 1), 0, j * self.bf) < self.f,
+    )
 
 
 def _gpu_recompute(tl, x_ref, dy_ref, wg_ref, wu_ref, wd_ref, i, j):
@@ -250,6 +275,7 @@ def _gpu_zero(ref, rs, rm, tl):
     ds, dcm, _ = tl.chunk(k)
     kb.gpu_store(ref, (rs, ds), jnp.zeros((tl.bt, tl.bd), jnp.float32), rm & dcm)
     return c
+
   lax.fori_loop(0, tl.nd, body, 0)
 
 
@@ -268,6 +294,7 @@ def _gpu_fwd_kernel(x_ref, wg_ref, wu_ref, wd_ref, o_ref, *, tl):
       acc = kb.gpu_load(o_ref, (rs, ds), rm & dcm)
       kb.gpu_store(o_ref, (rs, ds), acc + dot(h, kb.gpu_load(wd_ref, (fs, ds), frm & dcm)), rm & dcm)
       return c2
+
     return lax.fori_loop(0, tl.nd, down, c)
 
   lax.fori_loop(0, cdiv(tl.f, tl.bf), width, 0)
@@ -278,9 +305,15 @@ def _gpu_forward(s, t, x, wg, wu, wd):
   bt, bf, bd = _gpu_blocks(s)
   tl = _Tiles(n, d, f, bt, bf, bd)
   whole = pl.BlockSpec()
-  out = kb.call(functools.partial(_gpu_fwd_kernel, tl=tl), t, name="swiglu_fwd",
-                out_shape=jax.ShapeDtypeStruct((n, d), jnp.float32), grid=(cdiv(n, bt),),
-                in_specs=[whole] * 4, out_specs=whole)(x, wg, wu, wd)
+  out = kb.call(
+    functools.partial(_gpu_fwd_kernel, tl=tl),
+    t,
+    name="swiglu_fwd",
+    out_shape=jax.ShapeDtypeStruct((n, d), jnp.float32),
+    grid=(cdiv(n, bt),),
+    in_specs=[whole] * 4,
+    out_specs=whole,
+  )(x, wg, wu, wd)
   return out.astype(x.dtype)
 
 
@@ -302,6 +335,7 @@ def _gpu_dx_kernel(x_ref, dy_ref, wg_ref, wu_ref, wd_ref, dx_ref, *, tl):
       acc += dot(du, kb.gpu_load(wu_ref, (ds, fs), drm & fcm), trans_b=True)
       kb.gpu_store(dx_ref, (rs, ds), acc, rm & dcm)
       return c2
+
     return lax.fori_loop(0, tl.nd, chunk, c)
 
   lax.fori_loop(0, cdiv(tl.f, tl.bf), width, 0)
@@ -318,6 +352,7 @@ def _gpu_dw_kernel(x_ref, dy_ref, wg_ref, wu_ref, wd_ref, dwg_ref, dwu_ref, dwd_
     kb.gpu_store(dwu_ref, (ds, fs), z, drm & fcm)
     kb.gpu_store(dwd_ref, (fs, ds), z.T, frm & dcm)
     return c
+
   lax.fori_loop(0, tl.nd, zero, 0)
 
   def tokens(i, c):
@@ -330,11 +365,14 @@ def _gpu_dw_kernel(x_ref, dy_ref, wg_ref, wu_ref, wd_ref, dwg_ref, dwu_ref, dwd_
       ds, dcm, drm = tl.chunk(k)
       xk = kb.gpu_load(x_ref, (rs, ds), rm & dcm)
       dyk = kb.gpu_load(dy_ref, (rs, ds), rm & dcm)
-      for ref, update, idx, m in ((dwg_ref, dot(xk, dg, trans_a=True), (ds, fs), drm & fcm),
-                                  (dwu_ref, dot(xk, du, trans_a=True), (ds, fs), drm & fcm),
-                                  (dwd_ref, dot(h, dyk, trans_a=True), (fs, ds), frm & dcm)):
+      for ref, update, idx, m in (
+        (dwg_ref, dot(xk, dg, trans_a=True), (ds, fs), drm & fcm),
+        (dwu_ref, dot(xk, du, trans_a=True), (ds, fs), drm & fcm),
+        (dwd_ref, dot(h, dyk, trans_a=True), (fs, ds), frm & dcm),
+      ):
         kb.gpu_store(ref, idx, kb.gpu_load(ref, idx, m) + update, m)
       return c2
+
     return lax.fori_loop(0, tl.nd, chunk, c)
 
   lax.fori_loop(0, cdiv(tl.n, tl.bt), tokens, 0)
@@ -345,11 +383,23 @@ def _gpu_backward(s, t, x, wg, wu, wd, dy):
   bt, bf, bd = _gpu_blocks(s)
   tl = _Tiles(n, d, f, bt, bf, bd)
   whole = pl.BlockSpec()
-  f32 = lambda a: jax.ShapeDtypeStruct(a.shape, jnp.float32)  # noqa: E731
-  dx = kb.call(functools.partial(_gpu_dx_kernel, tl=tl), t, name="swiglu_bwd_dx",
-               out_shape=f32(x), grid=(cdiv(n, bt),), in_specs=[whole] * 5,
-               out_specs=whole)(x, dy, wg, wu, wd)
-  dwg, dwu, dwd = kb.call(functools.partial(_gpu_dw_kernel, tl=tl), t, name="swiglu_bwd_dw",
-                          out_shape=[f32(wg), f32(wu), f32(wd)], grid=(cdiv(f, bf),), in_specs=[whole] * 5,
-                          out_specs=[whole] * 3)(x, dy, wg, wu, wd)
+  f32 = lambda a: jax.ShapeDtypeStruct(a.shape, jnp.float32)
+  dx = kb.call(
+    functools.partial(_gpu_dx_kernel, tl=tl),
+    t,
+    name="swiglu_bwd_dx",
+    out_shape=f32(x),
+    grid=(cdiv(n, bt),),
+    in_specs=[whole] * 5,
+    out_specs=whole,
+  )(x, dy, wg, wu, wd)
+  dwg, dwu, dwd = kb.call(
+    functools.partial(_gpu_dw_kernel, tl=tl),
+    t,
+    name="swiglu_bwd_dw",
+    out_shape=[f32(wg), f32(wu), f32(wd)],
+    grid=(cdiv(f, bf),),
+    in_specs=[whole] * 5,
+    out_specs=[whole] * 3,
+  )(x, dy, wg, wu, wd)
   return dx.astype(x.dtype), dwg.astype(wg.dtype), dwu.astype(wu.dtype), dwd.astype(wd.dtype)

@@ -14,51 +14,82 @@ from ffnjax.core.errors import ConfigError
 from ffnjax.core.placement import LayerPlan, ModelDims
 from ffnjax.eval.engine import HiddenScorer, PrefixReuse
 from ffnjax.model.layers import REMAT_POLICIES, rope_tables
-from ffnjax.model.transformer import (Transformer, embed_tokens, final_norm, head_from_params, num_boundaries,
-                                      padded_width, run_layers, scanned_to_unrolled, segment_mask,
-                                      unrolled_to_scanned)
+from ffnjax.model.transformer import (
+  Transformer,
+  embed_tokens,
+  final_norm,
+  head_from_params,
+  num_boundaries,
+  padded_width,
+  run_layers,
+  scanned_to_unrolled,
+  segment_mask,
+  unrolled_to_scanned,
+)
 from ffnjax.parallel.rules import logical_sharding
 
-__all__ = ["default_config", "validate", "build", "Transformer", "param_shapes", "param_shardings",
-           "placed_param_shapes", "init_params", "make_logits_fn", "make_scorer", "head_from_params", "padded_width", "scanned_to_unrolled",
-           "unrolled_to_scanned"]
+__all__ = [
+  "default_config",
+  "validate",
+  "build",
+  "Transformer",
+  "param_shapes",
+  "param_shardings",
+  "placed_param_shapes",
+  "init_params",
+  "make_logits_fn",
+  "make_scorer",
+  "head_from_params",
+  "padded_width",
+  "scanned_to_unrolled",
+  "unrolled_to_scanned",
+]
 
 DTYPES = ("float32", "bfloat16", "float16")
 
 
 def default_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      vocab_size=50257, num_layers=12, d_model=1280, d_ff=4480, num_heads=20,
+  return ml_collections.ConfigDict(
+    dict(
+      vocab_size=50257,
+      num_layers=12,
+      d_model=1280,
+      d_ff=4480,
+      num_heads=20,
       num_kv_heads=0,  # 0 = num_heads; fewer = grouped-query attention
       head_dim=0,  # 0 = d_model // num_heads
-      rope_theta=10000.0, norm_eps=1e-5, init_std=0.02,
-      param_dtype="float32", dtype="bfloat16",  # fp32 master weights, bf16 compute
+      rope_theta=10000.0,
+      norm_eps=1e-5,
+      init_std=0.02,
+      param_dtype="float32",
+      dtype="bfloat16",  # fp32 master weights, bf16 compute
       tie_embeddings=False,
       scan_layers=True,  # False = one module per layer (debugging; same outputs, per-layer parameter names)
       remat="full",  # one of REMAT_POLICIES
       ffn_pad_multiple=128,  # FFN widths are zero-padded to this multiple for kernels and sharding
       kernels=kernels.default_config(),
-  ))
+    )
+  )
 
 
 # One line per field of default_config() (kernels.*: ffnjax.kernels.config.HELP); `--show_config` prints it.
 HELP = {
-    "vocab_size": "vocabulary size (embedding and output-head rows)",
-    "num_layers": "transformer layers L",
-    "d_model": "model width d",
-    "d_ff": "standard SwiGLU FFN width d_f (expanded layers get d_ff' from the placement)",
-    "num_heads": "attention (query) heads",
-    "num_kv_heads": "key/value heads (0 = num_heads; fewer = grouped-query attention)",
-    "head_dim": "per-head width (0 = d_model // num_heads)",
-    "rope_theta": "RoPE base frequency",
-    "norm_eps": "RMSNorm epsilon",
-    "init_std": "standard deviation of the normal parameter initialisation",
-    "param_dtype": "parameter (master-weight) dtype: float32 | bfloat16 | float16",
-    "dtype": "compute dtype: float32 | bfloat16 | float16",
-    "tie_embeddings": "output head shares the embedding matrix",
-    "scan_layers": "scan over groups of identical layers (False = one module per layer; same outputs)",
-    "remat": "activation rematerialisation: none | full | save_dots",
-    "ffn_pad_multiple": "FFN widths are zero-padded to this multiple (kernels, sharding); exact",
+  "vocab_size": "vocabulary size (embedding and output-head rows)",
+  "num_layers": "transformer layers L",
+  "d_model": "model width d",
+  "d_ff": "standard SwiGLU FFN width d_f (expanded layers get d_ff' from the placement)",
+  "num_heads": "attention (query) heads",
+  "num_kv_heads": "key/value heads (0 = num_heads; fewer = grouped-query attention)",
+  "head_dim": "per-head width (0 = d_model // num_heads)",
+  "rope_theta": "RoPE base frequency",
+  "norm_eps": "RMSNorm epsilon",
+  "init_std": "standard deviation of the normal parameter initialisation",
+  "param_dtype": "parameter (master-weight) dtype: float32 | bfloat16 | float16",
+  "dtype": "compute dtype: float32 | bfloat16 | float16",
+  "tie_embeddings": "output head shares the embedding matrix",
+  "scan_layers": "scan over groups of identical layers (False = one module per layer; same outputs)",
+  "remat": "activation rematerialisation: none | full | save_dots",
+  "ffn_pad_multiple": "FFN widths are zero-padded to this multiple (kernels, sharding); exact",
 }
 
 
@@ -86,6 +117,7 @@ def build(model_cfg, plan: LayerPlan) -> Transformer:
 def _init_fn(model: Transformer, seq_len: int = 8):
   def init(rng):
     return model.init(rng, jnp.zeros((1, seq_len), jnp.int32))["params"]
+
   return init
 
 
@@ -98,7 +130,7 @@ def param_shapes(model: Transformer):
 
 def param_shardings(model: Transformer, mesh):
   shapes, names = param_shapes(model)
-  is_names = lambda x: isinstance(x, tuple) and all(isinstance(n, (str, type(None))) for n in x)  # noqa: E731
+  is_names = lambda x: isinstance(x, tuple) and all(isinstance(n, (str, type(None))) for n in x)
   return jax.tree.map(lambda n, s: logical_sharding(n, s.shape, mesh), names, shapes, is_leaf=is_names)
 
 
@@ -113,7 +145,7 @@ def placed_param_shapes(model: Transformer, mesh=None):
 
 def init_params(model: Transformer, rng, mesh=None):
   """Parameters created directly in their shards (jit with out_shardings), so no host holds the full model."""
-  init = lambda r: nn.unbox(_init_fn(model)(r))  # noqa: E731
+  init = lambda r: nn.unbox(_init_fn(model)(r))
   if mesh is None:
     return jax.jit(init)(rng)
   with jax.set_mesh(mesh):
@@ -167,8 +199,9 @@ def make_scorer(config, plan: LayerPlan, params, mesh=None):
 
   def streams(p, tokens, positions, doc, branch):
     keep = jnp.ones(tokens.shape[:1] + (plan.num_layers, 2), jnp.float32)
-    return run_layers(cfg, plan, p, embed_tokens(cfg, p, tokens), keep, *tables(positions, doc, branch),
-                      collect=True)[1]
+    return run_layers(cfg, plan, p, embed_tokens(cfg, p, tokens), keep, *tables(positions, doc, branch), collect=True)[
+      1
+    ]
 
   def hidden_from(p, streams, rows, start, positions, doc, branch, keep):
     x = jnp.take(jax.lax.dynamic_index_in_dim(streams, start, keepdims=False), rows, axis=0)
@@ -186,7 +219,8 @@ def make_scorer(config, plan: LayerPlan, params, mesh=None):
     call.jitted = jitted
     return call
 
-  row_bytes = lambda t: num_boundaries(plan) * t * cfg.d_model * jnp.dtype(cfg.dtype).itemsize  # noqa: E731
+  row_bytes = lambda t: num_boundaries(plan) * t * cfg.d_model * jnp.dtype(cfg.dtype).itemsize
   prefix = PrefixReuse(on_mesh(streams), on_mesh(hidden_from), tuple(w > 0 for w in plan.widths), row_bytes)
-  return HiddenScorer(on_mesh(hidden), head_from_params(params, config.model.tie_embeddings), plan.num_layers,
-                      mesh=mesh, prefix=prefix)
+  return HiddenScorer(
+    on_mesh(hidden), head_from_params(params, config.model.tie_embeddings), plan.num_layers, mesh=mesh, prefix=prefix
+  )

@@ -31,8 +31,12 @@ class RMSNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    scale = self.param("scale", nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
-                       (x.shape[-1],), _dtype(self.cfg.param_dtype))
+    scale = self.param(
+      "scale",
+      nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+      (x.shape[-1],),
+      _dtype(self.cfg.param_dtype),
+    )
     return ops.rms_norm(x, scale.astype(x.dtype), eps=self.cfg.norm_eps, cfg=self.cfg.kernels)
 
 
@@ -80,7 +84,7 @@ def dense(x, w, n_in: int):
   """x [..., *w.shape[:n_in]] @ w [*in, *out] -> [..., *out] as one [tokens, in] x [in, out] matmul (free
   reshapes): the equivalent [B, T, h, hd] einsums make XLA:CPU transpose operands and cotangents around every
   projection (benchmarks/train_step.py)."""
-  lead, k = x.shape[:x.ndim - n_in], math.prod(w.shape[:n_in])
+  lead, k = x.shape[: x.ndim - n_in], math.prod(w.shape[:n_in])
   return (x.reshape(-1, k) @ w.reshape(k, -1)).reshape(*lead, *w.shape[n_in:])
 
 
@@ -88,7 +92,7 @@ def masked_attention(q, k, v, mask):
   """The reference attention (fp32, GQA by repeating kv heads) with an explicit bool mask [B, Tq, Tk]."""
   hd, group = q.shape[-1], q.shape[2] // k.shape[2]
   k, v = jnp.repeat(k, group, axis=2), jnp.repeat(v, group, axis=2)
-  s = jnp.einsum("bqhd,bkhd->bhqk", q.astype(jnp.float32), k.astype(jnp.float32)) / (hd ** 0.5)
+  s = jnp.einsum("bqhd,bkhd->bhqk", q.astype(jnp.float32), k.astype(jnp.float32)) / (hd**0.5)
   p = jax.nn.softmax(jnp.where(mask[:, None], s, MASK_VALUE), axis=-1)
   return jnp.einsum("bhqk,bkhd->bqhd", p, v.astype(jnp.float32)).astype(q.dtype)
 
@@ -149,8 +153,8 @@ class Block(nn.Module):
 
 
 REMAT_POLICIES = {
-    "none": None,
-    "full": jax.checkpoint_policies.nothing_saveable,
-    "save_dots": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
-    "save_sublayer_outputs": jax.checkpoint_policies.save_only_these_names("attention", "ffn"),
+  "none": None,
+  "full": jax.checkpoint_policies.nothing_saveable,
+  "save_dots": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+  "save_sublayer_outputs": jax.checkpoint_policies.save_only_these_names("attention", "ffn"),
 }

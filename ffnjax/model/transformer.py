@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from ffnjax.core.placement import LayerPlan
 from ffnjax.model.layers import FFN, REMAT_POLICIES, Attention, Block, RMSNorm, _dtype, normal_init, rope_tables
 from ffnjax.parallel.constraints import constrain
-from ffnjax.core.placement import LayerPlan
 
 
 def padded_width(width: int, multiple: int) -> int:
@@ -29,8 +29,14 @@ class Transformer(nn.Module):
     if policy != "none":
       block = nn.remat(block, policy=REMAT_POLICIES[policy], prevent_cse=not self.cfg.scan_layers)
     if self.cfg.scan_layers:
-      block = nn.scan(block, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=(0, nn.broadcast,
-                      nn.broadcast, nn.broadcast), length=count, metadata_params={nn.PARTITION_NAME: "layers"})
+      block = nn.scan(
+        block,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast),
+        length=count,
+        metadata_params={nn.PARTITION_NAME: "layers"},
+      )
     return block
 
   @nn.compact
@@ -44,8 +50,12 @@ class Transformer(nn.Module):
     """
     cfg, plan = self.cfg, self.plan
     d, dt = cfg.d_model, _dtype(cfg.dtype)
-    embed = self.param("embed", nn.with_logical_partitioning(normal_init(cfg.init_std), ("vocab", "embed")),
-                       (cfg.vocab_size, d), _dtype(cfg.param_dtype))
+    embed = self.param(
+      "embed",
+      nn.with_logical_partitioning(normal_init(cfg.init_std), ("vocab", "embed")),
+      (cfg.vocab_size, d),
+      _dtype(cfg.param_dtype),
+    )
     x = constrain(jnp.take(embed, tokens, axis=0).astype(dt), ("batch", "length", "activation_embed"))
     if positions is None:
       positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
@@ -57,14 +67,15 @@ class Transformer(nn.Module):
       keep = jnp.swapaxes(keep, 0, 1)
     for g, group in enumerate(plan.groups):
       padded = padded_width(group.width, cfg.ffn_pad_multiple)
-      group_keep = keep[group.start:group.start + group.count]
+      group_keep = keep[group.start : group.start + group.count]
       if cfg.scan_layers:
         block = self._block(group.count)(cfg, group.width, padded, name=f"group_{g}")
         x, _ = block(x, group_keep, cos, sin, mask)
       else:
         for i in range(group.count):
-          x, _ = self._block(1)(cfg, group.width, padded, name=f"layer_{group.start + i}")(x, group_keep[i], cos,
-                                                                                           sin, mask)
+          x, _ = self._block(1)(cfg, group.width, padded, name=f"layer_{group.start + i}")(
+            x, group_keep[i], cos, sin, mask
+          )
     x = RMSNorm(cfg, name="final_norm")(x)
     if return_hidden:
       return x
@@ -74,8 +85,12 @@ class Transformer(nn.Module):
   def head_kernel(self, embed):
     if self.cfg.tie_embeddings:
       return embed.T
-    return self.param("lm_head", nn.with_logical_partitioning(normal_init(self.cfg.init_std), ("embed", "vocab")),
-                      (self.cfg.d_model, self.cfg.vocab_size), _dtype(self.cfg.param_dtype))
+    return self.param(
+      "lm_head",
+      nn.with_logical_partitioning(normal_init(self.cfg.init_std), ("embed", "vocab")),
+      (self.cfg.d_model, self.cfg.vocab_size),
+      _dtype(self.cfg.param_dtype),
+    )
 
 
 def segment_mask(doc, branch):
@@ -83,8 +98,11 @@ def segment_mask(doc, branch):
   or in its own branch."""
   t = doc.shape[1]
   causal = jnp.arange(t)[:, None] >= jnp.arange(t)[None, :]
-  return (causal[None] & (doc[:, :, None] == doc[:, None, :])
-          & ((branch[:, None, :] == 0) | (branch[:, :, None] == branch[:, None, :])))
+  return (
+    causal[None]
+    & (doc[:, :, None] == doc[:, None, :])
+    & ((branch[:, None, :] == 0) | (branch[:, :, None] == branch[:, None, :]))
+  )
 
 
 # ------------------------------------------------------------------------------------------ scoring forward
@@ -144,14 +162,16 @@ def run_layers(cfg, plan: LayerPlan, params, x, keep, cos, sin, mask, start=0, c
   streams = []
   for g, group in enumerate(plan.groups):
     padded = padded_width(group.width, cfg.ffn_pad_multiple)
-    group_keep = keep[group.start:group.start + group.count]
+    group_keep = keep[group.start : group.start + group.count]
     if cfg.scan_layers:
+
       def body(x, inputs, width=group.width, padded=padded):
         p, k, index = inputs
         return layer(p, x, k, index, width, padded)
 
-      x, ys = jax.lax.scan(body, x, (params[f"group_{g}"], group_keep, jnp.arange(group.start, group.start +
-                                                                                   group.count)))
+      x, ys = jax.lax.scan(
+        body, x, (params[f"group_{g}"], group_keep, jnp.arange(group.start, group.start + group.count))
+      )
     else:
       ys = []
       for i in group.layers:

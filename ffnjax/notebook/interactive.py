@@ -24,7 +24,7 @@ import functools
 import glob
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -61,8 +61,18 @@ class InteractiveModel:
   that shares the parameters and the compiled function: one compilation serves every keep mask.
   """
 
-  def __init__(self, config, plan, params, tokenizer, *, keep=None, run_dir: str | None = None,
-               step: int | None = None, _forward=None):
+  def __init__(
+    self,
+    config,
+    plan,
+    params,
+    tokenizer,
+    *,
+    keep=None,
+    run_dir: str | None = None,
+    step: int | None = None,
+    _forward=None,
+  ):
     self.config = config
     self.plan = plan
     self.params = params
@@ -76,7 +86,7 @@ class InteractiveModel:
 
   # --- construction ---------------------------------------------------------------------------------------
   @classmethod
-  def from_run(cls, run_dir: str, step: int | None = None, tokenizer_dir: str | None = None) -> "InteractiveModel":
+  def from_run(cls, run_dir: str, step: int | None = None, tokenizer_dir: str | None = None) -> InteractiveModel:
     """Restores the parameters (no optimizer state) of checkpoint `step` (default: the newest) of a run directory.
 
     The tokenizer is the run's: GPT-2 BPE, or a trained `bpe:N` found in `tokenizer_dir` / the run's data.path /
@@ -155,8 +165,16 @@ class InteractiveModel:
     ll = engine.loglikelihood_rolling(self._logits_fn(), self.tokenizer, [text], max_length=self.max_length)[0]
     return float(np.exp(-ll / max(1, len(self.encode(text)))))
 
-  def generate(self, prompt: str, max_new_tokens: int = 32, temperature: float = 0.0, seed: int = 0, *,
-               stop_at_eot: bool = True, return_tokens: bool = False):
+  def generate(
+    self,
+    prompt: str,
+    max_new_tokens: int = 32,
+    temperature: float = 0.0,
+    seed: int = 0,
+    *,
+    stop_at_eot: bool = True,
+    return_tokens: bool = False,
+  ):
     """Decodes `max_new_tokens` tokens after `prompt`; returns the new text (or token ids with return_tokens).
 
     temperature 0 = greedy (deterministic); > 0 samples from softmax(logits / temperature) with a numpy
@@ -175,7 +193,7 @@ class InteractiveModel:
     rng = np.random.default_rng(seed)
     fn = self._logits_fn()
     for _ in range(max_new_tokens):
-      window = tokens[-self.max_length:]
+      window = tokens[-self.max_length :]
       n = len(window)
       length = min(self.max_length, max(32, 1 << (n - 1).bit_length()))
       batch = np.zeros((1, length), np.int32)
@@ -194,24 +212,34 @@ class InteractiveModel:
     return new if return_tokens else self.decode(new)
 
   # --- ablation -------------------------------------------------------------------------------------------
-  def ablate(self, keep_mask) -> "InteractiveModel":
+  def ablate(self, keep_mask) -> InteractiveModel:
     """A view of the same parameters whose forward multiplies layer l's attention output by keep_mask[l, 0] and
     its FFN output by keep_mask[l, 1] (row 0 = layer 1; 0 removes the sub-layer, the residual passes through;
     the FFN entry of a deactivated layer is ignored). Views compose by multiplying their masks."""
     keep = _check_keep(keep_mask, self.plan.num_layers)
     if self.keep is not None:
       keep = keep * self.keep
-    return InteractiveModel(self.config, self.plan, self.params, self.tokenizer, keep=keep, run_dir=self.run_dir,
-                            step=self.step, _forward=self._forward)
+    return InteractiveModel(
+      self.config,
+      self.plan,
+      self.params,
+      self.tokenizer,
+      keep=keep,
+      run_dir=self.run_dir,
+      step=self.step,
+      _forward=self._forward,
+    )
 
-  def drop(self, attention: Sequence[int] = (), ffn: Sequence[int] = ()) -> "InteractiveModel":
+  def drop(self, attention: Sequence[int] = (), ffn: Sequence[int] = ()) -> InteractiveModel:
     """`ablate` by paper layer numbers (1 = closest to the input): removes those attention / FFN sub-layers."""
     keep = np.ones((self.plan.num_layers, 2), np.float32)
     for column, layers, what in ((0, attention, "attention"), (1, ffn, "ffn")):
       for layer in layers:
         if not 1 <= int(layer) <= self.plan.num_layers:
-          raise ValueError(f"drop({what}={list(layers)}): layer {layer} is not in 1..{self.plan.num_layers} "
-                           f"(layers are numbered from 1 here)")
+          raise ValueError(
+            f"drop({what}={list(layers)}): layer {layer} is not in 1..{self.plan.num_layers} "
+            f"(layers are numbered from 1 here)"
+          )
         keep[int(layer) - 1, column] = 0.0
     return self.ablate(keep)
 
@@ -235,16 +263,22 @@ class InteractiveModel:
     """The removed sub-layers, paper numbering: e.g. 'L1.attn, L3.ffn' ('none' when nothing is removed)."""
     if self.keep is None:
       return "none"
-    removed = [f"L{i + 1}.{'attn' if j == 0 else 'ffn'}" for i in range(self.plan.num_layers) for j in (0, 1)
-               if self.keep[i, j] != 1.0]
+    removed = [
+      f"L{i + 1}.{'attn' if j == 0 else 'ffn'}"
+      for i in range(self.plan.num_layers)
+      for j in (0, 1)
+      if self.keep[i, j] != 1.0
+    ]
     return ", ".join(removed) or "none"
 
 
 def _check_keep(keep, num_layers: int) -> np.ndarray:
   keep = np.asarray(keep, np.float32)
   if keep.shape != (num_layers, 2):
-    raise ValueError(f"keep mask has shape {keep.shape}; expected [num_layers={num_layers}, 2] "
-                     f"(column 0 = attention, column 1 = FFN; row 0 = layer 1)")
+    raise ValueError(
+      f"keep mask has shape {keep.shape}; expected [num_layers={num_layers}, 2] "
+      f"(column 0 = attention, column 1 = FFN; row 0 = layer 1)"
+    )
   if not np.all(np.isfinite(keep)):
     raise ValueError("keep mask has non-finite entries")
   return keep
@@ -335,8 +369,9 @@ class Study:
     rows = []
     for name, members in by_name.items():
       values = [r.value for r in (self.table.get(m, task, metric) for m in members) if r is not None]
-      bases = [r.value for r in (self.table.get(self.table.baseline_for(m), task, metric) for m in members)
-               if r is not None]
+      bases = [
+        r.value for r in (self.table.get(self.table.baseline_for(m), task, metric) for m in members) if r is not None
+      ]
       hib = next((r.higher_is_better for r in (self.table.get(m, task, metric) for m in members) if r), True)
       value = float(np.mean(values)) if values else None
       base = float(np.mean(bases)) if bases else None
@@ -345,8 +380,9 @@ class Study:
         ri = relative_improvement(value, base, hib) + 0.0  # + 0.0: no '-0.0' for the baseline itself
       m0 = members[0]
       rows.append([m0.position, m0.ratio, name, len(values), value, base, ri])
-    return report_tables.PlainTable(["position", "ratio", "model", "seeds", f"{task} {metric}", "baseline", "RI %"],
-                                 rows, digits=4)
+    return report_tables.PlainTable(
+      ["position", "ratio", "model", "seeds", f"{task} {metric}", "baseline", "RI %"], rows, digits=4
+    )
 
   def drilldown_figure(self, task: str, metric: str, family: str | None = None) -> Figure:
     """`drilldown` as a figure: the metric against the expanded-FFN ratio, one line per position, the baseline
@@ -380,15 +416,18 @@ class Study:
     family = self._family(family)
     baselines = [m for m in self.table.models_in(family) if m.is_baseline and (seed is None or m.seed == seed)]
     if not baselines or baselines[0].run is None:
-      raise AnalysisError(f"{self.path}: no baseline run for family {family!r}" +
-                          (f" and seed {seed}" if seed is not None else ""))
+      raise AnalysisError(
+        f"{self.path}: no baseline run for family {family!r}" + (f" and seed {seed}" if seed is not None else "")
+      )
     return self.runs[sorted(baselines, key=lambda m: m.seed)[0].run]
 
   def load_records(self, run: str, task: str | None = None) -> list[dict]:
     """Per-document records of a run (`RUN/eval/records.jsonl`, written by `ffnjax.eval --records`)."""
     if run not in self.records:
-      raise FileNotFoundError(f"{self.path}/{run}: no {RECORDS_FILE} (write one with `python -m ffnjax.eval "
-                              f"--workdir={self.path}/{run} --records={self.path}/{run}/{RECORDS_FILE}`)")
+      raise FileNotFoundError(
+        f"{self.path}/{run}: no {RECORDS_FILE} (write one with `python -m ffnjax.eval "
+        f"--workdir={self.path}/{run} --records={self.path}/{run}/{RECORDS_FILE}`)"
+      )
     out = []
     with open(self.records[run], encoding="utf-8") as f:
       for line in f:
@@ -405,8 +444,10 @@ class Study:
     def total_ll(rec: dict) -> float:
       return sum(q["ll"] for q in rec.get("requests", []))
 
-    rows = [[t, doc, total_ll(a[t, doc]), total_ll(b[t, doc]), total_ll(b[t, doc]) - total_ll(a[t, doc])]
-            for t, doc in sorted(set(a) & set(b))]
+    rows = [
+      [t, doc, total_ll(a[t, doc]), total_ll(b[t, doc]), total_ll(b[t, doc]) - total_ll(a[t, doc])]
+      for t, doc in sorted(set(a) & set(b))
+    ]
     return report_tables.PlainTable(["task", "doc", f"LL {run_a}", f"LL {run_b}", "Δ LL"], rows, digits=3)
 
   def model(self, run: str | None = None, step: int | None = None, **kw) -> InteractiveModel:
@@ -427,13 +468,22 @@ def open_study(study_dir: str, tasks: str | Sequence[TaskMetric] | None = None) 
     tasks = (study_json.get("study") or {}).get("analysis_tasks") or "table1"
   analysis = analyze(table, tasks)
   runs = {os.path.basename(d): d for d in run_dirs(study_dir)}
-  figures = {os.path.splitext(os.path.basename(p))[0]: p
-             for p in sorted(glob.glob(os.path.join(study_dir, "figures", "*.png")))}
-  records = {name: os.path.join(d, RECORDS_FILE) for name, d in runs.items()
-             if os.path.exists(os.path.join(d, RECORDS_FILE))}
+  figures = {
+    os.path.splitext(os.path.basename(p))[0]: p for p in sorted(glob.glob(os.path.join(study_dir, "figures", "*.png")))
+  }
+  records = {
+    name: os.path.join(d, RECORDS_FILE) for name, d in runs.items() if os.path.exists(os.path.join(d, RECORDS_FILE))
+  }
   report = os.path.join(study_dir, "report.md")
-  return Study(path=study_dir, analysis=analysis, runs=runs, figures=figures, records=records,
-               study_json=study_json, report=report if os.path.exists(report) else None)
+  return Study(
+    path=study_dir,
+    analysis=analysis,
+    runs=runs,
+    figures=figures,
+    records=records,
+    study_json=study_json,
+    report=report if os.path.exists(report) else None,
+  )
 
 
 def read_study_json_full(study_dir: str) -> dict:

@@ -7,21 +7,21 @@ along it (FFN widths are padded to `model.ffn_pad_multiple` so that this never h
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from jax.sharding import NamedSharding, PartitionSpec
 
 LOGICAL_RULES: tuple[tuple[str, tuple[str, ...] | None], ...] = (
-    ("batch", ("data", "fsdp")),
-    ("length", None),
-    ("embed", ("fsdp",)),
-    ("heads", ("tensor",)),
-    ("kv_heads", ("tensor",)),
-    ("head_dim", None),
-    ("mlp", ("tensor",)),
-    ("vocab", ("tensor",)),
-    ("layers", None),
-    ("activation_embed", None),
+  ("batch", ("data", "fsdp")),
+  ("length", None),
+  ("embed", ("fsdp",)),
+  ("heads", ("tensor",)),
+  ("kv_heads", ("tensor",)),
+  ("head_dim", None),
+  ("mlp", ("tensor",)),
+  ("vocab", ("tensor",)),
+  ("layers", None),
+  ("activation_embed", None),
 )
 _RULES = dict(LOGICAL_RULES)
 

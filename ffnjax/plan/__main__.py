@@ -27,8 +27,9 @@ _SHOW = flags.DEFINE_bool("show_config", False, "Print every config field, its v
 _MESH = cli.define_mesh("mesh", "", "Mesh for --compile (default: the config's).")
 _DEVICES = flags.DEFINE_integer("devices", 8, "Emulated CPU devices for --compile.", lower_bound=1)
 _TARGET = flags.DEFINE_string("target", "", "Accelerator memory to check against for --compile, e.g. h100, v5e.")
-_BATCH = flags.DEFINE_integer("batch", 0, "--compile: sequences per compiled step (0 = train.global_batch).",
-                              lower_bound=0)
+_BATCH = flags.DEFINE_integer(
+  "batch", 0, "--compile: sequences per compiled step (0 = train.global_batch).", lower_bound=0
+)
 _SEQ_LEN = flags.DEFINE_integer("seq_len", 0, "--compile: sequence length (0 = data.seq_len).", lower_bound=0)
 _TOPOLOGY = flags.DEFINE_string("topology", "", "--compile for a TPU slice, e.g. v5e:2x4 (needs libtpu installed).")
 
@@ -42,8 +43,15 @@ def main(argv):
     return
   plan = experiment.validate(config)
   if _COMPILE.value:
-    report = aot.plan_report(config, mesh_spec=_MESH.value, devices=_DEVICES.value, target=_TARGET.value,
-                             batch=_BATCH.value, seq_len=_SEQ_LEN.value, topology=_TOPOLOGY.value)
+    report = aot.plan_report(
+      config,
+      mesh_spec=_MESH.value,
+      devices=_DEVICES.value,
+      target=_TARGET.value,
+      batch=_BATCH.value,
+      seq_len=_SEQ_LEN.value,
+      topology=_TOPOLOGY.value,
+    )
     print(json.dumps(report, indent=2) if _JSON.value else aot.format_report(report))
     return
   budget = data_budget(config)
@@ -53,8 +61,11 @@ def main(argv):
     print(plan.describe())
     print(describe_budget(budget))
   if budget["epochs"] is not None and budget["epochs"] > 1:
-    print(f"WARNING: {budget['epochs']:.2f} epochs of {budget['data']}: the run repeats data; choose a larger "
-          "subset (python -m ffnjax.data.fetch --what=fineweb_edu --subset=...) or fewer steps", file=sys.stderr)
+    print(
+      f"WARNING: {budget['epochs']:.2f} epochs of {budget['data']}: the run repeats data; choose a larger "
+      "subset (python -m ffnjax.data.fetch --what=fineweb_edu --subset=...) or fewer steps",
+      file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

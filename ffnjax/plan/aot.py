@@ -51,8 +51,15 @@ from ffnjax.train.step import make_train_step
 GIB = 2**30
 
 # TPU device_kind prefix -> MEMORY_GIB key, so --topology picks its own memory check when --target is not given.
-_KIND_TO_TARGET = (("tpu v5 lite", "v5e"), ("tpu v5e", "v5e"), ("tpu v6 lite", "v6e"), ("tpu v6e", "v6e"),
-                   ("tpu v5p", "v5p"), ("tpu v5", "v5p"), ("tpu v4", "v4"))
+_KIND_TO_TARGET = (
+  ("tpu v5 lite", "v5e"),
+  ("tpu v5e", "v5e"),
+  ("tpu v6 lite", "v6e"),
+  ("tpu v6e", "v6e"),
+  ("tpu v5p", "v5p"),
+  ("tpu v5", "v5p"),
+  ("tpu v4", "v4"),
+)
 
 
 def _cpu_devices(devices: int) -> list:
@@ -66,9 +73,11 @@ def _cpu_devices(devices: int) -> list:
   except RuntimeError as e:
     raise ValueError(f"no CPU backend to emulate devices on ({e}); do not exclude cpu from JAX_PLATFORMS") from None
   if len(cpu) < devices:
-    raise ValueError(f"--devices={devices}: JAX already started with {len(cpu)} CPU devices; call plan_report "
-                     f"before anything initialises JAX (or set XLA_FLAGS=--xla_force_host_platform_device_count="
-                     f"{devices})")
+    raise ValueError(
+      f"--devices={devices}: JAX already started with {len(cpu)} CPU devices; call plan_report "
+      f"before anything initialises JAX (or set XLA_FLAGS=--xla_force_host_platform_device_count="
+      f"{devices})"
+    )
   return cpu[:devices]
 
 
@@ -84,9 +93,11 @@ def topology_devices(name: str):
   try:
     return list(topologies.get_topology_desc(platform="tpu", topology_name=name).devices)
   except Exception as e:  # noqa: BLE001 - libtpu missing or an unknown name: say which, in one line
-    raise ValueError(f"--topology={name!r}: cannot describe this TPU slice here ({type(e).__name__}: "
-                     f"{str(e).splitlines()[0] if str(e) else ''}); it needs libtpu (pip install libtpu) and a name "
-                     f"such as v5e:2x4, v6e:2x4, v5p:2x2x1 or v4:2x2x1") from None
+    raise ValueError(
+      f"--topology={name!r}: cannot describe this TPU slice here ({type(e).__name__}: "
+      f"{str(e).splitlines()[0] if str(e) else ''}); it needs libtpu (pip install libtpu) and a name "
+      f"such as v5e:2x4, v6e:2x4, v5p:2x2x1 or v4:2x2x1"
+    ) from None
 
 
 def _target_of(device_kind: str) -> str:
@@ -94,8 +105,16 @@ def _target_of(device_kind: str) -> str:
   return next((t for prefix, t in _KIND_TO_TARGET if kind.startswith(prefix)), "")
 
 
-def plan_report(config, *, mesh_spec: str = "", devices: int = 8, target: str = "", batch: int = 0,
-                seq_len: int = 0, topology: str = "") -> dict:
+def plan_report(
+  config,
+  *,
+  mesh_spec: str = "",
+  devices: int = 8,
+  target: str = "",
+  batch: int = 0,
+  seq_len: int = 0,
+  topology: str = "",
+) -> dict:
   """Compiles the train step (emulated CPU devices, or the TPU slice `topology`) and returns the report dict.
 
   Raises ValueError with a one-line reason for a bad mesh, target, batch or device count.
@@ -120,8 +139,9 @@ def plan_report(config, *, mesh_spec: str = "", devices: int = 8, target: str = 
   try:
     mesh = make_mesh(mesh_cfg if mesh_cfg is not None else config.mesh, device_list)
   except ValueError as e:
-    raise ValueError(f"{e} ({where}; {'pick a larger slice' if topology else 'raise --devices'} or shrink --mesh)") \
-        from None
+    raise ValueError(
+      f"{e} ({where}; {'pick a larger slice' if topology else 'raise --devices'} or shrink --mesh)"
+    ) from None
   experiment.check_batch(config, mesh)  # the trainer's own batch/mesh divisibility check
 
   model = model_lib.build(config.model, plan)
@@ -131,8 +151,12 @@ def plan_report(config, *, mesh_spec: str = "", devices: int = 8, target: str = 
   b, t = config.train.global_batch, config.data.seq_len
   batch_sharding = logical_sharding(("batch", "length"), (b, t + 1), mesh)
   tokens = jax.ShapeDtypeStruct((b, t + 1), jnp.int32, sharding=batch_sharding)
-  step = jax.jit(make_train_step(model, optimizer, config.train), in_shardings=(shardings, batch_sharding),
-                 out_shardings=(shardings, None), donate_argnums=0)
+  step = jax.jit(
+    make_train_step(model, optimizer, config.train),
+    in_shardings=(shardings, batch_sharding),
+    out_shardings=(shardings, None),
+    donate_argnums=0,
+  )
   start = time.perf_counter()
   with jax.set_mesh(mesh):
     lowered = step.lower(state, tokens)
@@ -149,44 +173,59 @@ def plan_report(config, *, mesh_spec: str = "", devices: int = 8, target: str = 
   total = int(mem.argument_size_in_bytes) + int(mem.output_size_in_bytes) - int(mem.alias_size_in_bytes) + temp
   flops_plan = plan.flops_per_token(t) * b * t
   return {
-      "name": plan.name, "mesh": dict(mesh.shape), "devices": mesh.size, "batch": b, "seq_len": t,
-      "micro_batches": config.train.micro_batches, "config_global_batch": config_batch,
-      "per_micro_batch": bool(batch) and batch != config_batch,
-      "platform": mesh.devices.flat[0].platform, "device_kind": mesh.devices.flat[0].device_kind,
-      "params_total": plan.param_count(), "params_stored": stored,  # stored includes the FFN zero padding
-      "param_bytes_per_device": param_bytes, "opt_state_bytes_per_device": opt_bytes,
-      "argument_bytes_per_device": int(mem.argument_size_in_bytes),
-      "output_bytes_per_device": int(mem.output_size_in_bytes), "alias_bytes_per_device": int(mem.alias_size_in_bytes),
-      "temp_bytes_per_device": temp, "total_bytes_per_device": total,
-      "generated_code_bytes": int(mem.generated_code_size_in_bytes),
-      "flops_per_step_plan": flops_plan, "flops_per_device_plan": flops_plan / mesh.size,
-      "flops_per_step_xla": float(cost.get("flops", float("nan"))) if cost else float("nan"),  # per device
-      "scan_layers": bool(config.model.scan_layers),
-      "lower_s": lower_s, "compile_s": compile_s,
-      "fits": {name: total <= gib * GIB for name, gib in MEMORY_GIB.items() if not target or name == target},
+    "name": plan.name,
+    "mesh": dict(mesh.shape),
+    "devices": mesh.size,
+    "batch": b,
+    "seq_len": t,
+    "micro_batches": config.train.micro_batches,
+    "config_global_batch": config_batch,
+    "per_micro_batch": bool(batch) and batch != config_batch,
+    "platform": mesh.devices.flat[0].platform,
+    "device_kind": mesh.devices.flat[0].device_kind,
+    "params_total": plan.param_count(),
+    "params_stored": stored,  # stored includes the FFN zero padding
+    "param_bytes_per_device": param_bytes,
+    "opt_state_bytes_per_device": opt_bytes,
+    "argument_bytes_per_device": int(mem.argument_size_in_bytes),
+    "output_bytes_per_device": int(mem.output_size_in_bytes),
+    "alias_bytes_per_device": int(mem.alias_size_in_bytes),
+    "temp_bytes_per_device": temp,
+    "total_bytes_per_device": total,
+    "generated_code_bytes": int(mem.generated_code_size_in_bytes),
+    "flops_per_step_plan": flops_plan,
+    "flops_per_device_plan": flops_plan / mesh.size,
+    "flops_per_step_xla": float(cost.get("flops", float("nan"))) if cost else float("nan"),  # per device
+    "scan_layers": bool(config.model.scan_layers),
+    "lower_s": lower_s,
+    "compile_s": compile_s,
+    "fits": {name: total <= gib * GIB for name, gib in MEMORY_GIB.items() if not target or name == target},
   }
 
 
 def format_report(r: dict) -> str:
-  gib = lambda x: f"{x / GIB:8.3f} GiB"  # noqa: E731
-  batch = (f"one micro-batch of {r['batch']} x {r['seq_len']} tokens (config: global batch "
-           f"{r['config_global_batch']})" if r["per_micro_batch"] else
-           f"batch {r['batch']} x {r['seq_len']} tokens in {r['micro_batches']} micro-batch(es)")
-  xla_note = "per-device program, each scanned group's body counted once" if r["scan_layers"] else \
-      "per-device program"
-  lines = [f"{r['name']} on mesh {r['mesh']} ({r['devices']} x {r['device_kind']}), {batch}",
-           f"  parameters       {r['params_total']:>15,} (stored with FFN padding {r['params_stored']:,})",
-           f"  params/device    {gib(r['param_bytes_per_device'])}",
-           f"  opt state/device {gib(r['opt_state_bytes_per_device'])}",
-           f"  arguments        {gib(r['argument_bytes_per_device'])}   outputs {gib(r['output_bytes_per_device'])}"
-           f"   donated {gib(r['alias_bytes_per_device'])}",
-           f"  temporaries      {gib(r['temp_bytes_per_device'])}   (activations and workspace, XLA)",
-           f"  total/device     {gib(r['total_bytes_per_device'])}   (arguments + outputs - donated + temporaries)",
-           f"  generated code   {r['generated_code_bytes'] / 2**20:8.3f} MiB",
-           f"  FLOPs/step       {r['flops_per_step_plan']:.3e} (layer plan, all devices; "
-           f"{r['flops_per_device_plan']:.3e} per device)",
-           f"                   {r['flops_per_step_xla']:.3e} (XLA cost analysis, {xla_note})",
-           f"  compile          {r['compile_s']:.1f} s (lowering {r['lower_s']:.1f} s)",
-           "  fits             " + ", ".join(f"{k} ({MEMORY_GIB[k]} GiB): {'yes' if v else 'NO'}"
-                                             for k, v in r["fits"].items())]
+  gib = lambda x: f"{x / GIB:8.3f} GiB"
+  batch = (
+    f"one micro-batch of {r['batch']} x {r['seq_len']} tokens (config: global batch {r['config_global_batch']})"
+    if r["per_micro_batch"]
+    else f"batch {r['batch']} x {r['seq_len']} tokens in {r['micro_batches']} micro-batch(es)"
+  )
+  xla_note = "per-device program, each scanned group's body counted once" if r["scan_layers"] else "per-device program"
+  lines = [
+    f"{r['name']} on mesh {r['mesh']} ({r['devices']} x {r['device_kind']}), {batch}",
+    f"  parameters       {r['params_total']:>15,} (stored with FFN padding {r['params_stored']:,})",
+    f"  params/device    {gib(r['param_bytes_per_device'])}",
+    f"  opt state/device {gib(r['opt_state_bytes_per_device'])}",
+    f"  arguments        {gib(r['argument_bytes_per_device'])}   outputs {gib(r['output_bytes_per_device'])}"
+    f"   donated {gib(r['alias_bytes_per_device'])}",
+    f"  temporaries      {gib(r['temp_bytes_per_device'])}   (activations and workspace, XLA)",
+    f"  total/device     {gib(r['total_bytes_per_device'])}   (arguments + outputs - donated + temporaries)",
+    f"  generated code   {r['generated_code_bytes'] / 2**20:8.3f} MiB",
+    f"  FLOPs/step       {r['flops_per_step_plan']:.3e} (layer plan, all devices; "
+    f"{r['flops_per_device_plan']:.3e} per device)",
+    f"                   {r['flops_per_step_xla']:.3e} (XLA cost analysis, {xla_note})",
+    f"  compile          {r['compile_s']:.1f} s (lowering {r['lower_s']:.1f} s)",
+    "  fits             "
+    + ", ".join(f"{k} ({MEMORY_GIB[k]} GiB): {'yes' if v else 'NO'}" for k, v in r["fits"].items()),
+  ]
   return "\n".join(lines)

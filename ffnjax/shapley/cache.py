@@ -12,7 +12,7 @@ values of another game must never be reused. A last line cut by a crash is dropp
 from __future__ import annotations
 
 import json
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ffnjax.core import rundir
 from ffnjax.shapley.game import BatchValueFn, ValueFn, evaluate
@@ -24,7 +24,6 @@ CHUNK = 64
 
 
 class CoalitionCache:
-
   def __init__(self, path: str, num_players: int, meta: Mapping | None = None, fields: Sequence[str] = ()):
     if not isinstance(num_players, int) or num_players < 1:
       raise ValueError(f"num_players={num_players!r}: must be an integer >= 1")
@@ -42,18 +41,21 @@ class CoalitionCache:
 
   def _load(self, data: bytes) -> None:
     if not data.endswith(b"\n"):  # an interrupted append: drop the partial line so the next one starts clean
-      data = data[:data.rfind(b"\n") + 1]
+      data = data[: data.rfind(b"\n") + 1]
       rundir.write_bytes(self.path, data)
     lines = data.decode().splitlines()
     if not lines:
       raise ValueError(f"{self.path}: coalition cache has no header line")
     header = json.loads(lines[0])
     if header.get("num_players") != self.num_players:
-      raise ValueError(f"{self.path}: cache holds num_players={header.get('num_players')}, "
-                       f"this game has {self.num_players}; use another cache path")
+      raise ValueError(
+        f"{self.path}: cache holds num_players={header.get('num_players')}, "
+        f"this game has {self.num_players}; use another cache path"
+      )
     if header.get("meta", {}) != self.meta:
-      raise ValueError(f"{self.path}: cache meta {header.get('meta')} differs from this game's {self.meta}; "
-                       f"use another cache path")
+      raise ValueError(
+        f"{self.path}: cache meta {header.get('meta')} differs from this game's {self.meta}; use another cache path"
+      )
     for n, line in enumerate(lines[1:], start=2):
       rec = json.loads(line)
       if len(rec["key"]) != self.num_players:
@@ -111,7 +113,7 @@ class CachedValue:
     self.hits += len(set(coalitions)) - len(missing)
     inner = self.v_batch or getattr(self.v, "batch", None)
     for start in range(0, len(missing), self.chunk):
-      values = evaluate(self.v, missing[start:start + self.chunk], self.cache.num_players, v_batch=inner)
+      values = evaluate(self.v, missing[start : start + self.chunk], self.cache.num_players, v_batch=inner)
       self.evaluated += len(values)
       self.cache.put_many(values)
     return [self.cache.get(c) for c in coalitions]
@@ -120,6 +122,5 @@ class CachedValue:
     return self.batch([coalition])[0]
 
 
-def cached(v: ValueFn, cache: CoalitionCache, v_batch: BatchValueFn | None = None,
-           chunk: int = CHUNK) -> CachedValue:
+def cached(v: ValueFn, cache: CoalitionCache, v_batch: BatchValueFn | None = None, chunk: int = CHUNK) -> CachedValue:
   return CachedValue(v, cache, v_batch, chunk)

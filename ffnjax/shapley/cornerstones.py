@@ -8,7 +8,7 @@ and the full model is significantly above chance. The value must be higher-is-be
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -44,8 +44,14 @@ class CornerstoneReading:
   significant: list[int]  # those of point_rule whose drop interval excludes 0: the reported cornerstones
 
 
-def read_cornerstones(without: Sequence[float], full: float, full_low: float, drop_low: Sequence[float],
-                      chance: float | None, tolerance: float) -> CornerstoneReading:
+def read_cornerstones(
+  without: Sequence[float],
+  full: float,
+  full_low: float,
+  drop_low: Sequence[float],
+  chance: float | None,
+  tolerance: float,
+) -> CornerstoneReading:
   """Significance-gated cornerstones: removal drops the task to chance + tolerance (point values) AND the drop's
   interval lies above 0 (drop_low > 0); none when the full model is not above chance + tolerance, or its interval
   reaches chance (full_low <= chance: not significantly above chance, so no removal can be shown to collapse it)."""
@@ -55,6 +61,10 @@ def read_cornerstones(without: Sequence[float], full: float, full_low: float, dr
     return CornerstoneReading(False, f"v(N) = {full:.3f} is not above chance {chance:.3g} + {tolerance:g}", [], [])
   point = find_cornerstones(without, chance, tolerance)
   if full_low <= chance:
-    return CornerstoneReading(False, f"v(N) = {full:.3f} is not significantly above chance {chance:.3g} (its "
-                                     f"interval reaches {full_low:.3f})", point, [])
+    return CornerstoneReading(
+      False,
+      f"v(N) = {full:.3f} is not significantly above chance {chance:.3g} (its interval reaches {full_low:.3f})",
+      point,
+      [],
+    )
   return CornerstoneReading(True, None, point, [i for i in point if drop_low[i] > 0])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -73,8 +73,9 @@ def block_coalitions(num_players: int, level: int) -> list[Coalition]:
   """The distinct coalitions block_shapley evaluates (for budgeting: it grows as about 2 * level * n)."""
   sets = block_sets(num_players, level)
   full = grand_coalition(num_players)
-  return list(dict.fromkeys([full - w for c in sets for w in c] + [full - w - {i} for i, c in enumerate(sets)
-                                                                  for w in c]))
+  return list(
+    dict.fromkeys([full - w for c in sets for w in c] + [full - w - {i} for i, c in enumerate(sets) for w in c])
+  )
 
 
 # --- exact Shapley ---------------------------------------------------------------------------------------------
@@ -82,14 +83,17 @@ def _coalition_of(mask: int, num_players: int) -> Coalition:
   return frozenset(j for j in range(num_players) if mask >> j & 1)
 
 
-def exact_shapley(v: ValueFn, num_players: int, *, v_batch: BatchValueFn | None = None,
-                  max_players: int = MAX_EXACT_PLAYERS) -> np.ndarray:
+def exact_shapley(
+  v: ValueFn, num_players: int, *, v_batch: BatchValueFn | None = None, max_players: int = MAX_EXACT_PLAYERS
+) -> np.ndarray:
   """phi_i = sum over S not containing i of |S|! (n-|S|-1)! / n! * [v(S u {i}) - v(S)], from all 2^n values."""
   _check_num_players(num_players)
   n = int(num_players)
   if n > max_players:
-    raise ValueError(f"num_players={n}: exact Shapley needs 2^{n} coalitions; at most max_players={max_players} "
-                     f"players (use permutation_shapley or block_shapley)")
+    raise ValueError(
+      f"num_players={n}: exact Shapley needs 2^{n} coalitions; at most max_players={max_players} "
+      f"players (use permutation_shapley or block_shapley)"
+    )
   masks = np.arange(2**n)
   values = evaluate(v, (_coalition_of(int(m), n) for m in masks), n, v_batch)
   table = np.array([values[_coalition_of(int(m), n)] for m in masks])
@@ -118,13 +122,26 @@ class PermutationEstimate:
     """Readout rows {num_permutations, max_stderr, mean_stderr, values} every `every` permutations (and the last)."""
     P = self.running_mean.shape[0]
     ks = sorted(set(range(every, P + 1, every)) | {P})
-    return [dict(num_permutations=k, max_stderr=float(np.nanmax(self.running_stderr[k - 1])) if k > 1 else math.nan,
-                 mean_stderr=float(np.nanmean(self.running_stderr[k - 1])) if k > 1 else math.nan,
-                 values=self.running_mean[k - 1].copy()) for k in ks]
+    return [
+      dict(
+        num_permutations=k,
+        max_stderr=float(np.nanmax(self.running_stderr[k - 1])) if k > 1 else math.nan,
+        mean_stderr=float(np.nanmean(self.running_stderr[k - 1])) if k > 1 else math.nan,
+        values=self.running_mean[k - 1].copy(),
+      )
+      for k in ks
+    ]
 
 
-def permutation_shapley(v: ValueFn, num_players: int, num_permutations: int, *, seed: int = 0,
-                        v_batch: BatchValueFn | None = None, batch_permutations: int = 0) -> PermutationEstimate:
+def permutation_shapley(
+  v: ValueFn,
+  num_players: int,
+  num_permutations: int,
+  *,
+  seed: int = 0,
+  v_batch: BatchValueFn | None = None,
+  batch_permutations: int = 0,
+) -> PermutationEstimate:
   """Monte Carlo Shapley: the mean marginal contribution of each player over random orders.
 
   Each permutation's marginals sum to v(N) - v(empty), so every running estimate is efficient. Coalitions are
@@ -142,7 +159,7 @@ def permutation_shapley(v: ValueFn, num_players: int, num_permutations: int, *, 
   marginals = np.zeros((num_permutations, n))
   evaluated = set()
   for start in range(0, num_permutations, step):
-    chunk = perms[start:start + step]
+    chunk = perms[start : start + step]
     prefixes = [[frozenset(p[:k].tolist()) for k in range(n + 1)] for p in chunk]
     values = evaluate(v, (c for pre in prefixes for c in pre), n, v_batch)
     evaluated.update(values)
@@ -158,8 +175,7 @@ def permutation_shapley(v: ValueFn, num_players: int, num_permutations: int, *, 
     var = (np.cumsum(centred**2, axis=0) - counts * c_mean**2) / (counts - 1)  # sample variance (ddof=1)
     running_stderr = np.sqrt(np.maximum(var, 0.0) / counts)
   running_stderr[0] = np.nan
-  return PermutationEstimate(running_mean[-1], running_stderr[-1], running_mean, running_stderr, perms,
-                             len(evaluated))
+  return PermutationEstimate(running_mean[-1], running_stderr[-1], running_mean, running_stderr, perms, len(evaluated))
 
 
 def check_efficiency(phi: Sequence[float], v_full: float, v_empty: float) -> float:

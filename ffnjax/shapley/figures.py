@@ -5,12 +5,12 @@ objects (Agg, no pyplot); `save` writes PNG+SVG.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from ffnjax.analysis.figures import save  # noqa: F401  (re-exported: one PNG+SVG writer for the project)
+from ffnjax.analysis.figures import save  # re-exported: one PNG+SVG writer for the project
 from ffnjax.core import rundir
 from ffnjax.shapley.pertask import metric_name
 from ffnjax.shapley.players import ATTN, Player
@@ -35,9 +35,17 @@ def _player_bars(ax, values: np.ndarray, players: Sequence[Player], yerr=None, c
       sel = np.array([p.kind == kind for p in players]) & (covers == faint)
       if sel.any():
         err = None if yerr is None else np.asarray(yerr)[..., sel]
-        ax.bar(x[sel], values[sel], color=KIND_COLOR[kind], alpha=0.35 if faint else 1.0,
-               hatch="//" if faint else None, yerr=err, capsize=2, error_kw={"linewidth": 0.8},
-               label=f"{KIND_NAME[kind]} (95 % interval covers 0)" if faint else KIND_NAME[kind])
+        ax.bar(
+          x[sel],
+          values[sel],
+          color=KIND_COLOR[kind],
+          alpha=0.35 if faint else 1.0,
+          hatch="//" if faint else None,
+          yerr=err,
+          capsize=2,
+          error_kw={"linewidth": 0.8},
+          label=f"{KIND_NAME[kind]} (95 % interval covers 0)" if faint else KIND_NAME[kind],
+        )
   ax.axhline(0.0, color="black", linewidth=0.8)
   step = max(1, len(players) // 32)
   ax.set_xticks(x[::step], [p.label for p in players][::step], rotation=90, fontsize=7)
@@ -53,8 +61,15 @@ def _mark_cornerstones(ax, values: np.ndarray, cornerstones: Sequence[int], labe
     ax.scatter(idx, top, marker="*", s=90, color="black", zorder=3, label=label)
 
 
-def player_values_figure(values: Sequence[float], players: Sequence[Player], *, title: str, ylabel: str,
-                         cornerstones: Sequence[int] = (), stderr: Sequence[float] | None = None) -> Figure:
+def player_values_figure(
+  values: Sequence[float],
+  players: Sequence[Player],
+  *,
+  title: str,
+  ylabel: str,
+  cornerstones: Sequence[int] = (),
+  stderr: Sequence[float] | None = None,
+) -> Figure:
   """One game's values; the title names model, task, metric and examples, the y label the metric's units."""
   values = np.asarray(values, dtype=float)
   fig = Figure(figsize=(max(6.0, 0.18 * len(players) + 2.5), 4.0), layout="constrained")
@@ -67,8 +82,9 @@ def player_values_figure(values: Sequence[float], players: Sequence[Player], *, 
   return fig
 
 
-def ablation_figure(drop: Sequence[float], players: Sequence[Player], *, title: str, unit: str,
-                    chance_drop: float | None = None) -> Figure:
+def ablation_figure(
+  drop: Sequence[float], players: Sequence[Player], *, title: str, unit: str, chance_drop: float | None = None
+) -> Figure:
   """drop_i = v(N) - v(N \\ {i}) in `unit` (e.g. "Δ accuracy"); `chance_drop` = v(N) - chance draws the
   'collapse to chance' level."""
   fig = Figure(figsize=(max(6.0, 0.18 * len(players) + 2.5), 4.0), layout="constrained")
@@ -92,11 +108,15 @@ def _panel_title(task: str, entry: dict, tolerance: float) -> str:
   if not entry["cornerstones_defined"]:
     corner = f"cornerstones: none claimed ({entry.get('cornerstones_undefined') or 'no chance level'})"
   else:
-    corner = (f"cornerstones (removal → ≤ chance + {tolerance:g}, drop's interval excludes 0): "
-              f"{', '.join(entry['cornerstones']) or 'none'}")
+    corner = (
+      f"cornerstones (removal → ≤ chance + {tolerance:g}, drop's interval excludes 0): "
+      f"{', '.join(entry['cornerstones']) or 'none'}"
+    )
   lo, hi = entry["ci"]["v_full"]
-  return (f"{task}: {metric_name(entry['metric'])} ({entry['metric']}), n = {entry['num_examples']} examples, "
-          f"v(N) = {entry['v_full']:.3g} [{lo:.3g}, {hi:.3g}]{chance}\n{corner}")
+  return (
+    f"{task}: {metric_name(entry['metric'])} ({entry['metric']}), n = {entry['num_examples']} examples, "
+    f"v(N) = {entry['v_full']:.3g} [{lo:.3g}, {hi:.3g}]{chance}\n{corner}"
+  )
 
 
 def per_task_figure(result: dict, players: Sequence[Player], *, model: str, ablation: bool = False) -> Figure:
@@ -118,8 +138,9 @@ def per_task_figure(result: dict, players: Sequence[Player], *, model: str, abla
     _mark_cornerstones(ax, values, [index[c] for c in entry["cornerstones"]], star)
     unit = metric_unit(entry["metric"])
     if ablation and entry.get("chance") is not None:
-      ax.axhline(entry["v_full"] - entry["chance"], color="tab:red", linestyle="--", linewidth=1,
-                 label="drop to chance")
+      ax.axhline(
+        entry["v_full"] - entry["chance"], color="tab:red", linestyle="--", linewidth=1, label="drop to chance"
+      )
     ax.set_ylabel(f"{'drop when removed' if ablation else 'Shapley value'}\n({unit})", fontsize=8)
     ax.set_title(_panel_title(name, entry, rule["tolerance"]), fontsize=9)
     ax.set_xlabel("")
@@ -139,8 +160,11 @@ def per_task_figure(result: dict, players: Sequence[Player], *, model: str, abla
     a.tick_params(labelbottom=False)
   method = result["method"] + (f", level K = {result['level']}" if "level" in result else "")
   what = "single sub-layer ablation" if ablation else f"layer Shapley values ({method})"
-  fig.suptitle(f"{model}: {what}, one game per task, ≤ {result['limit']} examples per task\nerror bars: 95 % "
-               f"bootstrap intervals over examples", fontsize=11)
+  fig.suptitle(
+    f"{model}: {what}, one game per task, ≤ {result['limit']} examples per task\nerror bars: 95 % "
+    f"bootstrap intervals over examples",
+    fontsize=11,
+  )
   return fig
 
 
@@ -151,8 +175,9 @@ def save_run_figures(result: dict, players: Sequence[Player], output: str, *, mo
   return paths
 
 
-def convergence_figure(estimate, players: Sequence[Player], *, exact: Sequence[float] | None = None,
-                       max_players: int = 8) -> Figure:
+def convergence_figure(
+  estimate, players: Sequence[Player], *, exact: Sequence[float] | None = None, max_players: int = 8
+) -> Figure:
   """Running permutation estimates (mean ± stderr) of the players with the largest final |value|."""
   P = estimate.running_mean.shape[0]
   order = np.argsort(-np.abs(estimate.values))[:max_players]

@@ -8,7 +8,7 @@ many keep masks with one compiled program. Without a batch form, `v` is called o
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ffnjax.shapley.players import Coalition, check_coalition
 
@@ -16,8 +16,9 @@ ValueFn = Callable[[Coalition], float]
 BatchValueFn = Callable[[list], Sequence[float]]
 
 
-def evaluate(v: ValueFn, coalitions: Iterable[Iterable[int]], num_players: int,
-             v_batch: BatchValueFn | None = None) -> dict[Coalition, float]:
+def evaluate(
+  v: ValueFn, coalitions: Iterable[Iterable[int]], num_players: int, v_batch: BatchValueFn | None = None
+) -> dict[Coalition, float]:
   """{coalition: value} for the distinct coalitions, through v_batch / v.batch when available."""
   unique = list(dict.fromkeys(check_coalition(c, num_players) for c in coalitions))
   if not unique:

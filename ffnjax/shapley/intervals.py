@@ -76,20 +76,22 @@ def permutation_phi(perms: np.ndarray, coalitions: Sequence[Coalition], seed: in
   for p, order in enumerate(perms):
     for k, i in enumerate(order):
       before[p, i] = index[frozenset(order[:k].tolist())]
-      after[p, i] = index[frozenset(order[:k + 1].tolist())]
+      after[p, i] = index[frozenset(order[: k + 1].tolist())]
 
   def phi(values, reps):
     point = (values[after] - values[before]).mean(axis=0)
-    counts = np.random.default_rng(seed + 11).multinomial(num_perms, np.full(num_perms, 1.0 / num_perms),
-                                                          size=reps.shape[0])  # [R, P]
+    counts = np.random.default_rng(seed + 11).multinomial(
+      num_perms, np.full(num_perms, 1.0 / num_perms), size=reps.shape[0]
+    )  # [R, P]
     marginals = reps[:, after] - reps[:, before]  # [R, P, n]
     return point, np.einsum("rp,rpn->rn", counts, marginals) / num_perms
 
   return phi
 
 
-def value_replicates(num: np.ndarray, den: np.ndarray | None, res: bootstrap.Resamples
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def value_replicates(
+  num: np.ndarray, den: np.ndarray | None, res: bootstrap.Resamples
+) -> tuple[np.ndarray, np.ndarray]:
   """Coalition values and their replicates from per-example scores num [K, n]: the mean per example (den None),
   or the ratio of sums sum(num) / sum(den) (a perplexity value: log-likelihood per word). -> ([K], [R, K])."""
   num = np.asarray(num, np.float64)
@@ -118,9 +120,15 @@ class TaskIntervals:
     return [i.excludes(0.0) for i in getattr(self, what)]
 
 
-def task_intervals(coalitions: Sequence[Coalition], num: np.ndarray, den: np.ndarray | None, num_players: int,
-                   phi: PhiReplicates, res: bootstrap.Resamples,
-                   confidence: float = bootstrap.CONFIDENCE) -> TaskIntervals:
+def task_intervals(
+  coalitions: Sequence[Coalition],
+  num: np.ndarray,
+  den: np.ndarray | None,
+  num_players: int,
+  phi: PhiReplicates,
+  res: bootstrap.Resamples,
+  confidence: float = bootstrap.CONFIDENCE,
+) -> TaskIntervals:
   """Intervals of one task's game from per-example scores num (and den) [K, n] of `coalitions`, which hold the
   grand coalition, every N \\ {i} and whatever the estimator `phi` reads."""
   values, reps = value_replicates(num, den, res)
@@ -135,16 +143,24 @@ def task_intervals(coalitions: Sequence[Coalition], num: np.ndarray, den: np.nda
     return [bootstrap.interval(point[i], r[:, i], res, confidence) for i in range(len(point))]
 
   return TaskIntervals(
-      full=bootstrap.interval(values[f], reps[:, f], res, confidence), without=each(values[wo], reps[:, wo]),
-      drop=each(drop, reps_drop), phi=each(point_phi, reps_phi),
-      shares=each(point_share, reps_share) if np.maximum(point_phi, 0).sum() > 0 else None,
-      replicates={"full": reps[:, f], "without": reps[:, wo], "drop": reps_drop, "phi": reps_phi,
-                  "shares": reps_share},
-      weights=res.weights, num_examples=np.asarray(num).shape[1])
+    full=bootstrap.interval(values[f], reps[:, f], res, confidence),
+    without=each(values[wo], reps[:, wo]),
+    drop=each(drop, reps_drop),
+    phi=each(point_phi, reps_phi),
+    shares=each(point_share, reps_share) if np.maximum(point_phi, 0).sum() > 0 else None,
+    replicates={"full": reps[:, f], "without": reps[:, wo], "drop": reps_drop, "phi": reps_phi, "shares": reps_share},
+    weights=res.weights,
+    num_examples=np.asarray(num).shape[1],
+  )
 
 
-def game_intervals(a: np.ndarray, per_example: np.ndarray, coalitions: Sequence[Coalition], res: bootstrap.Resamples,
-                   confidence: float = bootstrap.CONFIDENCE) -> TaskIntervals:
+def game_intervals(
+  a: np.ndarray,
+  per_example: np.ndarray,
+  coalitions: Sequence[Coalition],
+  res: bootstrap.Resamples,
+  confidence: float = bootstrap.CONFIDENCE,
+) -> TaskIntervals:
   """task_intervals for a linear estimator A [players, K] over `coalitions` and per-example means [K, n]."""
   return task_intervals(coalitions, per_example, None, a.shape[0], linear_phi(a), res, confidence)
 

@@ -18,7 +18,7 @@ share carries a bootstrap interval over the task's examples (intervals.py).
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -40,9 +40,14 @@ CACHE_FIELDS = ("tasks", "examples", "gold")  # held in memory: the bootstraps r
 # What one evaluation of a coalition returns per task: (value, per-example scores, gold log-likelihoods or None).
 TaskEval = Callable[[list], Sequence[Mapping[str, tuple[float, list, dict | None]]]]
 
-METRIC_NAMES = {"acc": "accuracy", "acc_norm": "normalised accuracy",
-                "-log(word_perplexity)": "−log word perplexity", "-log(perplexity)": "−log perplexity",
-                "gold_ll": "gold log-likelihood (nats)", "gold_ll_norm": "gold log-likelihood per token (nats)"}
+METRIC_NAMES = {
+  "acc": "accuracy",
+  "acc_norm": "normalised accuracy",
+  "-log(word_perplexity)": "−log word perplexity",
+  "-log(perplexity)": "−log perplexity",
+  "gold_ll": "gold log-likelihood (nats)",
+  "gold_ll_norm": "gold log-likelihood per token (nats)",
+}
 
 
 def metric_name(metric: str) -> str:
@@ -63,8 +68,9 @@ def example_scores(primary_metric: str | None, per_doc: Sequence[dict]) -> list:
   if primary_metric:
     out = [d[primary_metric] for d in per_doc]
     return [int(x) if float(x).is_integer() else float(x) for x in out]
-  return [{k: v for k, v in d.items() if isinstance(v, (int, float)) and k not in ("gold", "prediction")}
-          for d in per_doc]
+  return [
+    {k: v for k, v in d.items() if isinstance(v, (int, float)) and k not in ("gold", "prediction")} for d in per_doc
+  ]
 
 
 class TaskGames:
@@ -72,8 +78,15 @@ class TaskGames:
   batch form for the estimators. Missing coalitions are evaluated once, for all tasks together. `metrics` names each
   task's accuracy-game metric (value_metric); `value` picks the value the games play (VALUES)."""
 
-  def __init__(self, evaluate: TaskEval, task_names: Sequence[str], cache: CoalitionCache,
-               metrics: Mapping[str, str] | None = None, value: str = "acc", chunk: int = CHUNK):
+  def __init__(
+    self,
+    evaluate: TaskEval,
+    task_names: Sequence[str],
+    cache: CoalitionCache,
+    metrics: Mapping[str, str] | None = None,
+    value: str = "acc",
+    chunk: int = CHUNK,
+  ):
     if set(CACHE_FIELDS) - set(cache.fields):
       raise ValueError(f"TaskGames needs a CoalitionCache opened with fields={CACHE_FIELDS}")
     if value not in VALUES:
@@ -89,7 +102,7 @@ class TaskGames:
     coalitions = [check_coalition(c, self.cache.num_players) for c in coalitions]
     missing = [c for c in dict.fromkeys(coalitions) if c not in self.cache]
     for start in range(0, len(missing), self.chunk):
-      self._evaluate_chunk(missing[start:start + self.chunk])
+      self._evaluate_chunk(missing[start : start + self.chunk])
 
   def _evaluate_chunk(self, missing: list) -> None:
     results = list(self._evaluate(missing))
@@ -120,14 +133,16 @@ class TaskGames:
     if value == "acc":
       rows = [r["examples"][task] for r in records]
       if rows and rows[0] and isinstance(rows[0][0], Mapping):  # a perplexity value: sum(ll) / sum(words)
-        stat = bootstrap.statistic_for(self.metrics[task][len("-log("):-1])
+        stat = bootstrap.statistic_for(self.metrics[task][len("-log(") : -1])
         pairs = [bootstrap.fields(row, stat) for row in rows]
         return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
       return np.asarray(rows, np.float64), None
     if any(task not in r.get("gold", {}) for r in records):
-      raise ValueError(f"--value={value}: the coalition cache {self.cache.path} holds no gold log-likelihoods for "
-                       f"task {task} (the task has no gold continuation, or the cache was written before they were "
-                       f"recorded; use another --output)")
+      raise ValueError(
+        f"--value={value}: the coalition cache {self.cache.path} holds no gold log-likelihoods for "
+        f"task {task} (the task has no gold continuation, or the cache was written before they were "
+        f"recorded; use another --output)"
+      )
     ll = np.asarray([r["gold"][task]["ll"] for r in records], np.float64)
     if value == "gold_ll_norm":
       ll = ll / np.asarray([r["gold"][task]["tokens"] for r in records], np.float64)
@@ -144,12 +159,12 @@ class TaskGames:
     value = value or self.value
     return self.metrics[task] if value == "acc" else value
 
-  def task(self, name: str, value: str | None = None) -> "_Game":
+  def task(self, name: str, value: str | None = None) -> _Game:
     if name not in self.task_names:
       raise ValueError(f"task {name!r} is not in this game's tasks {self.task_names}")
     return _Game(lambda cs: self.values(name, cs, value))
 
-  def mean(self) -> "_Game":
+  def mean(self) -> _Game:
     def batch(coalitions):
       self.ensure(coalitions)
       return [self.cache.get(c) for c in coalitions]
@@ -158,7 +173,6 @@ class TaskGames:
 
 
 class _Game:
-
   def __init__(self, batch):
     self.batch = batch
 
@@ -170,8 +184,19 @@ def _pairs(intervals) -> list:
   return [[float(i.low), float(i.high)] for i in intervals]
 
 
-def task_report(players: Sequence[str], phi, ablation, ci: TaskIntervals, *, metric: str, chance: float | None,
-                tolerance: float, corner: tuple | None = None, v_empty: float | None = None, stderr=None) -> dict:
+def task_report(
+  players: Sequence[str],
+  phi,
+  ablation,
+  ci: TaskIntervals,
+  *,
+  metric: str,
+  chance: float | None,
+  tolerance: float,
+  corner: tuple | None = None,
+  v_empty: float | None = None,
+  stderr=None,
+) -> dict:
   """One task's entry of shapley.json: values, single-ablation drops, shares, each with its interval (`ci`,
   [low, high]) and whether that covers 0, then the cornerstones. `corner` = (metric, Ablation, TaskIntervals) of
   the accuracy game when the values are of another (a log-likelihood value has no chance level)."""
@@ -180,28 +205,49 @@ def task_report(players: Sequence[str], phi, ablation, ci: TaskIntervals, *, met
     task_shares = list(map(float, shares(phi)))
   except ValueError:  # no player adds value (e.g. an untrained model): shares are undefined
     task_shares = None
-  out = {"metric": metric, "num_examples": int(ci.num_examples), "chance": chance, "v_full": float(ablation.full),
-         "values": list(map(float, phi)), "v_without": list(map(float, ablation.without)),
-         "ablation_drop": list(map(float, ablation.drop)), "shares": task_shares,
-         "ci": {"v_full": [float(ci.full.low), float(ci.full.high)], "values": _pairs(ci.phi),
-                "v_without": _pairs(ci.without), "ablation_drop": _pairs(ci.drop),
-                "shares": _pairs(ci.shares) if ci.shares is not None and task_shares is not None else None},
-         "covers_zero": {"values": [not i.excludes(0.0) for i in ci.phi],
-                         "ablation_drop": [not i.excludes(0.0) for i in ci.drop]},
-         "significant_drops": [p for p, i in zip(players, ci.drop) if i.excludes(0.0)]}
+  out = {
+    "metric": metric,
+    "num_examples": int(ci.num_examples),
+    "chance": chance,
+    "v_full": float(ablation.full),
+    "values": list(map(float, phi)),
+    "v_without": list(map(float, ablation.without)),
+    "ablation_drop": list(map(float, ablation.drop)),
+    "shares": task_shares,
+    "ci": {
+      "v_full": [float(ci.full.low), float(ci.full.high)],
+      "values": _pairs(ci.phi),
+      "v_without": _pairs(ci.without),
+      "ablation_drop": _pairs(ci.drop),
+      "shares": _pairs(ci.shares) if ci.shares is not None and task_shares is not None else None,
+    },
+    "covers_zero": {
+      "values": [not i.excludes(0.0) for i in ci.phi],
+      "ablation_drop": [not i.excludes(0.0) for i in ci.drop],
+    },
+    "significant_drops": [p for p, i in zip(players, ci.drop) if i.excludes(0.0)],
+  }
   c_metric, c_ablation, c_ci = corner or (metric, ablation, ci)
   if corner is not None:
-    out["cornerstone_game"] = {"metric": c_metric, "v_full": float(c_ablation.full),
-                               "v_without": list(map(float, c_ablation.without)),
-                               "ablation_drop": list(map(float, c_ablation.drop)),
-                               "ci": {"v_full": [float(c_ci.full.low), float(c_ci.full.high)],
-                                      "ablation_drop": _pairs(c_ci.drop)},
-                               "significant_drops": [p for p, i in zip(players, c_ci.drop) if i.excludes(0.0)]}
-  reading = read_cornerstones(c_ablation.without, c_ablation.full, c_ci.full.low, [i.low for i in c_ci.drop],
-                              chance, tolerance)
-  out.update({"cornerstones_defined": reading.defined, "cornerstones": [players[i] for i in reading.significant],
-              "cornerstones_point_rule": [players[i] for i in reading.point_rule],
-              "cornerstones_undefined": reading.reason})
+    out["cornerstone_game"] = {
+      "metric": c_metric,
+      "v_full": float(c_ablation.full),
+      "v_without": list(map(float, c_ablation.without)),
+      "ablation_drop": list(map(float, c_ablation.drop)),
+      "ci": {"v_full": [float(c_ci.full.low), float(c_ci.full.high)], "ablation_drop": _pairs(c_ci.drop)},
+      "significant_drops": [p for p, i in zip(players, c_ci.drop) if i.excludes(0.0)],
+    }
+  reading = read_cornerstones(
+    c_ablation.without, c_ablation.full, c_ci.full.low, [i.low for i in c_ci.drop], chance, tolerance
+  )
+  out.update(
+    {
+      "cornerstones_defined": reading.defined,
+      "cornerstones": [players[i] for i in reading.significant],
+      "cornerstones_point_rule": [players[i] for i in reading.point_rule],
+      "cornerstones_undefined": reading.reason,
+    }
+  )
   if v_empty is not None:
     out["v_empty"] = float(v_empty)
     out["efficiency_gap"] = float(phi.sum() - (ablation.full - v_empty))  # 0 for exact and permutation values
@@ -210,21 +256,36 @@ def task_report(players: Sequence[str], phi, ablation, ci: TaskIntervals, *, met
   return out
 
 
-def summarize(players: Sequence[str], tasks: Mapping[str, dict], *, game: str, tolerance: float,
-              ci: Mapping[str, tuple[TaskIntervals, TaskIntervals]], resamples: int = bootstrap.RESAMPLES,
-              seed: int = bootstrap.SEED, confidence: float = bootstrap.CONFIDENCE) -> dict:
+def summarize(
+  players: Sequence[str],
+  tasks: Mapping[str, dict],
+  *,
+  game: str,
+  tolerance: float,
+  ci: Mapping[str, tuple[TaskIntervals, TaskIntervals]],
+  resamples: int = bootstrap.RESAMPLES,
+  seed: int = bootstrap.SEED,
+  confidence: float = bootstrap.CONFIDENCE,
+) -> dict:
   """Cross-task reading: shares per task then averaged, cornerstones by task, and the task-mean summary, with
   intervals: tasks are resampled independently, so replicate r of a mean is the mean of the tasks' replicates r.
   ci[task] = (the value game's intervals, the cornerstone game's)."""
   names = list(tasks)
   with_shares = [t for t in names if tasks[t]["shares"] is not None]
-  mean_of = lambda key: list(map(float, np.mean([tasks[t][key] for t in names], axis=0)))  # noqa: E731
+  mean_of = lambda key: list(map(float, np.mean([tasks[t][key] for t in names], axis=0)))
   chances = [tasks[t]["chance"] for t in names]
   defined = [t for t in names if tasks[t]["cornerstones_defined"]]
 
   def reps(what: str, task_names, which: int = 0) -> np.ndarray:  # [R, ...] mean over tasks, equal weights
-    return np.mean([bootstrap.as_random_draws(ci[t][which].replicates[what], ci[t][which].weights, resamples,
-                                              bootstrap.task_seed(seed, t)) for t in task_names], axis=0)
+    return np.mean(
+      [
+        bootstrap.as_random_draws(
+          ci[t][which].replicates[what], ci[t][which].weights, resamples, bootstrap.task_seed(seed, t)
+        )
+        for t in task_names
+      ],
+      axis=0,
+    )
 
   uniform = np.full(resamples, 1.0 / resamples)
 
@@ -233,24 +294,30 @@ def summarize(players: Sequence[str], tasks: Mapping[str, dict], *, game: str, t
 
   shares_mean = list(map(float, np.mean([tasks[t]["shares"] for t in with_shares], axis=0))) if with_shares else None
   out = {
-      "shares_mean": shares_mean,
-      "shares_mean_ci": ci_of(shares_mean, reps("shares", with_shares)) if with_shares else None,
-      "shares_mean_over": with_shares,
-      "cornerstones_by_task": {t: tasks[t]["cornerstones"] for t in names},
-      "cornerstones_every_task": ([p for p in players if all(p in tasks[t]["cornerstones"] for t in defined)]
-                                  if defined else []),
-      "cornerstones_defined_for": defined,
-      "task_mean": {
-          "what": "summary: the mean over tasks of each task's values (equal, by linearity, to the values of one "
-                  "game on the task-mean metric); not the paper's cornerstone reading",
-          "tasks": names, "v_full": float(np.mean([tasks[t]["v_full"] for t in names])),
-          "values": mean_of("values"), "ablation_drop": mean_of("ablation_drop"),
-          "chance": float(np.mean(chances)) if all(c is not None for c in chances) else None},
+    "shares_mean": shares_mean,
+    "shares_mean_ci": ci_of(shares_mean, reps("shares", with_shares)) if with_shares else None,
+    "shares_mean_over": with_shares,
+    "cornerstones_by_task": {t: tasks[t]["cornerstones"] for t in names},
+    "cornerstones_every_task": (
+      [p for p in players if all(p in tasks[t]["cornerstones"] for t in defined)] if defined else []
+    ),
+    "cornerstones_defined_for": defined,
+    "task_mean": {
+      "what": "summary: the mean over tasks of each task's values (equal, by linearity, to the values of one "
+      "game on the task-mean metric); not the paper's cornerstone reading",
+      "tasks": names,
+      "v_full": float(np.mean([tasks[t]["v_full"] for t in names])),
+      "values": mean_of("values"),
+      "ablation_drop": mean_of("ablation_drop"),
+      "chance": float(np.mean(chances)) if all(c is not None for c in chances) else None,
+    },
   }
   tm = out["task_mean"]
-  tm["ci"] = {"v_full": ci_of([tm["v_full"]], reps("full", names)[:, None])[0],
-              "values": ci_of(tm["values"], reps("phi", names)),
-              "ablation_drop": ci_of(tm["ablation_drop"], reps("drop", names))}
+  tm["ci"] = {
+    "v_full": ci_of([tm["v_full"]], reps("full", names)[:, None])[0],
+    "values": ci_of(tm["values"], reps("phi", names)),
+    "ablation_drop": ci_of(tm["ablation_drop"], reps("drop", names)),
+  }
   if game == "task_mean":  # our extension: cornerstones and shares read from the task-mean (accuracy) game
     games = [tasks[t].get("cornerstone_game", tasks[t]) for t in names]
     full = float(np.mean([g["v_full"] for g in games]))
@@ -258,9 +325,14 @@ def summarize(players: Sequence[str], tasks: Mapping[str, dict], *, game: str, t
     full_low = ci_of([full], reps("full", names, 1)[:, None])[0][0]
     drop_low = [lo for lo, _ in ci_of(full - without, reps("drop", names, 1))]
     reading = read_cornerstones(without, full, full_low, drop_low, tm["chance"], tolerance)
-    tm.update({"cornerstones_defined": reading.defined, "cornerstones": [players[i] for i in reading.significant],
-               "cornerstones_point_rule": [players[i] for i in reading.point_rule],
-               "cornerstones_undefined": reading.reason})
+    tm.update(
+      {
+        "cornerstones_defined": reading.defined,
+        "cornerstones": [players[i] for i in reading.significant],
+        "cornerstones_point_rule": [players[i] for i in reading.point_rule],
+        "cornerstones_undefined": reading.reason,
+      }
+    )
     try:
       tm["shares"] = list(map(float, shares(tm["values"])))
     except ValueError:
@@ -272,9 +344,11 @@ def check_game_tasks(prepared_tasks: Sequence, perplexity_value: bool) -> None:
   """Refuses a task without an accuracy metric unless -log(perplexity) values were asked for (our extension)."""
   for task in prepared_tasks:
     if not task.primary_metric and not perplexity_value:
-      raise ValueError(f"--tasks: {task.name} has no accuracy metric; the paper's games use acc_norm/acc. Pass "
-                       f"--perplexity_value to play it with -log(perplexity) as the value (our extension, "
-                       f"docs/method.md)")
+      raise ValueError(
+        f"--tasks: {task.name} has no accuracy metric; the paper's games use acc_norm/acc. Pass "
+        f"--perplexity_value to play it with -log(perplexity) as the value (our extension, "
+        f"docs/method.md)"
+      )
 
 
 def value_metric(task) -> str:
@@ -285,4 +359,3 @@ def value_metric(task) -> str:
     if name in task.higher_is_better:
       return f"-log({name})"
   raise ValueError(f"task {task.name}: no accuracy or perplexity metric to use as a Shapley value")
-

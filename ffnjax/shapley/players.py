@@ -7,7 +7,7 @@ A deactivated layer (method.md §1) has no FFN, so it contributes only its atten
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -71,8 +71,11 @@ def keep_mask(players: Sequence[Player], coalition: Iterable[int], num_layers: i
 
 def keep_masks(players: Sequence[Player], coalitions: Sequence[Iterable[int]], num_layers: int) -> np.ndarray:
   """float32 [len(coalitions), num_layers, 2]: one batch for one compiled program."""
-  return np.stack([keep_mask(players, c, num_layers) for c in coalitions]) if coalitions else np.zeros(
-      (0, num_layers, 2), np.float32)
+  return (
+    np.stack([keep_mask(players, c, num_layers) for c in coalitions])
+    if coalitions
+    else np.zeros((0, num_layers, 2), np.float32)
+  )
 
 
 def coalition_from_mask(players: Sequence[Player], mask: np.ndarray) -> Coalition:

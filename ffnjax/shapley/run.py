@@ -42,15 +42,35 @@ def needed_coalitions(method: str, n: int, level: int) -> int | None:
   if method == "block":
     return len(ablation | set(block_coalitions(n, level)))
   if method == "exact":
-    return 2 ** n
+    return 2**n
   return None  # permutation sampling: known only as it goes
 
 
-def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations, seed, limit, max_length,
-        token_budget, output, chance_tolerance: float = 0.02, game: str = "per_task",
-        perplexity_value: bool = False, value: str = "acc", resamples: int = bootstrap.RESAMPLES,
-        bootstrap_seed: int = bootstrap.SEED, target_ci: float | None = None, pilot_limit: int = 50,
-        continue_after_pilot: bool = False, player_layers: str | None = None) -> dict:
+def run(
+  checkpoint,
+  hf_model,
+  step,
+  tasks,
+  data_dir,
+  method,
+  level,
+  permutations,
+  seed,
+  limit,
+  max_length,
+  token_budget,
+  output,
+  chance_tolerance: float = 0.02,
+  game: str = "per_task",
+  perplexity_value: bool = False,
+  value: str = "acc",
+  resamples: int = bootstrap.RESAMPLES,
+  bootstrap_seed: int = bootstrap.SEED,
+  target_ci: float | None = None,
+  pilot_limit: int = 50,
+  continue_after_pilot: bool = False,
+  player_layers: str | None = None,
+) -> dict:
   """One game per task (the paper); `game="task_mean"` adds cornerstones read from the task-mean game,
   `perplexity_value` admits perplexity tasks with -log(perplexity) as their value and `value` plays the games on
   the gold continuation's log-likelihood (our extensions). Every value, drop and share gets a bootstrap interval
@@ -86,22 +106,48 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
   source = checkpoint or hf_model
 
   def open_games(at: str, lim: int, expected: int | None):
-    model_value = ModelValue(config, plan, params, tokenizer, tasks=tasks, data_dir=data_dir, limit=lim,
-                             max_length=max_length, token_budget=token_budget)
+    model_value = ModelValue(
+      config,
+      plan,
+      params,
+      tokenizer,
+      tasks=tasks,
+      data_dir=data_dir,
+      limit=lim,
+      max_length=max_length,
+      token_budget=token_budget,
+    )
     model_value.players = players  # a sub-game's players: keep masks leave the other sub-layers kept
     names = [p.task.name for p in model_value.prepared]
-    cache = shapley.CoalitionCache(rundir.join(at, "coalitions.jsonl"), n,
-                                   meta={"model": plan.name,
-                                         "source": source if rundir.is_remote(source) else os.path.abspath(source),
-                                         "tasks": names, "limit": lim, "data_dir": data_dir,
-                                         "step": step, "players": labels, "record": "per_task"},
-                                   fields=pertask.CACHE_FIELDS)
+    cache = shapley.CoalitionCache(
+      rundir.join(at, "coalitions.jsonl"),
+      n,
+      meta={
+        "model": plan.name,
+        "source": source if rundir.is_remote(source) else os.path.abspath(source),
+        "tasks": names,
+        "limit": lim,
+        "data_dir": data_dir,
+        "step": step,
+        "players": labels,
+        "record": "per_task",
+      },
+      fields=pertask.CACHE_FIELDS,
+    )
     model_value.expected = None if expected is None else max(expected - len(cache), 0)
 
     def evaluate(coalitions):
-      return [{r.task: (task_value(r), pertask.example_scores(p.task.primary_metric, r.per_doc),
-                        pertask.gold_scores(r.per_doc))
-               for p, r in zip(model_value.prepared, results)} for results in model_value.task_results(coalitions)]
+      return [
+        {
+          r.task: (
+            task_value(r),
+            pertask.example_scores(p.task.primary_metric, r.per_doc),
+            pertask.gold_scores(r.per_doc),
+          )
+          for p, r in zip(model_value.prepared, results)
+        }
+        for results in model_value.task_results(coalitions)
+      ]
 
     metrics = {p.task.name: pertask.value_metric(p.task) for p in model_value.prepared}
     return model_value, pertask.TaskGames(evaluate, names, cache, metrics, value)
@@ -147,30 +193,51 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
       c_ablation = shapley.single_ablation(games.task(name, "acc"), n)
       corner = (games.metric(name, "acc"), c_ablation, corner_ci)
     cis[name] = (ci, corner_ci)
-    reports[name] = pertask.task_report(labels, phi, ablation, ci, metric=games.metric(name),
-                                        chance=prepared.task.chance(prepared.docs), tolerance=chance_tolerance,
-                                        corner=corner, v_empty=v_empty, stderr=stderr)
+    reports[name] = pertask.task_report(
+      labels,
+      phi,
+      ablation,
+      ci,
+      metric=games.metric(name),
+      chance=prepared.task.chance(prepared.docs),
+      tolerance=chance_tolerance,
+      corner=corner,
+      v_empty=v_empty,
+      stderr=stderr,
+    )
     if name in estimates:
-      reports[name]["convergence"] = json.loads(json.dumps(estimates[name].convergence(),
-                                                           default=lambda a: np.asarray(a).tolist()))
+      reports[name]["convergence"] = json.loads(
+        json.dumps(estimates[name].convergence(), default=lambda a: np.asarray(a).tolist())
+      )
   assert full in games.cache
   wall = time.perf_counter() - t0
-  result = {"model": plan.name, "source": source, "method": method, "game": game, "value": value,
-            "tasks_order": list(reports), "limit": limit, "players": labels,
-            "cornerstone_rule": {"collapse": "v_t(N \\ {i}) <= chance_t + tolerance (removing player i alone drops "
-                                             "task t to or below chance; the paper's reading, point values)",
-                                 "significance": "and the drop's 95 % interval excludes 0 (ours)",
-                                 "tolerance": chance_tolerance,
-                                 "game": "the accuracy game (acc_norm where defined, else acc), whatever the value",
-                                 "defined": "only for tasks where v_t(N) > chance_t + tolerance and v_t(N)'s 95 % "
-                                            "interval lies above chance_t"},
-            "intervals": {"kind": "percentile bootstrap over each task's examples, the same resamples for every "
-                                  "coalition" + ("; each replicate also redraws the sampled permutations"
-                                                 if method == "permutation" else ""),
-                          "confidence": bootstrap.CONFIDENCE, "resamples": resamples,
-                          "bootstrap_seed": bootstrap_seed},
-            "shares_rule": "max(phi_i, 0) / sum_j max(phi_j, 0) per task, then averaged over tasks",
-            "tasks": reports}
+  result = {
+    "model": plan.name,
+    "source": source,
+    "method": method,
+    "game": game,
+    "value": value,
+    "tasks_order": list(reports),
+    "limit": limit,
+    "players": labels,
+    "cornerstone_rule": {
+      "collapse": "v_t(N \\ {i}) <= chance_t + tolerance (removing player i alone drops "
+      "task t to or below chance; the paper's reading, point values)",
+      "significance": "and the drop's 95 % interval excludes 0 (ours)",
+      "tolerance": chance_tolerance,
+      "game": "the accuracy game (acc_norm where defined, else acc), whatever the value",
+      "defined": "only for tasks where v_t(N) > chance_t + tolerance and v_t(N)'s 95 % interval lies above chance_t",
+    },
+    "intervals": {
+      "kind": "percentile bootstrap over each task's examples, the same resamples for every "
+      "coalition" + ("; each replicate also redraws the sampled permutations" if method == "permutation" else ""),
+      "confidence": bootstrap.CONFIDENCE,
+      "resamples": resamples,
+      "bootstrap_seed": bootstrap_seed,
+    },
+    "shares_rule": "max(phi_i, 0) / sum_j max(phi_j, 0) per task, then averaged over tasks",
+    "tasks": reports,
+  }
   if method == "block":
     result["level"] = level
   if method == "permutation":
@@ -178,9 +245,15 @@ def run(checkpoint, hf_model, step, tasks, data_dir, method, level, permutations
   if pilot is not None:
     result["pilot"] = pilot
   result.update(pertask.summarize(labels, reports, game=game, tolerance=chance_tolerance, ci=cis, **boot))
-  result.update({"coalitions_cached": len(games.cache), "coalitions_evaluated": model_value.done,
-                 "compilations": model_value.compilations, "wall_time_s": wall,
-                 "coalitions_per_s": model_value.done / max(wall, 1e-9)})
+  result.update(
+    {
+      "coalitions_cached": len(games.cache),
+      "coalitions_evaluated": model_value.done,
+      "compilations": model_value.compilations,
+      "wall_time_s": wall,
+      "coalitions_per_s": model_value.done / max(wall, 1e-9),
+    }
+  )
   rundir.write_json(rundir.join(output, "shapley.json"), result)
   rundir.write_text(rundir.join(output, "shapley.md"), summary.markdown(result))
   figures.save_run_figures(result, players, output, model=_model_label(checkpoint, hf_model, plan))
@@ -191,12 +264,12 @@ def _ablation_intervals(games, task: str, coalitions: list, n: int, res, value: 
   """Intervals of v(N) and of the single-ablation drops in task's game under `value`."""
 
   a = intervals.linear_map(lambda f: single_ablation(f, n).drop, coalitions)
-  return intervals.task_intervals(coalitions, *games.examples(task, coalitions, value), n, intervals.linear_phi(a),
-                                  res)
+  return intervals.task_intervals(coalitions, *games.examples(task, coalitions, value), n, intervals.linear_phi(a), res)
 
 
-def _pilot(open_games, output: str, limit: int, pilot_limit: int, n: int, labels, target: float, *,
-           resamples: int, seed: int) -> dict:
+def _pilot(
+  open_games, output: str, limit: int, pilot_limit: int, n: int, labels, target: float, *, resamples: int, seed: int
+) -> dict:
   """Examples each task needs for drops (and v(N)) within +-target, from the single ablation of a pilot: the
   run's own cache when it already holds the single ablation (a previous run), else a pilot of `pilot_limit`
   examples cached under OUTPUT/pilot. Writes OUTPUT/pilot.json."""
@@ -221,13 +294,17 @@ def _pilot(open_games, output: str, limit: int, pilot_limit: int, n: int, labels
     widths = np.array([intervals.half_width(i) for i in ci.drop])
     worst = int(np.argmax(widths))
     out["tasks"][name] = {
-        "metric": games.metric(name), "num_examples": num_examples,
-        "v_full": ci.full.value, "v_full_half_width": intervals.half_width(ci.full),
-        "drop_half_width_median": float(np.median(widths)), "drop_half_width_max": float(widths[worst]),
-        "widest": labels[worst],
-        "examples_for_median_drop": intervals.examples_for_half_width(float(np.median(widths)), num_examples, target),
-        "examples_for_every_drop": intervals.examples_for_half_width(float(widths[worst]), num_examples, target),
-        "examples_for_v_full": intervals.examples_for_half_width(intervals.half_width(ci.full), num_examples, target)}
+      "metric": games.metric(name),
+      "num_examples": num_examples,
+      "v_full": ci.full.value,
+      "v_full_half_width": intervals.half_width(ci.full),
+      "drop_half_width_median": float(np.median(widths)),
+      "drop_half_width_max": float(widths[worst]),
+      "widest": labels[worst],
+      "examples_for_median_drop": intervals.examples_for_half_width(float(np.median(widths)), num_examples, target),
+      "examples_for_every_drop": intervals.examples_for_half_width(float(widths[worst]), num_examples, target),
+      "examples_for_v_full": intervals.examples_for_half_width(intervals.half_width(ci.full), num_examples, target),
+    }
   rundir.write_json(rundir.join(output, "pilot.json"), out)
   return out
 

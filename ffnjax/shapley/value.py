@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -38,16 +38,31 @@ def task_value(result: evaluator.TaskResult) -> float:
   for name in _PERPLEXITY:
     if name in result.metrics:
       return -math.log(float(result.metrics[name]))
-  raise ValueError(f"task {result.task}: no accuracy or perplexity metric to use as a Shapley value "
-                   f"(metrics: {sorted(result.metrics)})")
+  raise ValueError(
+    f"task {result.task}: no accuracy or perplexity metric to use as a Shapley value "
+    f"(metrics: {sorted(result.metrics)})"
+  )
 
 
 class ModelValue:
   """Callable value function with a batch form, for the estimators in ffnjax.shapley."""
 
-  def __init__(self, config, plan, params, tokenizer, *, tasks: str, data_dir: str = evaluator.EMBEDDED,
-               limit: int = 1000, max_length: int = 0, token_budget: int = 16384, mesh=None,
-               expected: int | None = None, log=None):
+  def __init__(
+    self,
+    config,
+    plan,
+    params,
+    tokenizer,
+    *,
+    tasks: str,
+    data_dir: str = evaluator.EMBEDDED,
+    limit: int = 1000,
+    max_length: int = 0,
+    token_budget: int = 16384,
+    mesh=None,
+    expected: int | None = None,
+    log=None,
+  ):
     self.plan = plan
     self.players = players_from_layer_types(plan.layer_types)
     self.scorer = make_scorer(config, plan, params, mesh)
@@ -76,8 +91,15 @@ class ModelValue:
     masks = np.asarray(masks, np.float32)
     out = []
     for p in self.prepared:
-      scores = engine.score_packed(p.packed(), self.scorer, masks, token_budget=self.token_budget,
-                                   progress_every_s=-1, fixed_shapes=True, reuse=True)
+      scores = engine.score_packed(
+        p.packed(),
+        self.scorer,
+        masks,
+        token_budget=self.token_budget,
+        progress_every_s=-1,
+        fixed_shapes=True,
+        reuse=True,
+      )
       out.append([evaluator.aggregate(p, s) for s in scores])
     return out
 
@@ -95,7 +117,7 @@ class ModelValue:
     coalitions = list(coalitions)
     out = []
     for start in range(0, len(coalitions), chunk):
-      part = coalitions[start:start + chunk]
+      part = coalitions[start : start + chunk]
       per_task = self.mask_results(keep_masks(self.players, part, self.plan.num_layers))
       out += [[r[k] for r in per_task] for k in range(len(part))]
       self.done += len(part)

@@ -39,8 +39,10 @@ class StudyLog:
   def __init__(self, workdir: str, study, runs):
     self.path = rundir.join(workdir, "study.json")
     previous = rundir.read_json(self.path, default={}).get("runs", {})
-    self.data = {"study": study.to_dict(), "runs": {r.name: previous.get(r.name, {"config": r.config_flag})
-                                                    for r in runs}}
+    self.data = {
+      "study": study.to_dict(),
+      "runs": {r.name: previous.get(r.name, {"config": r.config_flag}) for r in runs},
+    }
     self.save()
 
   def add(self, name: str, key: str, seconds: float) -> None:
@@ -63,8 +65,10 @@ def _eval_problems(config, data_dir: str) -> list[str]:
   if not rundir.isdir(data_dir):
     out.append(f"eval.data_dir={data_dir}: no such directory ({fetch})")
   for task in tasks_lib.parse_tasks(config.eval.tasks):
-    if rundir.isdir(data_dir) and (sources.find_file(data_dir, task.stems()) or (
-        task.tfds is not None and sources.tfds_dir_exists(data_dir, task.tfds))):
+    if rundir.isdir(data_dir) and (
+      sources.find_file(data_dir, task.stems())
+      or (task.tfds is not None and sources.tfds_dir_exists(data_dir, task.tfds))
+    ):
       continue
     stem = rundir.join(data_dir, task.stems()[0])
     out.append(f"eval task {task.name}: missing {stem}.jsonl (or .json, .parquet, -*.parquet shards)")
@@ -74,15 +78,23 @@ def _eval_problems(config, data_dir: str) -> list[str]:
 def _train_data_problems(config) -> list[str]:
   data = config.data
   if data.path:
-    return [] if tokenstore.is_prepared(data.path) else [
+    return (
+      []
+      if tokenstore.is_prepared(data.path)
+      else [
         f"data.path={data.path}: not prepared data (no {tokenstore.MANIFEST}); write it with "
-        "`python -m ffnjax.data.prepare`"]
+        "`python -m ffnjax.data.prepare`"
+      ]
+    )
   if data.source in ("fineweb_edu", "text_files"):
     try:
       readers.resolve_inputs(data.source, data.input)
     except (ValueError, FileNotFoundError) as e:
-      hint = (" (download: `python -m ffnjax.data.fetch --what=fineweb_edu --subset=sample-10BT "
-              "--output=data/fineweb-edu`)" if data.source == "fineweb_edu" else "")
+      hint = (
+        " (download: `python -m ffnjax.data.fetch --what=fineweb_edu --subset=sample-10BT --output=data/fineweb-edu`)"
+        if data.source == "fineweb_edu"
+        else ""
+      )
       return [f"training data: data.{str(e).lstrip('-')}{hint}"]
   return []
 
@@ -117,11 +129,14 @@ def preflight(study, runs) -> list[str]:
         continue
       for task, metric in pairs:
         if task not in evaluated:
-          problems.append(f"study.analysis_tasks needs {task}:{metric}, but eval.tasks={config.eval.tasks!r} "
-                          f"does not evaluate {task}")
+          problems.append(
+            f"study.analysis_tasks needs {task}:{metric}, but eval.tasks={config.eval.tasks!r} does not evaluate {task}"
+          )
         elif metric not in evaluated[task].higher_is_better:
-          problems.append(f"study.analysis_tasks needs {task}:{metric}, but {task} reports only "
-                          f"{sorted(evaluated[task].higher_is_better)}")
+          problems.append(
+            f"study.analysis_tasks needs {task}:{metric}, but {task} reports only "
+            f"{sorted(evaluated[task].higher_is_better)}"
+          )
       problems += _eval_problems(config, config.eval.data_dir)
     problems += _train_data_problems(config)
   return list(dict.fromkeys(problems))
@@ -151,8 +166,10 @@ def run_study(study, workdir: str, log=print) -> str:
   runs = studygrid.expand_grid(study)
   problems = preflight(study, runs)
   if problems:
-    raise studygrid.StudyError(f"the study cannot run; nothing was trained. Fix these {len(problems)} problem(s):\n"
-                               + "\n".join(f"  - {p}" for p in problems))
+    raise studygrid.StudyError(
+      f"the study cannot run; nothing was trained. Fix these {len(problems)} problem(s):\n"
+      + "\n".join(f"  - {p}" for p in problems)
+    )
 
   rundir.mkdirs(workdir)
   record = StudyLog(workdir, study, runs)
@@ -182,12 +199,18 @@ def run_study(study, workdir: str, log=print) -> str:
       status.append("evaluated")
     if status:
       done_work += 1
-      log(f"[{i + 1}/{len(runs)}] {run.name}: {' + '.join(status)}; runs done {i + 1}/{len(runs)}, "
-          f"elapsed {format_duration(eta.elapsed())}, {eta.text(done_work, remaining=len(runs) - i - 1)}")
+      log(
+        f"[{i + 1}/{len(runs)}] {run.name}: {' + '.join(status)}; runs done {i + 1}/{len(runs)}, "
+        f"elapsed {format_duration(eta.elapsed())}, {eta.text(done_work, remaining=len(runs) - i - 1)}"
+      )
     else:
       log(f"[{i + 1}/{len(runs)}] {run.name}: already trained and evaluated, skipped")
   if not study.evaluate:
     return ""
   log("analysing")
-  return write_report(workdir, tasks=study.analysis_tasks, chance_rule=study.get("chance_rule", "family"),
-                      summary=study.get("summary") or None)
+  return write_report(
+    workdir,
+    tasks=study.analysis_tasks,
+    chance_rule=study.get("chance_rule", "family"),
+    summary=study.get("summary") or None,
+  )

@@ -13,7 +13,8 @@ NAN_POLICIES = ("stop", "skip")
 
 
 def default_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
+  return ml_collections.ConfigDict(
+    dict(
       steps=20_000,
       global_batch=288,  # sequences per optimizer step, over all processes
       micro_batches=1,  # gradient accumulation: global_batch is split into this many sequential micro-batches
@@ -22,7 +23,9 @@ def default_config() -> ml_collections.ConfigDict:
       schedule="cosine",  # cosine | wsd (warmup-stable-decay) | constant
       min_lr_ratio=0.1,  # final lr = peak_lr * min_lr_ratio
       decay_fraction=0.1,  # wsd: the last fraction of steps decays
-      b1=0.9, b2=0.95, eps=1e-8,
+      b1=0.9,
+      b2=0.95,
+      eps=1e-8,
       weight_decay=0.1,
       decay_norms_and_embeddings=False,  # AdamW decay applies to matrices only unless set
       grad_clip=1.0,  # global-norm clipping; 0 = off
@@ -37,36 +40,37 @@ def default_config() -> ml_collections.ConfigDict:
       profile_steps=3,
       async_checkpoints=True,
       wandb_project="",  # Weights & Biases project to log the metrics to as well ("" = off; needs the [wandb] extra)
-  ))
+    )
+  )
 
 
 # One line per field of default_config(): `python -m ffnjax.plan --show_config` prints it.
 HELP = {
-    "steps": "optimizer steps of the run (the schedule's length)",
-    "global_batch": "sequences per optimizer step, over all processes",
-    "micro_batches": "gradient accumulation: global_batch is split into this many sequential micro-batches",
-    "peak_lr": "peak learning rate (after warmup)",
-    "warmup_steps": "linear warmup steps from 0 to peak_lr",
-    "schedule": "learning-rate schedule: cosine | wsd (warmup-stable-decay) | constant",
-    "min_lr_ratio": "final learning rate = peak_lr * min_lr_ratio",
-    "decay_fraction": "wsd: the last fraction of steps decays",
-    "b1": "AdamW beta1",
-    "b2": "AdamW beta2",
-    "eps": "AdamW epsilon",
-    "weight_decay": "AdamW weight decay (decoupled)",
-    "decay_norms_and_embeddings": "also weight-decay norm scales and embeddings (default: matrices only)",
-    "grad_clip": "global-norm gradient clipping (0 = off)",
-    "nan_policy": "what a non-finite loss does: stop | skip (the step)",
-    "checkpoint_every": "temporary checkpoint every N steps (the newest keep_last are kept)",
-    "keep_last": "temporary checkpoints kept",
-    "keep_every": "permanent checkpoint every N steps (0 = none besides the final one)",
-    "log_every": "metrics (loss, tokens/s, MFU) every N steps",
-    "eval_every": "validation loss on held-out data every N steps (0 = off)",
-    "eval_batches": "batches per validation",
-    "profile_start": "first step traced with jax.profiler (-1 = no trace)",
-    "profile_steps": "steps traced from profile_start",
-    "async_checkpoints": "write checkpoints in the background while training continues",
-    "wandb_project": "Weights & Biases project that also gets the metrics ('' = off; the [wandb] extra)",
+  "steps": "optimizer steps of the run (the schedule's length)",
+  "global_batch": "sequences per optimizer step, over all processes",
+  "micro_batches": "gradient accumulation: global_batch is split into this many sequential micro-batches",
+  "peak_lr": "peak learning rate (after warmup)",
+  "warmup_steps": "linear warmup steps from 0 to peak_lr",
+  "schedule": "learning-rate schedule: cosine | wsd (warmup-stable-decay) | constant",
+  "min_lr_ratio": "final learning rate = peak_lr * min_lr_ratio",
+  "decay_fraction": "wsd: the last fraction of steps decays",
+  "b1": "AdamW beta1",
+  "b2": "AdamW beta2",
+  "eps": "AdamW epsilon",
+  "weight_decay": "AdamW weight decay (decoupled)",
+  "decay_norms_and_embeddings": "also weight-decay norm scales and embeddings (default: matrices only)",
+  "grad_clip": "global-norm gradient clipping (0 = off)",
+  "nan_policy": "what a non-finite loss does: stop | skip (the step)",
+  "checkpoint_every": "temporary checkpoint every N steps (the newest keep_last are kept)",
+  "keep_last": "temporary checkpoints kept",
+  "keep_every": "permanent checkpoint every N steps (0 = none besides the final one)",
+  "log_every": "metrics (loss, tokens/s, MFU) every N steps",
+  "eval_every": "validation loss on held-out data every N steps (0 = off)",
+  "eval_batches": "batches per validation",
+  "profile_start": "first step traced with jax.profiler (-1 = no trace)",
+  "profile_steps": "steps traced from profile_start",
+  "async_checkpoints": "write checkpoints in the background while training continues",
+  "wandb_project": "Weights & Biases project that also gets the metrics ('' = off; the [wandb] extra)",
 }
 
 
@@ -87,5 +91,7 @@ def validate(train_cfg) -> None:
   if not 0 <= train_cfg.min_lr_ratio <= 1:
     raise ConfigError(f"train.min_lr_ratio={train_cfg.min_lr_ratio}: must be in [0, 1]")
   if train_cfg.get("wandb_project") and importlib.util.find_spec("wandb") is None:
-    raise ConfigError(f"train.wandb_project={train_cfg.wandb_project!r} needs Weights & Biases: pip install -e "
-                      f"'.[wandb]' (or leave train.wandb_project empty)")
+    raise ConfigError(
+      f"train.wandb_project={train_cfg.wandb_project!r} needs Weights & Biases: pip install -e "
+      f"'.[wandb]' (or leave train.wandb_project empty)"
+    )

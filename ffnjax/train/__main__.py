@@ -19,10 +19,12 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, met
 _COORD = flags.DEFINE_string("coordinator", "", "host:port of process 0 for multi-process runs.")
 _NPROC = flags.DEFINE_integer("num_processes", 0, "Number of processes (multi-process runs).", lower_bound=0)
 _PID = flags.DEFINE_integer("process_id", -1, "This process's index (multi-process runs).")
-_DEVICES = flags.DEFINE_integer("cpu_devices", 0, "Emulate this many CPU devices (testing sharding on CPU).",
-                                 lower_bound=0)
-_MAX_STEPS = flags.DEFINE_integer("max_steps", 0, "Stop after this step (the schedule still uses train.steps).",
-                                lower_bound=0)
+_DEVICES = flags.DEFINE_integer(
+  "cpu_devices", 0, "Emulate this many CPU devices (testing sharding on CPU).", lower_bound=0
+)
+_MAX_STEPS = flags.DEFINE_integer(
+  "max_steps", 0, "Stop after this step (the schedule still uses train.steps).", lower_bound=0
+)
 
 
 def main(argv):
@@ -35,6 +37,7 @@ def main(argv):
   if _DEVICES.value:
     jax.config.update("jax_num_cpu_devices", _DEVICES.value)
   from ffnjax.parallel.distributed import maybe_initialize
+
   maybe_initialize(_COORD.value, _NPROC.value, _PID.value)
   from ffnjax.train.loop import NonFiniteLoss, train
 
@@ -51,8 +54,11 @@ def _say_starting(argv: list[str]) -> None:
   with the trainer's own lines or the one-line error."""
   config, workdir = cli.flag_value(argv, "config"), cli.flag_value(argv, "workdir")
   if config and workdir and sys.stderr.isatty():
-    print(f"ffnjax.train: {config} in {workdir}: loading the config and JAX, then the data and the state…",
-          file=sys.stderr, flush=True)
+    print(
+      f"ffnjax.train: {config} in {workdir}: loading the config and JAX, then the data and the state…",
+      file=sys.stderr,
+      flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -30,19 +30,28 @@ class CheckpointUnreadable(CheckpointError, RuntimeError):
 
 def manager(run_dir: str, train_cfg=None, read_only: bool = False) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=train_cfg.keep_last if train_cfg else None,
-      keep_period=(train_cfg.keep_every or None) if train_cfg else None,
-      enable_async_checkpointing=bool(train_cfg.async_checkpoints) if train_cfg else False,
-      create=not read_only, read_only=read_only)
+    max_to_keep=train_cfg.keep_last if train_cfg else None,
+    keep_period=(train_cfg.keep_every or None) if train_cfg else None,
+    enable_async_checkpointing=bool(train_cfg.async_checkpoints) if train_cfg else False,
+    create=not read_only,
+    read_only=read_only,
+  )
   # An epath.Path (not a joined string): Orbax then writes gs:// through tensorstore like a local directory.
-  return ocp.CheckpointManager(rundir.path(run_dir) / "checkpoints", options=options,
-                               item_names=("params", "opt_state", "meta"))
+  return ocp.CheckpointManager(
+    rundir.path(run_dir) / "checkpoints", options=options, item_names=("params", "opt_state", "meta")
+  )
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state, meta: dict, force: bool = False) -> bool:
-  return mngr.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(state["params"]),
-                                                 opt_state=ocp.args.StandardSave(state["opt_state"]),
-                                                 meta=ocp.args.JsonSave(meta)), force=force)
+  return mngr.save(
+    step,
+    args=ocp.args.Composite(
+      params=ocp.args.StandardSave(state["params"]),
+      opt_state=ocp.args.StandardSave(state["opt_state"]),
+      meta=ocp.args.JsonSave(meta),
+    ),
+    force=force,
+  )
 
 
 def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict:
@@ -51,9 +60,14 @@ def read_meta(mngr: ocp.CheckpointManager, step: int) -> dict:
 
 def restore(mngr: ocp.CheckpointManager, step: int, abstract_state):
   """abstract_state: {params, opt_state} of ShapeDtypeStructs with target shardings."""
-  out = mngr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract_state["params"]),
-                                                   opt_state=ocp.args.StandardRestore(abstract_state["opt_state"]),
-                                                   meta=ocp.args.JsonRestore()))
+  out = mngr.restore(
+    step,
+    args=ocp.args.Composite(
+      params=ocp.args.StandardRestore(abstract_state["params"]),
+      opt_state=ocp.args.StandardRestore(abstract_state["opt_state"]),
+      meta=ocp.args.JsonRestore(),
+    ),
+  )
   return {"params": out["params"], "opt_state": out["opt_state"]}, out["meta"]
 
 
@@ -81,22 +95,28 @@ def restore_latest(run_dir: str, abstract_state, plan: LayerPlan):
       check_plan(meta["plan"], plan)
       try:
         state, meta = restore(mngr, step, abstract_state)
-      except Exception as e:  # noqa: BLE001
+      except Exception as e:  # noqa: BLE001 - as above
         broken.append((step, e))
         continue
       break
     else:
       step, e = broken[0]
-      raise CheckpointUnreadable(f"{run_dir}: no checkpoint restores (steps {available}); the newest, step {step}: "
-                                 f"{_first_line(e)}") from e
+      raise CheckpointUnreadable(
+        f"{run_dir}: no checkpoint restores (steps {available}); the newest, step {step}: {_first_line(e)}"
+      ) from e
   finally:
     mngr.close()
   if broken:
     if jax.process_index() == 0:
       for bad, e in broken:
         dst = set_aside(run_dir, bad)
-        logging.warning("checkpoint step %d does not restore (%s); set aside as %s; resuming from step %d", bad,
-                        _first_line(e), dst, step)
+        logging.warning(
+          "checkpoint step %d does not restore (%s); set aside as %s; resuming from step %d",
+          bad,
+          _first_line(e),
+          dst,
+          step,
+        )
     if jax.process_count() > 1:  # no process opens the manager before the broken steps are out of its way
       multihost_utils.sync_global_devices("ffnjax:checkpoints-set-aside")
   return state, meta, step
@@ -124,11 +144,13 @@ def check_plan(saved_plan: dict, plan: LayerPlan) -> None:
   for key in ("num_layers", "d_model", "num_heads", "num_kv_heads", "vocab_size", "d_ff"):
     if saved_plan.get(key) != want[key]:
       raise CheckpointMismatch(f"checkpoint has {key}={saved_plan.get(key)} but the config has {key}={want[key]}")
-  for i, (st, sw, ct, cw) in enumerate(zip(saved_plan["layer_types"], saved_plan["widths"], want["layer_types"],
-                                           want["widths"])):
+  for i, (st, sw, ct, cw) in enumerate(
+    zip(saved_plan["layer_types"], saved_plan["widths"], want["layer_types"], want["widths"])
+  ):
     if (st, sw) != (ct, cw):
-      raise CheckpointMismatch(f"layer {i + 1} is {_describe(st, sw)} in the checkpoint but {_describe(ct, cw)} "
-                               f"in the config")
+      raise CheckpointMismatch(
+        f"layer {i + 1} is {_describe(st, sw)} in the checkpoint but {_describe(ct, cw)} in the config"
+      )
 
 
 def _describe(layer_type: str, width: int) -> str:

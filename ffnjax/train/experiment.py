@@ -32,8 +32,16 @@ def default_config() -> ml_collections.ConfigDict:
 
 def field_help() -> dict[str, str]:
   """`section.field` -> a one-line meaning, for every field of default_config() (kept beside each section)."""
-  sections = {"": TOP_HELP, "placement.": PLACEMENT_HELP, "model.": model.HELP, "model.kernels.": KERNELS_HELP,
-              "data.": data.HELP, "train.": train.HELP, "mesh.": MESH_HELP, "eval.": EVAL_HELP}
+  sections = {
+    "": TOP_HELP,
+    "placement.": PLACEMENT_HELP,
+    "model.": model.HELP,
+    "model.kernels.": KERNELS_HELP,
+    "data.": data.HELP,
+    "train.": train.HELP,
+    "mesh.": MESH_HELP,
+    "eval.": EVAL_HELP,
+  }
   return {prefix + field: meaning for prefix, help_ in sections.items() for field, meaning in help_.items()}
 
 
@@ -50,8 +58,9 @@ def describe_config(config) -> str:
 
   rows = list(walk(config, ""))
   width = max(len(f"{field} = {value!r}") for field, value in rows)
-  return "\n".join(f"{f'{field} = {value!r}':<{width}}  # {meanings.get(field, '(no description)')}"
-                   for field, value in rows)
+  return "\n".join(
+    f"{f'{field} = {value!r}':<{width}}  # {meanings.get(field, '(no description)')}" for field, value in rows
+  )
 
 
 def validate(config) -> placement.LayerPlan:
@@ -63,14 +72,18 @@ def validate(config) -> placement.LayerPlan:
   parallel.validate(config.mesh)
   plan = placement.LayerPlan.from_config(config)
   if config.data.source == "fineweb_edu" and config.eval.data_dir == "embedded":
-    raise ConfigError("eval.data_dir='embedded' holds Shakespeare stand-ins, but this config trains on FineWeb-Edu "
-                      "and reports the paper's benchmarks: set --config.eval.data_dir=DIR, written by "
-                      "`python -m ffnjax.data.fetch --what=eval --output=DIR`")
+    raise ConfigError(
+      "eval.data_dir='embedded' holds Shakespeare stand-ins, but this config trains on FineWeb-Edu "
+      "and reports the paper's benchmarks: set --config.eval.data_dir=DIR, written by "
+      "`python -m ffnjax.data.fetch --what=eval --output=DIR`"
+    )
   if config.data.tokenizer == "gpt2" and config.model.vocab_size < 50257:
     raise ConfigError(f"model.vocab_size={config.model.vocab_size} is smaller than the gpt2 tokenizer's 50257")
   if config.train.global_batch % config.train.micro_batches:
-    raise ConfigError(f"train.global_batch={config.train.global_batch} is not divisible by "
-                      f"train.micro_batches={config.train.micro_batches}")
+    raise ConfigError(
+      f"train.global_batch={config.train.global_batch} is not divisible by "
+      f"train.micro_batches={config.train.micro_batches}"
+    )
   return plan
 
 
@@ -80,11 +93,13 @@ def check_batch(config, mesh) -> None:
   shards = mesh.shape["data"] * mesh.shape["fsdp"]
   if micro % shards:
     raise ConfigError(
-        f"train.global_batch={config.train.global_batch} / train.micro_batches={config.train.micro_batches} = "
-        f"{micro} sequences per micro-batch is not divisible by the data axes (mesh.data x mesh.fsdp = {shards})")
+      f"train.global_batch={config.train.global_batch} / train.micro_batches={config.train.micro_batches} = "
+      f"{micro} sequences per micro-batch is not divisible by the data axes (mesh.data x mesh.fsdp = {shards})"
+    )
   if config.train.global_batch % jax.process_count():
-    raise ConfigError(f"train.global_batch={config.train.global_batch} is not divisible by the "
-                      f"{jax.process_count()} processes")
+    raise ConfigError(
+      f"train.global_batch={config.train.global_batch} is not divisible by the {jax.process_count()} processes"
+    )
   if jax.process_count() > 1:
     # TrainData gives each process global_batch / process_count rows; make_array_from_process_local_data puts
     # them on this process's devices. A mesh that replicates the batch across processes (e.g. only tensor
@@ -96,6 +111,7 @@ def check_batch(config, mesh) -> None:
     want = shape[0] // jax.process_count()
     if len(rows) != want:
       raise ConfigError(
-          f"mesh {dict(mesh.shape)}: process {jax.process_index()}'s devices hold {len(rows)} of the "
-          f"{shape[0]} rows of the global batch, but each of the {jax.process_count()} processes loads {want}; "
-          f"the batch must be split across processes (make mesh.data x mesh.fsdp span them)")
+        f"mesh {dict(mesh.shape)}: process {jax.process_index()}'s devices hold {len(rows)} of the "
+        f"{shape[0]} rows of the global batch, but each of the {jax.process_count()} processes loads {want}; "
+        f"the batch must be split across processes (make mesh.data x mesh.fsdp span them)"
+      )

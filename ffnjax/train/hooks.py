@@ -50,6 +50,7 @@ class Preemption:
     if jax.process_count() == 1:
       return self.requested
     from jax.experimental import multihost_utils
+
     return bool(np.any(multihost_utils.process_allgather(np.array([self.requested]))))
 
   def __call__(self, info) -> None:
@@ -88,15 +89,21 @@ class Validation:
 
   def __init__(self, trainer):
     self.trainer = trainer
-    self.eval_fn = jax.jit(lambda p, t: loss_fn(trainer.model, p, t),
-                           in_shardings=(trainer.shardings["params"], trainer.batch_sharding))
+    self.eval_fn = jax.jit(
+      lambda p, t: loss_fn(trainer.model, p, t), in_shardings=(trainer.shardings["params"], trainer.batch_sharding)
+    )
 
   def __call__(self, info) -> None:
     t = time.perf_counter()
     cfg = self.trainer.config.train
     losses = []
-    for local in eval_batches(self.trainer.data_cfg, global_batch=cfg.global_batch, num_batches=cfg.eval_batches,
-                              process_index=jax.process_index(), process_count=jax.process_count()):
+    for local in eval_batches(
+      self.trainer.data_cfg,
+      global_batch=cfg.global_batch,
+      num_batches=cfg.eval_batches,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+    ):
       tokens = jax.make_array_from_process_local_data(self.trainer.batch_sharding, np.asarray(local, np.int32))
       losses.append(float(self.eval_fn(info.state["params"], tokens)))
     info.extra["val_loss"] = float(np.mean(losses))
@@ -127,8 +134,11 @@ class MetricsLogger:
       scalars["mfu"] = self.flops_per_token * scalars["tokens_per_s"] / self.peak_total
     self.writers.write(info.step, scalars)
     if self.show:
-      print(progress_line(info.step, self.trainer.total, scalars, self.trainer.pace.eta(info.step)), file=sys.stderr,
-            flush=True)
+      print(
+        progress_line(info.step, self.trainer.total, scalars, self.trainer.pace.eta(info.step)),
+        file=sys.stderr,
+        flush=True,
+      )
     self.last = scalars
 
 

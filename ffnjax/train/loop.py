@@ -43,8 +43,9 @@ def build_state_shardings(model, optimizer, mesh):
   param_sh = model_lib.param_shardings(model, mesh)
   replicated = NamedSharding(mesh, PartitionSpec())
   opt_shapes = jax.eval_shape(optimizer.init, shapes)
-  opt_sh = optax.tree_map_params(optimizer, lambda _, sh: sh, opt_shapes, param_sh,
-                                 transform_non_params=lambda _: replicated)
+  opt_sh = optax.tree_map_params(
+    optimizer, lambda _, sh: sh, opt_shapes, param_sh, transform_non_params=lambda _: replicated
+  )
   shardings = {"params": param_sh, "opt_state": opt_sh, "step": replicated}
   abstract = {"params": shapes, "opt_state": opt_shapes, "step": jax.ShapeDtypeStruct((), jnp.int32)}
   return abstract, shardings
@@ -54,11 +55,10 @@ def _with_shardings(abstract, shardings):
   return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
 
 
-
-
 @dataclasses.dataclass
 class StepInfo:
   """One finished step, as the hooks get it and `Trainer.training_steps()` yields it."""
+
   step: int  # this step's number (1-based): the count of steps done
   state: dict  # {params, opt_state, step} after the step (device arrays; the previous state was donated)
   tokens: int  # tokens this step trained on, all processes together
@@ -105,17 +105,25 @@ class Trainer:
     self.log = log and self.is_lead
     self.data_cfg = config.data.copy_and_resolve_references()
     self.data_cfg.path = ensure_prepared(self.data_cfg)
-    self.data = TrainData(self.data_cfg, global_batch=config.train.global_batch, process_index=jax.process_index(),
-                          process_count=jax.process_count())
+    self.data = TrainData(
+      self.data_cfg,
+      global_batch=config.train.global_batch,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+    )
     if self.data.vocab_size > config.model.vocab_size:
-      raise ConfigError(f"model.vocab_size={config.model.vocab_size} is smaller than the tokenizer's "
-                        f"{self.data.vocab_size} ({config.data.tokenizer})")
+      raise ConfigError(
+        f"model.vocab_size={config.model.vocab_size} is smaller than the tokenizer's "
+        f"{self.data.vocab_size} ({config.data.tokenizer})"
+      )
     self.model = model_lib.build(config.model, plan)
     self.optimizer = make_optimizer(config.train)
     abstract, self.shardings = build_state_shardings(self.model, self.optimizer, self.mesh)
     self.mesh_spec = meshspec.format_spec(self.mesh.shape)
-    self.say(f"{config.name} on mesh {self.mesh_spec} ({self.mesh.size} {self.mesh.devices.flat[0].platform} "
-             f"devices): restoring the newest checkpoint or initialising the parameters…")
+    self.say(
+      f"{config.name} on mesh {self.mesh_spec} ({self.mesh.size} {self.mesh.devices.flat[0].platform} "
+      f"devices): restoring the newest checkpoint or initialising the parameters…"
+    )
     with jax.set_mesh(self.mesh):
       self.state, self.start, data_state = self._init_or_restore(abstract)
     if self.is_lead:
@@ -123,11 +131,15 @@ class Trainer:
     self._iterator = self.data.iterator(self.start)
     if data_state is not None:
       self._iterator.set_state(data_state)
-    self.batch_sharding = logical_sharding(("batch", "length"), (config.train.global_batch, self.data_cfg.seq_len + 1),
-                                           self.mesh)
-    self.step_fn = jax.jit(make_train_step(self.model, self.optimizer, config.train),
-                           in_shardings=(self.shardings, self.batch_sharding), out_shardings=(self.shardings, None),
-                           donate_argnums=0)
+    self.batch_sharding = logical_sharding(
+      ("batch", "length"), (config.train.global_batch, self.data_cfg.seq_len + 1), self.mesh
+    )
+    self.step_fn = jax.jit(
+      make_train_step(self.model, self.optimizer, config.train),
+      in_shardings=(self.shardings, self.batch_sharding),
+      out_shardings=(self.shardings, None),
+      donate_argnums=0,
+    )
     self.total = config.train.steps if max_steps is None else min(config.train.steps, max_steps)
     self.tokens_per_step = config.train.global_batch * self.data_cfg.seq_len
     self.pace = Pace(self.total, self.tokens_per_step)
@@ -157,19 +169,29 @@ class Trainer:
 
   def meta(self, step: int) -> dict:
     """What a checkpoint of `step` stores besides the arrays: config, layer plan, data-iterator state."""
-    return {"step": step, "config": config_to_dict(self.config), "plan": self.plan.to_json(),
-            "data_state": self._iterator.get_state()}
+    return {
+      "step": step,
+      "config": config_to_dict(self.config),
+      "plan": self.plan.to_json(),
+      "data_state": self._iterator.get_state(),
+    }
 
   def _scalars(self) -> dict:
     """Inspects pending metrics; raises on a non-finite loss (policy stop) before anything is saved."""
     for s, m in self._pending:
       m = jax.device_get(m)
       if not m["finite"] and self.config.train.nan_policy == "stop":
-        raise NonFiniteLoss(f"non-finite loss {float(m['loss'])} (grad norm {float(m['grad_norm'])}) at step {s}; "
-                            f"no checkpoint was written after step {s - 1}. Lower train.peak_lr, check the data, or "
-                            f"set train.nan_policy=skip")
-      self._last = {"loss": float(m["loss"]), "grad_norm": float(m["grad_norm"]), "lr": float(m["lr"]),
-                    "skipped": float(not m["finite"])}
+        raise NonFiniteLoss(
+          f"non-finite loss {float(m['loss'])} (grad norm {float(m['grad_norm'])}) at step {s}; "
+          f"no checkpoint was written after step {s - 1}. Lower train.peak_lr, check the data, or "
+          f"set train.nan_policy=skip"
+        )
+      self._last = {
+        "loss": float(m["loss"]),
+        "grad_norm": float(m["grad_norm"]),
+        "lr": float(m["lr"]),
+        "skipped": float(not m["finite"]),
+      }
     self._pending.clear()
     return dict(self._last)
 
@@ -190,12 +212,20 @@ class Trainer:
         if compile_step:  # waited for, so tokens/s and the ETA start from the end of compilation
           jax.block_until_ready(metrics)
           self.pace.compiled(step)
-          self.say(f"step {step} compiled and ran in {time.perf_counter() - t:.1f} s; tokens/s and ETA count the "
-                   f"steps after it")
+          self.say(
+            f"step {step} compiled and ran in {time.perf_counter() - t:.1f} s; tokens/s and ETA count the "
+            f"steps after it"
+          )
         self._pending.append((step, metrics))
-        info = StepInfo(step=step, state=self.state, tokens=self.tokens_per_step,
-                        step_time_s=time.perf_counter() - t, compile_step=compile_step, final=step == self.total,
-                        scalars=self._scalars)
+        info = StepInfo(
+          step=step,
+          state=self.state,
+          tokens=self.tokens_per_step,
+          step_time_s=time.perf_counter() - t,
+          compile_step=compile_step,
+          final=step == self.total,
+          scalars=self._scalars,
+        )
         for hook in self._hooks:
           if hook.due(info):
             hook.fn(info)

@@ -37,6 +37,7 @@ class TensorBoardWriter:
 
   def __init__(self, run_dir: str):
     from tensorboardX import SummaryWriter
+
     self._tb = SummaryWriter(rundir.join(rundir.local(run_dir), "tb"))
 
   def write(self, step: int, scalars: dict) -> None:
@@ -52,9 +53,15 @@ class WandbWriter:
 
   def __init__(self, project: str, run_dir: str, config: dict):
     import wandb  # the [wandb] extra; train.validate names it when it is missing
+
     # A local run directory holds the W&B files too (RUN/wandb/); for a gs:// one W&B uses its default directory.
-    self._run = wandb.init(project=project, name=config.get("name"), config=config, dir=rundir.local(run_dir),
-                           settings=wandb.Settings(console="off", quiet=True))
+    self._run = wandb.init(
+      project=project,
+      name=config.get("name"),
+      config=config,
+      dir=rundir.local(run_dir),
+      settings=wandb.Settings(console="off", quiet=True),
+    )
 
   def write(self, step: int, scalars: dict) -> None:
     self._run.log({k: float(v) for k, v in scalars.items()}, step=step)
@@ -76,8 +83,10 @@ class MetricWriters:
     writers = [JsonlWriter(run_dir)]
     if rundir.local(run_dir) is None:
       # tensorboardX writes gs:// only through its own GCS client (not etils/gcsfs), appending to an object.
-      print(f"TensorBoard events are written for local run directories only; {run_dir}/metrics.jsonl has every "
-            f"value", file=sys.stderr)
+      print(
+        f"TensorBoard events are written for local run directories only; {run_dir}/metrics.jsonl has every value",
+        file=sys.stderr,
+      )
     else:
       try:
         writers.append(TensorBoardWriter(run_dir))

@@ -12,16 +12,16 @@ import jax.numpy as jnp
 
 # Dense bf16 peak FLOP/s per chip (vendor figures, no sparsity).
 PEAK_FLOPS = {
-    "tpu v4": 275e12,
-    "tpu v5 lite": 197e12,  # v5e
-    "tpu v5e": 197e12,
-    "tpu v5p": 459e12,
-    "tpu v6 lite": 918e12,  # Trillium / v6e
-    "tpu v6e": 918e12,
-    "nvidia a100": 312e12,
-    "nvidia h100": 989e12,
-    "nvidia h200": 989e12,
-    "nvidia b200": 2250e12,
+  "tpu v4": 275e12,
+  "tpu v5 lite": 197e12,  # v5e
+  "tpu v5e": 197e12,
+  "tpu v5p": 459e12,
+  "tpu v6 lite": 918e12,  # Trillium / v6e
+  "tpu v6e": 918e12,
+  "nvidia a100": 312e12,
+  "nvidia h100": 989e12,
+  "nvidia h200": 989e12,
+  "nvidia b200": 2250e12,
 }
 
 # Device memory per chip in GiB (for the ahead-of-time planner's "does it fit" check).

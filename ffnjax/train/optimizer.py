@@ -24,25 +24,30 @@ def schedule(train_cfg) -> optax.Schedule:
   if train_cfg.schedule == "constant":
     return lambda step: jnp.where(step < warmup, warm(step), peak)
   if train_cfg.schedule == "cosine":
+
     def cosine(step):
       frac = jnp.clip((step - warmup) / max(total - warmup, 1), 0.0, 1.0)
       return floor + (peak - floor) * 0.5 * (1 + jnp.cos(jnp.pi * frac))
+
     return lambda step: jnp.where(step < warmup, warm(step), cosine(step))
   decay_start = decay_start_step(train_cfg)
 
   def wsd(step):  # linear decay over the last decay_fraction of steps
     frac = jnp.clip((step - decay_start) / max(total - decay_start, 1), 0.0, 1.0)
     return peak + (floor - peak) * frac
+
   return lambda step: jnp.where(step < warmup, warm(step), wsd(step))
 
 
 def decay_mask(params, decay_norms_and_embeddings: bool):
   """Weight decay on matrices only (not norm scales, not embeddings) unless configured otherwise."""
+
   def keep(path, leaf):
     if decay_norms_and_embeddings:
       return True
     names = [getattr(p, "key", "") for p in path]
     return not (names[-1] == "scale" or names[0] == "embed")
+
   return jax.tree_util.tree_map_with_path(keep, params)
 
 
@@ -50,7 +55,14 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
   parts = []
   if train_cfg.grad_clip > 0:
     parts.append(optax.clip_by_global_norm(train_cfg.grad_clip))
-  parts.append(optax.adamw(schedule(train_cfg), b1=train_cfg.b1, b2=train_cfg.b2, eps=train_cfg.eps,
-                           weight_decay=train_cfg.weight_decay,
-                           mask=lambda p: decay_mask(p, train_cfg.decay_norms_and_embeddings)))
+  parts.append(
+    optax.adamw(
+      schedule(train_cfg),
+      b1=train_cfg.b1,
+      b2=train_cfg.b2,
+      eps=train_cfg.eps,
+      weight_decay=train_cfg.weight_decay,
+      mask=lambda p: decay_mask(p, train_cfg.decay_norms_and_embeddings),
+    )
+  )
   return optax.chain(*parts)

@@ -27,10 +27,14 @@ def load_config(run_dir: str) -> ml_collections.ConfigDict:
   raw = rundir.read_json(path)
   if not (isinstance(raw, dict) and isinstance(raw.get("model"), dict) and isinstance(raw.get("data"), dict)):
     if isinstance(raw, dict) and ("architectures" in raw or "model_type" in raw):  # a Hugging Face model dir
-      raise ValueError(f"{run_dir}: a Hugging Face model directory, not an ffnjax run; pass --hf_model={run_dir} "
-                       "(or import it first: python -m ffnjax.convert --hf_model=DIR --output=RUN_DIR)")
-    raise ValueError(f"{path}: not an ffnjax run config (no 'model'/'data' sections); expected a run directory "
-                     "written by ffnjax.train or ffnjax.convert")
+      raise ValueError(
+        f"{run_dir}: a Hugging Face model directory, not an ffnjax run; pass --hf_model={run_dir} "
+        "(or import it first: python -m ffnjax.convert --hf_model=DIR --output=RUN_DIR)"
+      )
+    raise ValueError(
+      f"{path}: not an ffnjax run config (no 'model'/'data' sections); expected a run directory "
+      "written by ffnjax.train or ffnjax.convert"
+    )
   return ml_collections.ConfigDict(raw)
 
 

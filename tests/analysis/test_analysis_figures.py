@@ -3,8 +3,7 @@ import os
 import numpy as np
 from matplotlib.colors import to_rgba
 
-from ffnjax.analysis import TABLE1_TASKS, compute_ri, importance_by_family, load_study, summarize_seeds
-from ffnjax.analysis import figures, runs
+from ffnjax.analysis import TABLE1_TASKS, compute_ri, figures, importance_by_family, load_study, runs, summarize_seeds
 
 
 def test_ri_vs_ratio_figure(study, tmp_path):
@@ -12,8 +11,11 @@ def test_ri_vs_ratio_figure(study, tmp_path):
   fig = figures.ri_vs_ratio_figure(configs, TABLE1_TASKS, "tiny_4l")
   visible = [ax for ax in fig.axes if ax.get_visible()]
   assert len(visible) == len(TABLE1_TASKS) + 1
-  assert [ax.get_title() for ax in visible][:3] == ["wikitext (word_perplexity)", "lambada_openai (acc)",
-                                                    "hellaswag (acc)"]
+  assert [ax.get_title() for ax in visible][:3] == [
+    "wikitext (word_perplexity)",
+    "lambada_openai (acc)",
+    "hellaswag (acc)",
+  ]
   assert visible[-1].get_title() == "average RI"
   for ax in visible:
     assert ax.get_xlabel() == "expanded-FFN ratio r (%)" and ax.get_ylabel() == "RI (%)"

@@ -3,9 +3,16 @@ import math
 import numpy as np
 import pytest
 
+from ffnjax.analysis import (
+  TABLE1_TASKS,
+  AnalysisError,
+  compute_ri,
+  importance,
+  importance_by_family,
+  standardize,
+  table_from_records,
+)
 from ffnjax.core import placement
-from ffnjax.analysis import (TABLE1_TASKS, AnalysisError, compute_ri, importance, importance_by_family, standardize,
-                             table_from_records)
 
 DIMS4 = placement.ModelDims(vocab_size=64, num_layers=4, d_model=16, d_ff=32, num_heads=2)
 
@@ -21,8 +28,10 @@ def test_paper_worked_example_570m_40l_final_50():
   for task, metric in TABLE1_TASKS:
     b = base[task]
     worse = b * (1 + 0.0204) if metric == "word_perplexity" else b * (1 - 0.0204)  # RI = -2.04 % on every task
-    rows += [dict(model="baseline_570m_40l", task=task, metric=metric, value=b),
-             dict(model="final_50_570m_40l", task=task, metric=metric, value=worse)]
+    rows += [
+      dict(model="baseline_570m_40l", task=task, metric=metric, value=b),
+      dict(model="final_50_570m_40l", task=task, metric=metric, value=worse),
+    ]
   (r,) = compute_ri(table_from_records(rows), TABLE1_TASKS)
   assert r.model.deactivated == tuple(range(20))  # layers 1-20 (0-based 0-19)
   assert r.average == pytest.approx(-2.04)
@@ -41,8 +50,12 @@ def test_importance_equals_a_hand_computation_with_standardisation():
   #   final_50  -> layers {0,1}, RI -4.0 -> I = +2.0 each
   #   middle_50 -> layers {0,3}, RI -1.0 -> I = +0.5 each   (expanded 1,2: symmetric about the middle)
   #   first_25  -> layers {1,2,3}, RI -3.0 -> I = +1.0 each
-  configs = [("first_50", types("first", 50), 2.0), ("final_50", types("final", 50), -4.0),
-             ("middle_50", types("middle", 50), -1.0), ("first_25", types("first", 25), -3.0)]
+  configs = [
+    ("first_50", types("first", 50), 2.0),
+    ("final_50", types("final", 50), -4.0),
+    ("middle_50", types("middle", 50), -1.0),
+    ("first_25", types("first", 25), -3.0),
+  ]
   assert [t == "deactivated" for t in types("middle", 50)] == [True, False, False, True]
   imp = importance(configs, 4)
   raw = [(2.0 + 0.5) / 2, (2.0 + 1.0) / 2, (-1.0 + 1.0) / 2, (-1.0 + 0.5 + 1.0) / 3]

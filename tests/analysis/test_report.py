@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from ffnjax.core import placement
 from ffnjax.analysis import AnalysisError, load_study, load_table, write_report
+from ffnjax.core import placement
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -53,13 +53,17 @@ def test_table_round_trip_and_two_families(study, tmp_path, make_run):
 
 
 def test_cli(tmp_path):
-  rows = ["model,position,ratio,seed,task,metric,value",
-          "baseline_x_4l,baseline,100,0,zsre,acc,0.40", "first_50_x_4l,first,50,0,zsre,acc,0.44",
-          "final_50_x_4l,final,50,0,zsre,acc,0.38"]
+  rows = [
+    "model,position,ratio,seed,task,metric,value",
+    "baseline_x_4l,baseline,100,0,zsre,acc,0.40",
+    "first_50_x_4l,first,50,0,zsre,acc,0.44",
+    "final_50_x_4l,final,50,0,zsre,acc,0.38",
+  ]
   good = tmp_path / "t.csv"
   good.write_text("\n".join(rows) + "\n")
-  run = lambda *args: subprocess.run([sys.executable, "-m", "ffnjax.analysis", *args], cwd=REPO,  # noqa: E731
-                                     capture_output=True, text=True, timeout=120)
+  run = lambda *args: subprocess.run(
+    [sys.executable, "-m", "ffnjax.analysis", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+  )
   ok = run(f"--table={good}", f"--output={tmp_path / 'out'}", "--tasks=zsre:acc")
   assert ok.returncode == 0, ok.stderr
   assert ok.stdout.strip() == str(tmp_path / "out" / "report.md")
@@ -85,12 +89,17 @@ def test_token_budgets_table7_and_family_exclusion_listed(tmp_path, make_run):
   the task for its budget's family only, and report.md says so."""
   dims = placement.ModelDims(vocab_size=64, num_layers=4, d_model=16, d_ff=32, num_heads=2)
   study = tmp_path / "overtrain"
-  quality = {"1x": {"baseline": 1.0, "first": 1.02, "final": 0.85}, "2x": {"baseline": 1.0, "first": 1.05,
-                                                                           "final": 0.97}}
+  quality = {
+    "1x": {"baseline": 1.0, "first": 1.02, "final": 0.85},
+    "2x": {"baseline": 1.0, "first": 1.05, "final": 0.97},
+  }
   for budget, q in quality.items():
     for pos, value in q.items():
-      plan = placement.LayerPlan(dims, size="tiny") if pos == "baseline" else placement.LayerPlan(
-          dims, position=pos, ratio=50, size="tiny")
+      plan = (
+        placement.LayerPlan(dims, size="tiny")
+        if pos == "baseline"
+        else placement.LayerPlan(dims, position=pos, ratio=50, size="tiny")
+      )
       run = make_run(study, plan, value, run_name=f"{plan.name}_{budget}")
       config_path = os.path.join(run, "config.json")
       config = json.load(open(config_path))
@@ -103,8 +112,10 @@ def test_token_budgets_table7_and_family_exclusion_listed(tmp_path, make_run):
   assert "| baseline | placement | 1x tokens | 2x tokens |" in table7
   assert "| tiny_4l | first_50 |" in table7 and "| tiny_4l | final_50 |" in table7
   # final_50 @1x: hellaswag acc 0.29 * 0.85 = 0.2465 <= 0.25 -> dropped for every 1x model, kept at 2x.
-  assert "| tiny_4l@1x | hellaswag acc | not above chance in family tiny_4l@1x: final_50_tiny_4l@1x (seed 0) " \
-         "0.2465 <= 0.25 |" in text
+  assert (
+    "| tiny_4l@1x | hellaswag acc | not above chance in family tiny_4l@1x: final_50_tiny_4l@1x (seed 0) "
+    "0.2465 <= 0.25 |" in text
+  )
   assert "tiny_4l@2x | hellaswag" not in text
   first_1x = text.split("## tiny_4l@1x")[1].split("### Table 2")[1]
   assert "| first_50_tiny_4l@1x | +1.96 | +2.00 | excl. | +2.00 | +2.00 | +2.00 |" in first_1x

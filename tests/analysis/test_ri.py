@@ -4,9 +4,19 @@ import math
 import numpy as np
 import pytest
 
+from ffnjax.analysis import (
+  TABLE1_TASKS,
+  AnalysisError,
+  compute_ri,
+  default_higher_is_better,
+  load_study,
+  load_table,
+  parse_task_set,
+  relative_improvement,
+  summarize_seeds,
+  table_from_records,
+)
 from ffnjax.analysis.ri import PAPER_LABELS, TABLE2_TASKS
-from ffnjax.analysis import (TABLE1_TASKS, AnalysisError, compute_ri, default_higher_is_better, load_study, load_table,
-                             parse_task_set, relative_improvement, summarize_seeds, table_from_records)
 
 
 def rec(model, task, metric, value, seed=0, **kw):
@@ -25,11 +35,14 @@ def test_sign_rule():
 
 
 def test_ri_through_a_table_and_declared_direction():
-  table = table_from_records([
-      rec("baseline_x_4l", "wikitext", "word_perplexity", 40.0), rec("first_50_x_4l", "wikitext", "word_perplexity", 50.0),
+  table = table_from_records(
+    [
+      rec("baseline_x_4l", "wikitext", "word_perplexity", 40.0),
+      rec("first_50_x_4l", "wikitext", "word_perplexity", 50.0),
       rec("baseline_x_4l", "custom", "score", 2.0, higher_is_better="false"),
       rec("first_50_x_4l", "custom", "score", 1.0, higher_is_better="false"),
-  ])
+    ]
+  )
   (r,) = compute_ri(table, [("wikitext", "word_perplexity"), ("custom", "score")])
   assert r.per_task[("wikitext", "word_perplexity")] == pytest.approx(-25.0)
   assert r.per_task[("custom", "score")] == pytest.approx(50.0)  # declared lower-is-better overrides the name
@@ -39,18 +52,19 @@ def test_ri_through_a_table_and_declared_direction():
 
 def test_chance_exclusion_per_model_rule():
   rows = [
-      rec("baseline_x_4l", "hellaswag", "acc_norm", 0.24),  # baseline below chance (0.25, known default)
-      rec("first_50_x_4l", "hellaswag", "acc_norm", 0.30),
-      rec("baseline_x_4l", "piqa", "acc_norm", 0.60),
-      rec("first_50_x_4l", "piqa", "acc_norm", 0.49),  # model below chance (0.5)
-      rec("final_50_x_4l", "piqa", "acc_norm", 0.66),
-      rec("final_50_x_4l", "hellaswag", "acc_norm", 0.20),
-      rec("baseline_x_4l", "arc_easy", "acc_norm", 0.30, chance=0.35),  # an explicit chance column wins
-      rec("first_50_x_4l", "arc_easy", "acc_norm", 0.40, chance=0.35),
-      rec("final_50_x_4l", "arc_easy", "acc_norm", 0.40, chance=0.35),
-      # Perplexities are never chance-excluded, however bad.
-      rec("baseline_x_4l", "wikitext", "word_perplexity", 1e4), rec("first_50_x_4l", "wikitext", "word_perplexity", 2e4),
-      rec("final_50_x_4l", "wikitext", "word_perplexity", 5e3),
+    rec("baseline_x_4l", "hellaswag", "acc_norm", 0.24),  # baseline below chance (0.25, known default)
+    rec("first_50_x_4l", "hellaswag", "acc_norm", 0.30),
+    rec("baseline_x_4l", "piqa", "acc_norm", 0.60),
+    rec("first_50_x_4l", "piqa", "acc_norm", 0.49),  # model below chance (0.5)
+    rec("final_50_x_4l", "piqa", "acc_norm", 0.66),
+    rec("final_50_x_4l", "hellaswag", "acc_norm", 0.20),
+    rec("baseline_x_4l", "arc_easy", "acc_norm", 0.30, chance=0.35),  # an explicit chance column wins
+    rec("first_50_x_4l", "arc_easy", "acc_norm", 0.40, chance=0.35),
+    rec("final_50_x_4l", "arc_easy", "acc_norm", 0.40, chance=0.35),
+    # Perplexities are never chance-excluded, however bad.
+    rec("baseline_x_4l", "wikitext", "word_perplexity", 1e4),
+    rec("first_50_x_4l", "wikitext", "word_perplexity", 2e4),
+    rec("final_50_x_4l", "wikitext", "word_perplexity", 5e3),
   ]
   tasks = [("hellaswag", "acc_norm"), ("piqa", "acc_norm"), ("arc_easy", "acc_norm"), ("wikitext", "word_perplexity")]
   first, final = compute_ri(table_from_records(rows), tasks, chance_rule="model")
@@ -65,38 +79,43 @@ def test_chance_exclusion_per_model_rule():
   # The family rule (default): piqa is dropped for final_50 too, because first_50 of its family is at 0.49.
   first, final = compute_ri(table_from_records(rows), tasks)
   assert set(final.per_task) == {("wikitext", "word_perplexity")}
-  assert final.excluded[("piqa", "acc_norm")] == ("not above chance in family x_4l: first_50_x_4l (seed 0) "
-                                                  "0.49 <= 0.5")
+  assert final.excluded[("piqa", "acc_norm")] == ("not above chance in family x_4l: first_50_x_4l (seed 0) 0.49 <= 0.5")
 
 
 def test_hand_computed_ri_acc_and_family_exclusion():
   """Paper rules: choice tasks by acc (acc_norm ignored), a value AT chance fails, one model at chance drops
   the task for its whole family; another family keeps it. Hand computation in the comment of each line."""
   values = {  # model -> (wikitext word ppl, hellaswag acc, hellaswag acc_norm, arc_challenge acc, zsre acc)
-      "baseline_a_4l": (40.0, 0.30, 0.50, 0.28, 0.10),
-      "first_50_a_4l": (32.0, 0.33, 0.20, 0.25, 0.12),  # arc_challenge 0.25 = chance: not above it
-      "final_50_a_4l": (50.0, 0.27, 0.60, 0.30, 0.09),
-      "baseline_b_4l": (20.0, 0.40, 0.40, 0.30, 0.20),
-      "final_50_b_4l": (25.0, 0.44, 0.30, 0.33, 0.15),
+    "baseline_a_4l": (40.0, 0.30, 0.50, 0.28, 0.10),
+    "first_50_a_4l": (32.0, 0.33, 0.20, 0.25, 0.12),  # arc_challenge 0.25 = chance: not above it
+    "final_50_a_4l": (50.0, 0.27, 0.60, 0.30, 0.09),
+    "baseline_b_4l": (20.0, 0.40, 0.40, 0.30, 0.20),
+    "final_50_b_4l": (25.0, 0.44, 0.30, 0.33, 0.15),
   }
   rows = []
   for model, (ppl, hs, hs_norm, arc_c, zsre) in values.items():
-    rows += [rec(model, "wikitext", "word_perplexity", ppl), rec(model, "hellaswag", "acc", hs),
-             rec(model, "hellaswag", "acc_norm", hs_norm), rec(model, "arc_challenge", "acc", arc_c),
-             rec(model, "zsre", "acc", zsre)]
+    rows += [
+      rec(model, "wikitext", "word_perplexity", ppl),
+      rec(model, "hellaswag", "acc", hs),
+      rec(model, "hellaswag", "acc_norm", hs_norm),
+      rec(model, "arc_challenge", "acc", arc_c),
+      rec(model, "zsre", "acc", zsre),
+    ]
   tasks = "wikitext:word_perplexity,hellaswag:acc,arc_challenge:acc,zsre:acc"
   ris = {r.model.name: r for r in compute_ri(table_from_records(rows), tasks)}
   a_first, a_final, b_final = ris["first_50_a_4l"], ris["final_50_a_4l"], ris["final_50_b_4l"]
   # first_50_a: wikitext -(32-40)/40 = +20 %; hellaswag (0.33-0.30)/0.30 = +10 %; zsre (0.12-0.10)/0.10 = +20 %;
   # arc_challenge excluded (0.25 <= 0.25). Average (20 + 10 + 20) / 3 = 16.667 %.
-  assert a_first.per_task == pytest.approx({("wikitext", "word_perplexity"): 20.0, ("hellaswag", "acc"): 10.0,
-                                            ("zsre", "acc"): 20.0})
+  assert a_first.per_task == pytest.approx(
+    {("wikitext", "word_perplexity"): 20.0, ("hellaswag", "acc"): 10.0, ("zsre", "acc"): 20.0}
+  )
   assert a_first.average == pytest.approx(50.0 / 3)
   # final_50_a: its own arc_challenge 0.30 is above chance, but the family rule drops it (first_50_a at chance).
   # wikitext -(50-40)/40 = -25 %; hellaswag (0.27-0.30)/0.30 = -10 %; zsre (0.09-0.10)/0.10 = -10 %; avg -15 %.
   assert ("arc_challenge", "acc") not in a_final.per_task
-  assert a_final.excluded[("arc_challenge", "acc")] == ("not above chance in family a_4l: first_50_a_4l (seed 0) "
-                                                        "0.25 <= 0.25")
+  assert a_final.excluded[("arc_challenge", "acc")] == (
+    "not above chance in family a_4l: first_50_a_4l (seed 0) 0.25 <= 0.25"
+  )
   assert a_final.average == pytest.approx(-15.0)
   # Family b keeps arc_challenge: wikitext -(25-20)/20 = -25 %; hellaswag +10 %; arc_c (0.33-0.30)/0.30 = +10 %;
   # zsre (0.15-0.20)/0.20 = -25 %; avg (-25 + 10 + 10 - 25) / 4 = -7.5 %.
@@ -111,8 +130,17 @@ def test_hand_computed_ri_acc_and_family_exclusion():
 
 def test_paper_task_sets_use_acc_in_the_paper_order():
   assert ("hellaswag", "acc") in TABLE1_TASKS and not any(m == "acc_norm" for _, m in TABLE1_TASKS)
-  assert [PAPER_LABELS[t] for t in TABLE2_TASKS] == ["WikiText PPL", "LAMBADA PPL", "LAMBADA Acc", "ARC-e", "ARC-c",
-                                                     "WinoG", "PIQA", "HellaSwag", "zsRE"]
+  assert [PAPER_LABELS[t] for t in TABLE2_TASKS] == [
+    "WikiText PPL",
+    "LAMBADA PPL",
+    "LAMBADA Acc",
+    "ARC-e",
+    "ARC-c",
+    "WinoG",
+    "PIQA",
+    "HellaSwag",
+    "zsRE",
+  ]
   assert parse_task_set("hellaswag:acc_norm") == (("hellaswag", "acc_norm"),)
 
 
@@ -160,8 +188,10 @@ def test_bad_inputs():
 
 
 def test_json_table_with_free_names(tmp_path):
-  rows = [rec("llama_base", "zsre", "acc", 0.4, position="baseline", num_layers=4, family="llama"),
-          rec("llama_deep", "zsre", "acc", 0.3, position="final", ratio=50, num_layers=4, family="llama")]
+  rows = [
+    rec("llama_base", "zsre", "acc", 0.4, position="baseline", num_layers=4, family="llama"),
+    rec("llama_deep", "zsre", "acc", 0.3, position="final", ratio=50, num_layers=4, family="llama"),
+  ]
   path = tmp_path / "published.json"
   path.write_text(json.dumps({"rows": rows}))
   (r,) = compute_ri(load_table(str(path)), [("zsre", "acc")])

@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from ffnjax.core import placement
 from ffnjax.analysis import report
 from ffnjax.analysis import results as results_lib
 from ffnjax.analysis.results_table import load_study
+from ffnjax.core import placement
 
 DIMS = placement.ModelDims(vocab_size=64, num_layers=4, d_model=16, d_ff=32, num_heads=2)
 
@@ -24,11 +24,11 @@ def _run(study, plan, tasks: dict, seed: int = 0):
     json.dump({"seed": seed, "placement": {"position": plan.position, "ratio": plan.ratio, "size": plan.size}}, f)
   entries, lines = {}, []
   for task, (chance, field, values) in tasks.items():
-    entries[task] = results_lib.task_entry({field: float(np.mean(values))}, chance=chance,
-                                           num_examples=len(values))
+    entries[task] = results_lib.task_entry({field: float(np.mean(values))}, chance=chance, num_examples=len(values))
     lines += [json.dumps({"task": task, "doc_id": i, field: v}) for i, v in enumerate(values)]
-  results_lib.write_results(os.path.join(run, "eval", "results.json"),
-                            results_lib.make_results(plan.name, plan.to_json(), entries, seed=seed))
+  results_lib.write_results(
+    os.path.join(run, "eval", "results.json"), results_lib.make_results(plan.name, plan.to_json(), entries, seed=seed)
+  )
   with open(os.path.join(run, "eval", "records.jsonl"), "w") as f:
     f.write("\n".join(lines) + "\n")
 
@@ -56,9 +56,12 @@ def test_tasks_without_signal_leave_the_average_and_real_differences_are_marked(
   # PIQA at chance for every run (no signal) and a clear zsRE gain on 200 documents.
   rng = np.random.default_rng(0)
   study = str(tmp_path / "study")
-  coin = lambda: rng.integers(0, 2, 200).astype(float).tolist()  # noqa: E731  (a fresh chance-level run)
-  _run(study, placement.LayerPlan(DIMS, size="tiny"),
-       {"piqa": (0.5, "acc", coin()), "zsre": (None, "acc", (rng.random(200) * 0.4).tolist())})
+  coin = lambda: rng.integers(0, 2, 200).astype(float).tolist()  # a fresh chance-level run
+  _run(
+    study,
+    placement.LayerPlan(DIMS, size="tiny"),
+    {"piqa": (0.5, "acc", coin()), "zsre": (None, "acc", (rng.random(200) * 0.4).tolist())},
+  )
   plans = [placement.LayerPlan(DIMS, position=p, ratio=50, size="tiny") for p in ("first", "final")]
   for plan, gain in zip(plans, (0.3, 0.0)):
     _run(study, plan, {"piqa": (0.5, "acc", coin()), "zsre": (None, "acc", (rng.random(200) * 0.4 + gain).tolist())})
@@ -101,8 +104,11 @@ def test_positions_are_ranked_with_paired_differences(tmp_path):
   for position, gain in gains.items():
     for ratio in (25, 50):
       noise = rng.normal(0, 0.02, 300)
-      _run(study, placement.LayerPlan(DIMS, position=position, ratio=ratio, size="tiny"),
-           {"zsre": (None, "acc", np.clip(base + gain + noise, 0, 1).tolist())})
+      _run(
+        study,
+        placement.LayerPlan(DIMS, position=position, ratio=ratio, size="tiny"),
+        {"zsre": (None, "acc", np.clip(base + gain + noise, 0, 1).tolist())},
+      )
   table = load_study(study)
   analysis = report.analyze(table, "zsre:acc", records=report.uncertainty_lib.load_study_records(study, table))
   family = table.families[0]

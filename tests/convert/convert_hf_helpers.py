@@ -5,12 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-HF_HELP = ("tests/convert need torch and transformers (the [hf] extra): "
-           "pip install torch==2.13.0 transformers==5.23.0   (CI: pip install -e .[test,hf])")
+HF_HELP = (
+  "tests/convert need torch and transformers (the [hf] extra): "
+  "pip install torch==2.13.0 transformers==5.23.0   (CI: pip install -e .[test,hf])"
+)
 
 TOL = 1e-4  # max abs logit difference, fp32 (logits are O(1): the weights are rescaled below)
-TINY = dict(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5)
+TINY = dict(
+  vocab_size=256,
+  hidden_size=64,
+  intermediate_size=96,
+  num_hidden_layers=3,
+  num_attention_heads=4,
+  num_key_value_heads=2,
+  max_position_embeddings=64,
+  rms_norm_eps=1e-5,
+)
 
 
 def require_hf():

@@ -5,13 +5,12 @@ import os
 import subprocess
 import sys
 
+import gguf  # the [test] extra installs it
 import numpy as np
 import pytest
 
-import gguf  # the [test] extra installs it
-
-from ffnjax.convert import ConvertError  # noqa: E402
-from ffnjax.convert.gguf import BLOCKS, SUPPORTED_TYPES, dequantize, unpermute_qk  # noqa: E402
+from ffnjax.convert import ConvertError
+from ffnjax.convert.gguf import BLOCKS, SUPPORTED_TYPES, dequantize, unpermute_qk
 
 QT = gguf.GGMLQuantizationType
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -86,15 +85,23 @@ def _tiny_gguf(path, arch="llama", bad_type=None):
   return str(path)
 
 
-@pytest.mark.parametrize("arch, bad_type, expected", [
+@pytest.mark.parametrize(
+  "arch, bad_type, expected",
+  [
     ("gpt2", None, "general.architecture='gpt2' is not supported"),
     ("llama", "Q5_K", "tensor 'blk.0.ffn_up.weight' has type Q5_K, which is not supported"),
-])
+  ],
+)
 def test_cli_refuses_unsupported_files_in_one_line(tmp_path, arch, bad_type, expected):
   path = _tiny_gguf(tmp_path / "m.gguf", arch, bad_type)
   env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  res = subprocess.run([sys.executable, "-m", "ffnjax.convert", f"--gguf={path}", f"--output={tmp_path / 'run'}"],
-                       capture_output=True, text=True, env=env, timeout=120)
+  res = subprocess.run(
+    [sys.executable, "-m", "ffnjax.convert", f"--gguf={path}", f"--output={tmp_path / 'run'}"],
+    capture_output=True,
+    text=True,
+    env=env,
+    timeout=120,
+  )
   assert res.returncode == 2, res.stderr
   lines = [line for line in res.stderr.splitlines() if line.strip()]
   assert len(lines) == 1 and expected in lines[0] and path in lines[0], res.stderr

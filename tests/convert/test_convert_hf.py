@@ -17,8 +17,8 @@ from convert_hf_helpers import TOL, build_hf, hf_logits, load_hf_dir, require_hf
 from ffnjax import model as model_lib
 from ffnjax.convert import export_hf, import_to_run_dir, load_hf
 from ffnjax.convert import llama as convert_llama
-from ffnjax.parallel import make_mesh
 from ffnjax.core.placement import LayerPlan
+from ffnjax.parallel import make_mesh
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -40,10 +40,10 @@ def _assert_bitwise(a, b):
 
 
 VARIANTS = {
-    "llama_gqa_untied": ("llama", dict()),
-    "llama_tied_theta": ("llama", dict(tie_word_embeddings=True, rope_theta=500000.0)),
-    "mistral_gqa": ("mistral", dict(rope_theta=1e6)),
-    "mistral_tied_head_dim": ("mistral", dict(tie_word_embeddings=True, head_dim=24, num_key_value_heads=1)),
+  "llama_gqa_untied": ("llama", dict()),
+  "llama_tied_theta": ("llama", dict(tie_word_embeddings=True, rope_theta=500000.0)),
+  "mistral_gqa": ("mistral", dict(rope_theta=1e6)),
+  "mistral_tied_head_dim": ("mistral", dict(tie_word_embeddings=True, head_dim=24, num_key_value_heads=1)),
 }
 
 
@@ -123,17 +123,24 @@ def _random_params(config, plan, seed=0):
     if keys[-1] == "scale":
       return 1.0 + 0.3 * rng.randn(*x.shape).astype(x.dtype)
     shape = (1, 1) + x.shape
-    fan_in = {"wq": shape[-3], "wk": shape[-3], "wv": shape[-3], "wo": shape[-3] * shape[-2],
-              "w_gate": shape[-2], "w_up": shape[-2], "lm_head": shape[-2]}
+    fan_in = {
+      "wq": shape[-3],
+      "wk": shape[-3],
+      "wv": shape[-3],
+      "wo": shape[-3] * shape[-2],
+      "w_gate": shape[-2],
+      "w_up": shape[-2],
+      "lm_head": shape[-2],
+    }
     y = rng.randn(*x.shape).astype(x.dtype)
     if keys[-1] == "w_down":
-      group = plan.groups[int(keys[0][len("group_"):])]
+      group = plan.groups[int(keys[0][len("group_") :])]
       y /= np.sqrt(group.width)
-      y[:, group.width:, :] = 0
+      y[:, group.width :, :] = 0
     elif keys[-1] in ("w_gate", "w_up"):
-      group = plan.groups[int(keys[0][len("group_"):])]
+      group = plan.groups[int(keys[0][len("group_") :])]
       y /= np.sqrt(fan_in[keys[-1]])
-      y[:, :, group.width:] = 0
+      y[:, :, group.width :] = 0
     elif fan_in.get(keys[-1]):
       y /= np.sqrt(fan_in[keys[-1]])
     return jax.numpy.asarray(y)
@@ -168,8 +175,20 @@ def test_export_loads_in_transformers_and_reimports_bitwise(tmp_path, tie):
 
   params2, config2, plan2 = load_hf(str(tmp_path / "hf"))
   assert plan2 == plan
-  for field in ("vocab_size", "num_layers", "d_model", "d_ff", "num_heads", "num_kv_heads", "head_dim",
-                "rope_theta", "norm_eps", "tie_embeddings", "param_dtype", "ffn_pad_multiple"):
+  for field in (
+    "vocab_size",
+    "num_layers",
+    "d_model",
+    "d_ff",
+    "num_heads",
+    "num_kv_heads",
+    "head_dim",
+    "rope_theta",
+    "norm_eps",
+    "tie_embeddings",
+    "param_dtype",
+    "ffn_pad_multiple",
+  ):
     assert config2.model[field] == config.model[field], field
   _assert_bitwise(params2, params)
 
@@ -220,6 +239,7 @@ def test_cli_import_run_dir_and_export(tmp_path):
   assert {"config.json", "plan.json", "checkpoints", "tokenizer"} <= set(os.listdir(run))
 
   from ffnjax.train.checkpoint import manager, read_meta, restore_params
+
   params, config, plan = restore_params(str(run))
   direct, _, _ = load_hf(src)
   _assert_bitwise(params, direct)
@@ -236,8 +256,14 @@ def test_cli_import_run_dir_and_export(tmp_path):
   toks = tokens(2, 16)
   assert np.abs(hf_logits(load_hf_dir(out), toks) - hf_logits(hf_model, toks)).max() < TOL
 
-  res = subprocess.run([sys.executable, "-m", "ffnjax.convert", f"--hf_model={src}", f"--output={run}"], cwd=REPO,
-                       env=env, capture_output=True, text=True, timeout=300)
+  res = subprocess.run(
+    [sys.executable, "-m", "ffnjax.convert", f"--hf_model={src}", f"--output={run}"],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert res.returncode != 0 and "already has checkpoints" in res.stderr
 
 
@@ -264,6 +290,7 @@ def test_bfloat16_checkpoint_keeps_its_dtype_or_upcasts_exactly(tmp_path):
   _assert_bitwise(up, jax.tree.map(lambda a: np.asarray(a).astype(np.float32), params))
 
   from ffnjax.convert.safetensors_io import CheckpointReader
+
   with CheckpointReader(path) as reader:  # the byte-level fallback for a safetensors without numpy bfloat16
     name = "model.layers.0.mlp.down_proj.weight"
     assert reader.dtype(name) == "bfloat16"

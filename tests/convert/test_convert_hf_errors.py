@@ -59,20 +59,25 @@ def test_not_a_model_directory(tmp_path):
 
 
 CONFIG_ERRORS = {
-    "other_architecture": (dict(architectures=["GPT2LMHeadModel"], model_type="gpt2"),
-                           r"architectures=\['GPT2LMHeadModel'\] is not supported"),
-    "other_model_type": (dict(architectures=_DELETE, model_type="qwen2"), r"model_type='qwen2' is not supported"),
-    "type_mismatch": (dict(model_type="mistral"), r"model_type='mistral' does not match architectures"),
-    "rope_scaling_v4": (dict(rope_parameters=_DELETE, rope_theta=500000.0,
-                             rope_scaling={"rope_type": "llama3", "factor": 8.0}),
-                        r"rope_scaling.rope_type='llama3' \(RoPE scaling\) is not supported"),
-    "rope_parameters_v5": (dict(rope_parameters={"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0}),
-                           r"rope_parameters.rope_type='yarn'"),
-    "attention_bias": (dict(attention_bias=True), r"attention_bias=True is not supported \(ffnjax has no biases\)"),
-    "mlp_bias": (dict(mlp_bias=True), r"mlp_bias=True is not supported"),
-    "activation": (dict(hidden_act="gelu"), r"hidden_act='gelu' is not supported"),
-    "missing_field": (dict(hidden_size=_DELETE), r"missing field 'hidden_size'"),
-    "bad_kv_heads": (dict(num_key_value_heads=3), r"num_key_value_heads=3 must divide num_attention_heads=4"),
+  "other_architecture": (
+    dict(architectures=["GPT2LMHeadModel"], model_type="gpt2"),
+    r"architectures=\['GPT2LMHeadModel'\] is not supported",
+  ),
+  "other_model_type": (dict(architectures=_DELETE, model_type="qwen2"), r"model_type='qwen2' is not supported"),
+  "type_mismatch": (dict(model_type="mistral"), r"model_type='mistral' does not match architectures"),
+  "rope_scaling_v4": (
+    dict(rope_parameters=_DELETE, rope_theta=500000.0, rope_scaling={"rope_type": "llama3", "factor": 8.0}),
+    r"rope_scaling.rope_type='llama3' \(RoPE scaling\) is not supported",
+  ),
+  "rope_parameters_v5": (
+    dict(rope_parameters={"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0}),
+    r"rope_parameters.rope_type='yarn'",
+  ),
+  "attention_bias": (dict(attention_bias=True), r"attention_bias=True is not supported \(ffnjax has no biases\)"),
+  "mlp_bias": (dict(mlp_bias=True), r"mlp_bias=True is not supported"),
+  "activation": (dict(hidden_act="gelu"), r"hidden_act='gelu' is not supported"),
+  "missing_field": (dict(hidden_size=_DELETE), r"missing field 'hidden_size'"),
+  "bad_kv_heads": (dict(num_key_value_heads=3), r"num_key_value_heads=3 must divide num_attention_heads=4"),
 }
 
 
@@ -116,8 +121,11 @@ def test_missing_and_unexpected_tensors(llama_dir, tmp_path):
 def test_missing_weights_files(llama_dir, tmp_path):
   path = _copy(llama_dir, tmp_path, "bin_only")
   os.rename(os.path.join(path, "model.safetensors"), os.path.join(path, "pytorch_model.bin"))
-  with pytest.raises(ConvertError, match=r"no model.safetensors or model.safetensors.index.json; found "
-                                         r"\['pytorch_model.bin'\]"):
+  with pytest.raises(
+    ConvertError,
+    match=r"no model.safetensors or model.safetensors.index.json; found "
+    r"\['pytorch_model.bin'\]",
+  ):
     load_hf(path)
 
   hf_model = build_hf("llama", num_hidden_layers=2)
@@ -147,7 +155,6 @@ def test_sliding_window_caps_seq_len_or_is_refused(tmp_path):
 
 def _tiny_ffnjax(arg, **model):
   from configs import tiny
-
   from ffnjax.core.placement import LayerPlan
 
   config = tiny.get_config(arg)
@@ -162,8 +169,11 @@ def test_heterogeneous_import_refuses_nonzero_dropped_weights(tmp_path):
   out = str(tmp_path / "hf")
   export_hf(params, config, plan, out)
   _edit_tensors(out, lambda t: t["model.layers.0.mlp.down_proj.weight"].__setitem__((0, 0), 1.0))
-  with pytest.raises(ConvertError, match=r"'model.layers.0.mlp.down_proj.weight' is non-zero beyond the layer's FFN "
-                                         r"width, but .* says layer 1 is deactivated; pass use_metadata=False"):
+  with pytest.raises(
+    ConvertError,
+    match=r"'model.layers.0.mlp.down_proj.weight' is non-zero beyond the layer's FFN "
+    r"width, but .* says layer 1 is deactivated; pass use_metadata=False",
+  ):
     load_hf(out)
   _, _, flat_plan = load_hf(out, use_metadata=False)
   assert flat_plan.layer_types == ("standard",) * 4

@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 import pytest
-
 from convert_hf_helpers import require_hf
+
 from ffnjax.convert import smollm2 as smollm2_lib
 from ffnjax.convert.gguf import GGUFReader, dequantize
 from ffnjax.eval import engine
@@ -15,8 +15,12 @@ from ffnjax.eval import engine
 # enough for other BLAS builds and ~100x tighter than any layout mistake (a wrong q/k order moves them by units)
 LOGIT_TOL = 2e-3
 PROMPT = "The capital of France is Paris. In 1984, 12345 people visited the Eiffel Tower"
-TEXTS = ("The capital of France is", "In 1984, 12345 people", " hello  world\n\nfoo<|im_start|>bar",
-         "Ünïcode ßtraße 😀 x=3.14")
+TEXTS = (
+  "The capital of France is",
+  "In 1984, 12345 people",
+  " hello  world\n\nfoo<|im_start|>bar",
+  "Ünïcode ßtraße 😀 x=3.14",
+)
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +72,7 @@ def test_knows_the_capital_of_france(smollm2):
 
 def test_file_tensors_dequantize_like_the_reference():
   import gguf
+
   reader = GGUFReader(smollm2_lib.gguf_path())
   seen = {}
   for t in reader.gguf.tensors:

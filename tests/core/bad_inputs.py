@@ -24,47 +24,47 @@ MISSING = "/nonexistent/ffnjax-bad-input"
 
 # (command, arguments, a word the one line must contain: the field or flag it names)
 CASES = [
-    ("ffnjax.plan", [TINY, "--config.train.stepz=5"], "did you mean train.steps?"),
-    ("ffnjax.plan", ["--config=configs/studdy.py:x"], "config file configs/studdy.py not found"),
-    ("ffnjax.plan", [TINY, "--compile", "--mesh=data=1"], "AXIS:SIZE"),
-    ("ffnjax.plan", [TINY, "--config.model.remat=bogus"], "model.remat"),
-    ("ffnjax.plan", [TINY, "--config.train.steps=abc"], "--config.train.steps"),
-    ("ffnjax.train", [TINY, "--config.train.stepz=5", "--workdir=" + MISSING], "did you mean train.steps?"),
-    ("ffnjax.train", ["--config=configs/tinyy.py:baseline_tiny_4l", "--workdir=" + MISSING], "configs/tinyy.py"),
-    ("ffnjax.train", [TINY, "--max_steps=-1", "--workdir=" + MISSING], "--max_steps"),
-    ("ffnjax.train", [TINY], "--workdir"),
-    ("ffnjax.eval", ["--workdir=" + MISSING, "--limit=-3"], "--limit"),
-    ("ffnjax.eval", ["--workdir=" + MISSING, "--mesh=data=1"], "AXIS:SIZE"),
-    ("ffnjax.eval", ["--limit=5"], "--workdir"),
-    ("ffnjax.eval", ["--workdir=" + MISSING, "--tasks=lambada_opnai"], "lambada_opnai"),
-    ("ffnjax.study", ["--config=configs/studyy.py:tiny", "--workdir=" + MISSING], "configs/studyy.py not found"),
-    ("ffnjax.study", [STUDY + "x", "--workdir=" + MISSING], "unknown study"),
-    ("ffnjax.study", [STUDY, "--config.ratioz=5", "--workdir=" + MISSING], "unknown config field ratioz"),
-    ("ffnjax.study", [STUDY], "--workdir"),
-    ("ffnjax.shapley", ["--checkpoint=" + MISSING], "--output"),
-    ("ffnjax.shapley", ["--checkpoint=" + MISSING, "--output=" + MISSING, "--limit=-3"], "--limit"),
-    ("ffnjax.shapley", ["--checkpoint=" + MISSING, "--output=" + MISSING, "--method=exactt"], "--method"),
-    ("ffnjax.convert", ["--hf_model=" + MISSING, "--output=" + MISSING, "--mesh=data=1"], "AXIS:SIZE"),
-    ("ffnjax.convert", ["--output=" + MISSING], "--hf_model"),
-    ("ffnjax.convert", ["--workdir=" + MISSING, "--export_hf=" + MISSING, "--step=-1"], "--step"),
-    ("ffnjax.analysis", [], "--study"),
-    ("ffnjax.analysis", ["--table=" + MISSING + ".csv"], "--output"),
-    ("ffnjax.analysis", ["--study=" + MISSING, "--top_k=0"], "--top_k"),
-    ("ffnjax.data.prepare", ["--source=shakespear", "--output=" + MISSING], "--source"),
-    ("ffnjax.data.prepare", ["--source=shakespeare"], "--output"),
-    ("ffnjax.data.prepare", ["--source=shakespeare", "--output=" + MISSING, "--heldout_every=1"], "--heldout_every"),
-    ("ffnjax.data.fetch", ["--what=evall", "--output=" + MISSING], "--what"),
-    ("ffnjax.data.fetch", ["--what=eval"], "--output"),
-    ("ffnjax.data.fetch", ["--what=fineweb_edu", "--output=" + MISSING, "--max_shards=-1"], "--max_shards"),
-    ("ffnjax.data.fixtures", [], "--output"),
-    ("ffnjax.data.fixtures", ["--output=" + MISSING, "--records=0"], "--records"),
-    ("ffnjax.data.fixtures", ["--output=" + MISSING, "extra"], "unexpected arguments"),
-    ("launch/babysit.py", ["--max_retries=-1", "--workdir=" + MISSING, "--", "true"], "--max_retries"),
-    ("launch/babysit.py", ["--", "true"], "--workdir"),
-    ("launch/babysit.py", ["--workdir=" + MISSING], "no command given"),
-    ("launch/sweep.py", ["--study=configs/studdy.py:tiny", "--root=" + MISSING, "--dry_run"], "configs/studdy.py"),
-    ("launch/sweep.py", ["--root=" + MISSING, "--dry_run"], "--study"),
-    ("launch/sweep.py", ["--study=configs/study.py:tiny", "--root=" + MISSING, "--backend=slurmm"], "--backend"),
+  ("ffnjax.plan", [TINY, "--config.train.stepz=5"], "did you mean train.steps?"),
+  ("ffnjax.plan", ["--config=configs/studdy.py:x"], "config file configs/studdy.py not found"),
+  ("ffnjax.plan", [TINY, "--compile", "--mesh=data=1"], "AXIS:SIZE"),
+  ("ffnjax.plan", [TINY, "--config.model.remat=bogus"], "model.remat"),
+  ("ffnjax.plan", [TINY, "--config.train.steps=abc"], "--config.train.steps"),
+  ("ffnjax.train", [TINY, "--config.train.stepz=5", "--workdir=" + MISSING], "did you mean train.steps?"),
+  ("ffnjax.train", ["--config=configs/tinyy.py:baseline_tiny_4l", "--workdir=" + MISSING], "configs/tinyy.py"),
+  ("ffnjax.train", [TINY, "--max_steps=-1", "--workdir=" + MISSING], "--max_steps"),
+  ("ffnjax.train", [TINY], "--workdir"),
+  ("ffnjax.eval", ["--workdir=" + MISSING, "--limit=-3"], "--limit"),
+  ("ffnjax.eval", ["--workdir=" + MISSING, "--mesh=data=1"], "AXIS:SIZE"),
+  ("ffnjax.eval", ["--limit=5"], "--workdir"),
+  ("ffnjax.eval", ["--workdir=" + MISSING, "--tasks=lambada_opnai"], "lambada_opnai"),
+  ("ffnjax.study", ["--config=configs/studyy.py:tiny", "--workdir=" + MISSING], "configs/studyy.py not found"),
+  ("ffnjax.study", [STUDY + "x", "--workdir=" + MISSING], "unknown study"),
+  ("ffnjax.study", [STUDY, "--config.ratioz=5", "--workdir=" + MISSING], "unknown config field ratioz"),
+  ("ffnjax.study", [STUDY], "--workdir"),
+  ("ffnjax.shapley", ["--checkpoint=" + MISSING], "--output"),
+  ("ffnjax.shapley", ["--checkpoint=" + MISSING, "--output=" + MISSING, "--limit=-3"], "--limit"),
+  ("ffnjax.shapley", ["--checkpoint=" + MISSING, "--output=" + MISSING, "--method=exactt"], "--method"),
+  ("ffnjax.convert", ["--hf_model=" + MISSING, "--output=" + MISSING, "--mesh=data=1"], "AXIS:SIZE"),
+  ("ffnjax.convert", ["--output=" + MISSING], "--hf_model"),
+  ("ffnjax.convert", ["--workdir=" + MISSING, "--export_hf=" + MISSING, "--step=-1"], "--step"),
+  ("ffnjax.analysis", [], "--study"),
+  ("ffnjax.analysis", ["--table=" + MISSING + ".csv"], "--output"),
+  ("ffnjax.analysis", ["--study=" + MISSING, "--top_k=0"], "--top_k"),
+  ("ffnjax.data.prepare", ["--source=shakespear", "--output=" + MISSING], "--source"),
+  ("ffnjax.data.prepare", ["--source=shakespeare"], "--output"),
+  ("ffnjax.data.prepare", ["--source=shakespeare", "--output=" + MISSING, "--heldout_every=1"], "--heldout_every"),
+  ("ffnjax.data.fetch", ["--what=evall", "--output=" + MISSING], "--what"),
+  ("ffnjax.data.fetch", ["--what=eval"], "--output"),
+  ("ffnjax.data.fetch", ["--what=fineweb_edu", "--output=" + MISSING, "--max_shards=-1"], "--max_shards"),
+  ("ffnjax.data.fixtures", [], "--output"),
+  ("ffnjax.data.fixtures", ["--output=" + MISSING, "--records=0"], "--records"),
+  ("ffnjax.data.fixtures", ["--output=" + MISSING, "extra"], "unexpected arguments"),
+  ("launch/babysit.py", ["--max_retries=-1", "--workdir=" + MISSING, "--", "true"], "--max_retries"),
+  ("launch/babysit.py", ["--", "true"], "--workdir"),
+  ("launch/babysit.py", ["--workdir=" + MISSING], "no command given"),
+  ("launch/sweep.py", ["--study=configs/studdy.py:tiny", "--root=" + MISSING, "--dry_run"], "configs/studdy.py"),
+  ("launch/sweep.py", ["--root=" + MISSING, "--dry_run"], "--study"),
+  ("launch/sweep.py", ["--study=configs/study.py:tiny", "--root=" + MISSING, "--backend=slurmm"], "--backend"),
 ]
 
 
@@ -113,13 +113,14 @@ def collect(fork: bool) -> list[dict]:
   if fork:  # what the commands import, once; their __main__ modules (the flags) are left to each child
     import jax  # noqa: F401
 
-    import ffnjax.analysis  # noqa: F401
-    import ffnjax.convert  # noqa: F401
-    import ffnjax.eval.run  # noqa: F401
-    import ffnjax.plan.aot  # noqa: F401
-    import ffnjax.shapley.run  # noqa: F401
-    import ffnjax.study.runner  # noqa: F401
+    import ffnjax.analysis
+    import ffnjax.convert
+    import ffnjax.eval.run
+    import ffnjax.plan.aot
+    import ffnjax.shapley.run
+    import ffnjax.study.runner
     import ffnjax.train.experiment  # noqa: F401
+
     sys.path.insert(0, os.path.join(REPO, "launch"))
   os.chdir(REPO)
   rows = []

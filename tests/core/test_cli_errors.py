@@ -9,7 +9,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-import bad_inputs  # noqa: E402  (tests/core/bad_inputs.py: the cases, shared with the printed table)
+import bad_inputs  # tests/core/bad_inputs.py: the cases, shared with the printed table
 
 REPO = bad_inputs.REPO
 
@@ -17,24 +17,33 @@ REPO = bad_inputs.REPO
 @pytest.fixture(scope="module")
 def outcomes():
   """Every case run once (forked children of one process that imported the libraries: see bad_inputs.py)."""
-  proc = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "bad_inputs.py"), "--fork", "--json"],
-                        cwd=REPO, capture_output=True, text=True, timeout=600)
+  proc = subprocess.run(
+    [sys.executable, os.path.join(os.path.dirname(__file__), "bad_inputs.py"), "--fork", "--json"],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   rows = json.loads(proc.stdout)
   return {(r["target"], tuple(r["args"])): r for r in rows}
 
 
 def test_every_command_has_three_bad_inputs():
-  commands = [d for d in os.listdir(os.path.join(REPO, "ffnjax")) if os.path.exists(
-      os.path.join(REPO, "ffnjax", d, "__main__.py"))]
+  commands = [
+    d
+    for d in os.listdir(os.path.join(REPO, "ffnjax"))
+    if os.path.exists(os.path.join(REPO, "ffnjax", d, "__main__.py"))
+  ]
   commands = [f"ffnjax.{d}" for d in commands] + [f"ffnjax.data.{d}" for d in ("prepare", "fetch", "fixtures")]
   commands += ["launch/babysit.py", "launch/sweep.py"]
   counts = {c: sum(t == c for t, _, _ in bad_inputs.CASES) for c in commands}
   assert all(n >= 3 for n in counts.values()), counts
 
 
-@pytest.mark.parametrize("target,args,expect", bad_inputs.CASES,
-                         ids=[f"{t}:{' '.join(a)[-50:]}" for t, a, _ in bad_inputs.CASES])
+@pytest.mark.parametrize(
+  "target,args,expect", bad_inputs.CASES, ids=[f"{t}:{' '.join(a)[-50:]}" for t, a, _ in bad_inputs.CASES]
+)
 def test_bad_input_is_one_line_exit_2(outcomes, target, args, expect):
   r = outcomes[(target, tuple(args))]
   lines = r["stderr"].strip().splitlines()
@@ -46,8 +55,12 @@ def test_python_dash_m_matches_the_forked_run():
   """The fork driver is a shortcut: the real `python -m` gives the same line and status."""
   target, args, expect = bad_inputs.CASES[5]  # ffnjax.train --config.train.stepz=5
   code, stderr, _ = bad_inputs._run_subprocess(target, args)
-  assert code == 2 and stderr.strip() == "ffnjax.train: unknown config field train.stepz; did you mean train.steps? " \
-      "(python -m ffnjax.plan --config=... --show_config lists them)", stderr
+  assert (
+    code == 2
+    and stderr.strip()
+    == "ffnjax.train: unknown config field train.stepz; did you mean train.steps? "
+    "(python -m ffnjax.plan --config=... --show_config lists them)"
+  ), stderr
 
 
 def test_verbose_keeps_the_traceback():
@@ -65,9 +78,20 @@ def test_every_config_field_has_a_meaning():
 
 
 def test_show_config_prints_field_value_meaning():
-  proc = subprocess.run([sys.executable, "-m", "ffnjax.plan", "--config=configs/tiny.py:middle_50_tiny_4l",
-                         "--config.train.steps=7", "--show_config"], cwd=REPO, capture_output=True, text=True,
-                        timeout=300)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "ffnjax.plan",
+      "--config=configs/tiny.py:middle_50_tiny_4l",
+      "--config.train.steps=7",
+      "--show_config",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   lines = proc.stdout.splitlines()
   assert any(line.startswith("train.steps = 7 ") and "# optimizer steps" in line for line in lines), proc.stdout

@@ -8,8 +8,8 @@ import pytest
 
 from configs import paper, tiny
 from ffnjax.core.config import ConfigError, run_name
-from ffnjax.train.experiment import validate
 from ffnjax.core.placement import LayerPlan
+from ffnjax.train.experiment import validate
 
 
 @pytest.mark.parametrize("size", list(paper.SIZES))
@@ -43,7 +43,9 @@ def test_bad_names(name):
     paper.get_config(name)
 
 
-@pytest.mark.parametrize("field,value,needle", [
+@pytest.mark.parametrize(
+  "field,value,needle",
+  [
     ("model.dtype", "float8", "model.dtype"),
     ("model.remat", "sometimes", "model.remat"),
     ("model.num_heads", 7, "model.num_heads"),
@@ -58,7 +60,8 @@ def test_bad_names(name):
     ("placement.position", "top", "placement.position"),
     ("model.kernels.ffn", "cuda", "ffn"),
     ("data.tokenizer", "sentencepiece", "data.tokenizer"),
-])
+  ],
+)
 def test_invalid_fields_are_named(field, value, needle):
   config = tiny.get_config("middle_50_tiny_8l")
   section, key = field.rsplit(".", 1)
@@ -78,8 +81,16 @@ def test_plan_cli_json():
   out = run_plan("--config=configs/paper.py:middle_70_1b_40l", "--json")
   assert out.returncode == 0, out.stderr
   plan = json.loads(out.stdout)
-  for key in ("name", "num_layers", "layer_types", "d_ff", "d_ff_expanded", "params_total", "params_non_embedding",
-              "baseline_params_total"):
+  for key in (
+    "name",
+    "num_layers",
+    "layer_types",
+    "d_ff",
+    "d_ff_expanded",
+    "params_total",
+    "params_non_embedding",
+    "baseline_params_total",
+  ):
     assert key in plan
   assert plan["layer_types"].count("expanded") == 28 and len(plan["layer_types"]) == 40
   assert abs(plan["params_total"] / plan["baseline_params_total"] - 1) < 2e-4

@@ -14,13 +14,16 @@ def test_parse_fills_unnamed_axes_from_the_base():
   assert meshspec.format_spec(meshspec.parse("data:-1")) == "data:-1,fsdp:1,tensor:1"
 
 
-@pytest.mark.parametrize("spec,needle", [
+@pytest.mark.parametrize(
+  "spec,needle",
+  [
     ("pipeline:2", "'pipeline:2' must be AXIS:SIZE"),
     ("data:1,fsdp:x", "'fsdp:x' must be AXIS:SIZE"),
     ("tensor:0", "mesh.tensor=0"),
     ("data:2,data:4", "axis 'data' is given twice"),
     ("data:-1,fsdp:-1", "at most one of"),
-])
+  ],
+)
 def test_bad_specs_name_the_part(spec, needle):
   with pytest.raises(ValueError, match=needle):
     meshspec.parse(spec)

@@ -6,10 +6,10 @@ from ffnjax.core import placement
 from ffnjax.core.placement import LayerPlan, ModelDims, PlanError
 
 PAPER = {
-    "285m_12l": ModelDims(50257, 12, 1280, 4480, 20),
-    "570m_24l": ModelDims(50257, 24, 1280, 4480, 20),
-    "570m_40l": ModelDims(50257, 40, 992, 3472, 16),
-    "1b_40l": ModelDims(50257, 40, 1440, 5040, 20),
+  "285m_12l": ModelDims(50257, 12, 1280, 4480, 20),
+  "570m_24l": ModelDims(50257, 24, 1280, 4480, 20),
+  "570m_40l": ModelDims(50257, 40, 992, 3472, 16),
+  "1b_40l": ModelDims(50257, 40, 1440, 5040, 20),
 }
 
 
@@ -33,13 +33,16 @@ def test_first_places_expanded_layers_at_the_bottom():
   assert one_based(plan, "expanded") == [1, 2, 3, 4, 5, 6]
 
 
-@pytest.mark.parametrize("num_layers,n,expected", [
+@pytest.mark.parametrize(
+  "num_layers,n,expected",
+  [
     (12, 4, [5, 6, 7, 8]),  # even n: symmetric about the 6|7 boundary
     (12, 1, [7]),  # odd n: the extra layer goes to the latter half
     (12, 5, [5, 6, 7, 8, 9]),
     (7, 2, [4, 5]),
     (1, 1, [1]),
-])
+  ],
+)
 def test_middle_rule(num_layers, n, expected):
   ratio = -(-n * 100 // num_layers)  # smallest ratio giving n layers
   assert placement.num_expanded(num_layers, ratio) == n
@@ -99,26 +102,32 @@ def test_flops_count_layers_as_they_are():
   assert base.flops_per_token(1024) > 6 * base.param_count(non_embedding=True)
 
 
-@pytest.mark.parametrize("kwargs,field", [
+@pytest.mark.parametrize(
+  "kwargs,field",
+  [
     (dict(dims=ModelDims(100, 12, 64, 128, 4), position="middle", ratio=5), "placement.ratio"),
     (dict(dims=ModelDims(100, 12, 64, 128, 4), position="center", ratio=50), "placement.position"),
     (dict(dims=ModelDims(100, 12, 64, 128, 4), position="first", ratio=0), "placement.ratio"),
     (dict(dims=ModelDims(100, 12, 64, 128, 4), position="first", ratio=150), "placement.ratio"),
     (dict(dims=ModelDims(100, 12, 64, 128, 4), position="baseline", ratio=50), "placement.ratio"),
-])
+  ],
+)
 def test_bad_placements_name_the_field(kwargs, field):
   with pytest.raises(PlanError, match=field):
     LayerPlan(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs,field", [
+@pytest.mark.parametrize(
+  "kwargs,field",
+  [
     (dict(num_layers=0), "model.num_layers"),
     (dict(d_model=-8), "model.d_model"),
     (dict(d_ff=0), "model.d_ff"),
     (dict(num_heads=3), "model.num_heads"),  # 3 does not divide 64
     (dict(num_kv_heads=3), "model.num_kv_heads"),
     (dict(vocab_size=0), "model.vocab_size"),
-])
+  ],
+)
 def test_bad_dims_name_the_field(kwargs, field):
   args = dict(vocab_size=100, num_layers=12, d_model=64, d_ff=128, num_heads=4) | kwargs
   with pytest.raises(PlanError, match=field):

@@ -97,7 +97,10 @@ def test_gcs_emulator_round_trip(gcs_bucket):
   rundir.Appender(rundir.join(root, "metrics.jsonl")).write('{"step": 3}\n')  # a resumed run keeps the old lines
   assert rundir.read_json(rundir.join(root, "config.json")) == {"train": {"steps": 8}}
   assert rundir.read_text(rundir.join(root, "metrics.jsonl")).splitlines() == [
-      '{"step": 1}', '{"step": 2}', '{"step": 3}']
+    '{"step": 1}',
+    '{"step": 2}',
+    '{"step": 3}',
+  ]
   assert rundir.listdir(root) == ["config.json", "metrics.jsonl", "sub"]
   assert list(rundir.walk_files(root)) == ["config.json", "metrics.jsonl", "sub/a.txt"]
   assert rundir.isdir(rundir.join(root, "sub")) and rundir.isfile(rundir.join(root, "config.json"))

@@ -5,12 +5,14 @@ import pytest
 
 from ffnjax.data import tokenstore
 
+
 def fineweb_table(texts):
   """FineWeb-Edu's parquet schema (the dataset card's columns), so the reader sees the real layout."""
   import pyarrow as pa
 
   n = len(texts)
-  return pa.table({
+  return pa.table(
+    {
       "text": pa.array(texts, pa.string()),
       "id": [f"<urn:uuid:{i:08d}>" for i in range(n)],
       "dump": ["CC-MAIN-2024-10"] * n,
@@ -21,7 +23,8 @@ def fineweb_table(texts):
       "token_count": pa.array([len((t or "").split()) for t in texts], pa.int64()),
       "score": pa.array([3.1] * n, pa.float64()),
       "int_score": pa.array([3] * n, pa.int64()),
-  })
+    }
+  )
 
 
 def write_parquet(path, texts, row_group_size=16, **kw):
@@ -34,8 +37,29 @@ def write_parquet(path, texts, row_group_size=16, **kw):
 def sample_docs(n, seed=0):
   """Varied English-ish documents with some unicode, deterministic."""
   rng = np.random.default_rng(seed)
-  words = ("the", "photosynthesis", "of", "water", "molecule", "teachers", "explain", "why", "énergie", "naïve",
-           "data", "1984", "—", "students", "learn", "in", "a", "class", "😀", "fraction", "<|endoftext|>")
+  words = (
+    "the",
+    "photosynthesis",
+    "of",
+    "water",
+    "molecule",
+    "teachers",
+    "explain",
+    "why",
+    "énergie",
+    "naïve",
+    "data",
+    "1984",
+    "—",
+    "students",
+    "learn",
+    "in",
+    "a",
+    "class",
+    "😀",
+    "fraction",
+    "<|endoftext|>",
+  )
   return [" ".join(rng.choice(words, size=int(rng.integers(5, 120)))) + "." for _ in range(n)]
 
 
@@ -49,8 +73,9 @@ def stream_dir(tmp_path):
     splits = {"train": np.arange(num_tokens) % 60_000}
     if heldout_tokens:
       splits["heldout"] = (np.arange(heldout_tokens) + 30_000) % 60_000
-    tokenstore.write_prepared(path, splits, vocab_size=65_000, eot_id=64_999, tokenizer="bpe:65000",
-                              shard_tokens=shard_tokens)
+    tokenstore.write_prepared(
+      path, splits, vocab_size=65_000, eot_id=64_999, tokenizer="bpe:65000", shard_tokens=shard_tokens
+    )
     return path
 
   return make

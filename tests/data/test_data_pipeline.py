@@ -139,7 +139,9 @@ def test_clear_errors(stream_dir, tmp_path):
     pipeline.TrainData(_cfg(str(tmp_path / "nothing")), global_batch=4)
 
 
-@pytest.mark.parametrize("field,value,match", [
+@pytest.mark.parametrize(
+  "field,value,match",
+  [
     ("source", "c4", "data.source: 'c4' must be one of"),
     ("tokenizer", "gpt3", "data.tokenizer='gpt3': must be 'gpt2', 'bpe:N'"),
     ("tokenizer", "bpe:100", "N >= 257"),
@@ -147,7 +149,8 @@ def test_clear_errors(stream_dir, tmp_path):
     ("worker_count", -1, "data.worker_count"),
     ("split", "test", r"data.split: 'test' must be one of \('train', 'heldout'\)"),
     ("seed", -1, "data.seed"),
-])
+  ],
+)
 def test_validate_names_the_field(field, value, match):
   cfg = data.default_config()
   data.validate(cfg)
@@ -171,8 +174,10 @@ def test_eval_batches_are_fixed_full_batches_of_the_heldout_split(stream_dir):
   full = list(pipeline.eval_batches(_cfg(path), global_batch=4))
   assert len(full) == 2 and all(b.shape == (4, 16) and b.dtype == np.int32 for b in full)
   np.testing.assert_array_equal(np.concatenate(full).reshape(-1), np.arange(16 * 8) + 30_000)
-  parts = [list(pipeline.eval_batches(_cfg(path), global_batch=4, num_batches=4, process_index=p, process_count=2))
-           for p in range(2)]
+  parts = [
+    list(pipeline.eval_batches(_cfg(path), global_batch=4, num_batches=4, process_index=p, process_count=2))
+    for p in range(2)
+  ]
   merged = np.concatenate([np.concatenate([a, b]) for a, b in zip(*parts)])
   ids = (merged[:, 0] - 30_000) // 16
   np.testing.assert_array_equal(ids, np.arange(16) % 11)  # wraps around a small split

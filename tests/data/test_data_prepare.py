@@ -74,10 +74,18 @@ def test_fineweb_parquet_is_tokenized_in_order_with_eot_after_each_document(tmp_
 
 def test_worker_processes_write_the_same_data(tmp_path, fineweb):
   src, _ = fineweb
-  inline = prepare.prepare("fineweb_edu", str(tmp_path / "a"), input=src, num_workers=0, progress=False,
-                           heldout_every=10)
-  pooled = prepare.prepare("fineweb_edu", str(tmp_path / "b"), input=src + "/*.parquet", num_workers=2,
-                           progress=False, heldout_every=10, shard_tokens=777)
+  inline = prepare.prepare(
+    "fineweb_edu", str(tmp_path / "a"), input=src, num_workers=0, progress=False, heldout_every=10
+  )
+  pooled = prepare.prepare(
+    "fineweb_edu",
+    str(tmp_path / "b"),
+    input=src + "/*.parquet",
+    num_workers=2,
+    progress=False,
+    heldout_every=10,
+    shard_tokens=777,
+  )
   assert pooled["content_hash"] == inline["content_hash"]
   assert pooled["splits"]["heldout"]["num_documents"] == 6 and pooled["splits"]["train"]["num_documents"] == 52
 
@@ -89,16 +97,19 @@ def _damaged_copy(src, dst):
   raw = bytearray(open(src, "rb").read())
   col = pq.ParquetFile(src).metadata.row_group(1).column(0)
   start = col.dictionary_page_offset or col.data_page_offset
-  raw[start:start + col.total_compressed_size] = b"\xff" * col.total_compressed_size
+  raw[start : start + col.total_compressed_size] = b"\xff" * col.total_compressed_size
   open(dst, "wb").write(bytes(raw))
 
 
-@pytest.mark.parametrize("damage,match", [
+@pytest.mark.parametrize(
+  "damage,match",
+  [
     ("garbage", r"bad\.parquet: not a readable parquet file"),
     ("empty", r"bad\.parquet: not a readable parquet file"),
     ("no_text", r"bad\.parquet: no 'text' column .*columns: \['content', 'id'"),
     ("mid_file", r"bad\.parquet: damaged parquet file"),
-])
+  ],
+)
 def test_bad_parquet_fails_clearly_and_leaves_nothing(tmp_path, make_docs, make_parquet, damage, match):
   import pyarrow as pa
   import pyarrow.parquet as pq
@@ -154,7 +165,7 @@ def test_text_files_with_a_small_bpe(tmp_path, make_docs):
   tok = tokenizers.get_tokenizer("bpe:300", out)
   stream = _stream(out)
   assert stream.max() < 300 and (stream == 0).sum() == 30
-  order = sorted(range(30), key=lambda i: (("sub/" if i % 2 else "") + f"doc{i:02d}.txt"))
+  order = sorted(range(30), key=lambda i: ("sub/" if i % 2 else "") + f"doc{i:02d}.txt")
   assert tok.decode(stream.tolist()) == "".join(docs[i] + "<|endoftext|>" for i in order)
 
 
@@ -165,7 +176,7 @@ def test_concurrent_prepares_of_one_output_agree(tmp_path, make_docs, monkeypatc
   def run():
     try:
       results.append(prepare.prepare("text_files", out, input=str(tmp_path / "t.txt"), num_workers=0, progress=False))
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:  # noqa: BLE001 - any failure of a thread is collected and asserted on below
       errors.append(e)
 
   threads = [threading.Thread(target=run) for _ in range(3)]
@@ -225,8 +236,15 @@ def test_cli(tmp_path, make_docs):
     (src / f"{i}.txt").write_text(text)
   out = str(tmp_path / "out")
   env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  cmd = [sys.executable, "-m", "ffnjax.data.prepare", "--source=text_files", f"--input={src}", f"--output={out}",
-         "--num_workers=0"]
+  cmd = [
+    sys.executable,
+    "-m",
+    "ffnjax.data.prepare",
+    "--source=text_files",
+    f"--input={src}",
+    f"--output={out}",
+    "--num_workers=0",
+  ]
   run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
   assert run.returncode == 0, run.stderr
   assert "5 documents" in run.stdout and "MB/s" in run.stdout and f"wrote {out}" in run.stdout

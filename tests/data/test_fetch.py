@@ -25,7 +25,8 @@ def fake_hub(monkeypatch, tmp_path):
       return json.dumps(fixtures.records("zsre", 7)).encode()
     if op == "list":
       return ["README.md", "data/CC-MAIN-2013-20/000_00000.parquet"] + [
-          f"sample/10BT/{f}" for f in sorted(os.listdir(shards))]
+        f"sample/10BT/{f}" for f in sorted(os.listdir(shards))
+      ]
     if op == "download":
       return os.path.join(str(tmp_path / "hub"), kw["filename"])
     raise AssertionError(op)
@@ -75,8 +76,11 @@ def test_no_network_is_one_line(monkeypatch, tmp_path):
     raise ConnectionError("Couldn't reach the Hub")
 
   monkeypatch.setattr(fetch, "_hub", offline)
-  with pytest.raises(fetch.FetchError, match=r"lambada_openai: downloading EleutherAI/lambada_openai \(default\) test "
-                     r"failed \(ConnectionError: Couldn't reach the Hub\)"):
+  with pytest.raises(
+    fetch.FetchError,
+    match=r"lambada_openai: downloading EleutherAI/lambada_openai \(default\) test "
+    r"failed \(ConnectionError: Couldn't reach the Hub\)",
+  ):
     fetch.fetch_eval(str(tmp_path / "eval"), ["lambada_openai"])
   with pytest.raises(fetch.FetchError, match="listing HuggingFaceFW/fineweb-edu failed"):
     fetch.fetch_fineweb_edu(str(tmp_path / "fwe"), "sample-10BT")

@@ -1,7 +1,6 @@
 """Fixtures: the stand-in tokenizer and a random causal LM (see lm_helpers.py)."""
 
 import pytest
-
 from lm_helpers import PieceTokenizer, random_lm
 
 

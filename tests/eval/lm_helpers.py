@@ -9,8 +9,32 @@ import numpy as np
 # GPT-2's pre-tokenisation shape (a leading space belongs to the next word), so whether a context's trailing
 # space moves to the continuation changes the tokens, as it does with the real BPE.
 _PIECES = re.compile(r"""'(?:[sdmt]|ll|ve|re)| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+""")
-_WORDS = ("the", "a", "cat", "sat", "on", "mat", "question", "answer", "is", "he", "she", "king", "play", "in",
-          "which", "does", "character", "appear", "of", "to", "and", "hamlet", "macbeth", "lear")
+_WORDS = (
+  "the",
+  "a",
+  "cat",
+  "sat",
+  "on",
+  "mat",
+  "question",
+  "answer",
+  "is",
+  "he",
+  "she",
+  "king",
+  "play",
+  "in",
+  "which",
+  "does",
+  "character",
+  "appear",
+  "of",
+  "to",
+  "and",
+  "hamlet",
+  "macbeth",
+  "lear",
+)
 
 
 class PieceTokenizer:
@@ -73,5 +97,8 @@ def naive_logprobs(logits_fn, tokens):
     logits = logits_fn.reference(np.asarray([tokens]))[0]
   else:
     logits = np.asarray(logits_fn(jnp.asarray([tokens], jnp.int32)))[0].astype(np.float64)
-  return logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(
-      -1, keepdims=True)
+  return (
+    logits
+    - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True))
+    - logits.max(-1, keepdims=True)
+  )

@@ -75,8 +75,10 @@ def test_embedded_set_is_in_upstream_format(embedded_dir):
 
 
 def test_embedded_builders_are_seeded():
-  heldout = {"p": "SCENE I. A room.\n\nALICE.\nThe lantern shines upon the lantern of the old tower tonight.\n"
-                  "I see the lantern burning bright above the harbour water.\n\n" * 30}
+  heldout = {
+    "p": "SCENE I. A room.\n\nALICE.\nThe lantern shines upon the lantern of the old tower tonight.\n"
+    "I see the lantern burning bright above the harbour water.\n\n" * 30
+  }
   a = embedded.lambada_passages(heldout, set(), np.random.default_rng(0), min_gap=50)
   assert a == embedded.lambada_passages(heldout, set(), np.random.default_rng(0), min_gap=50)
   assert a != embedded.lambada_passages(heldout, set(), np.random.default_rng(1), min_gap=50)
@@ -101,10 +103,9 @@ def test_cli_writes_results_and_records(run_dir, cli_results):
   assert raw["model"] == "final_50_tiny_4l" and raw["step"] == 7 and raw["wall_time_s"] > 0
   assert raw["plan"]["layer_types"] == ["deactivated", "deactivated", "expanded", "expanded"]
   assert sorted(results["tasks"]) == sorted(TASKS.split(","))
-  for task, entry in raw["tasks"].items():
+  for entry in raw["tasks"].values():
     assert entry["num_examples"] == 3 and isinstance(entry["below_chance"], bool)
-    assert set(entry["higher_is_better"]) | {m + "_stderr" for m in entry["higher_is_better"]} == set(
-        entry["metrics"])
+    assert set(entry["higher_is_better"]) | {m + "_stderr" for m in entry["higher_is_better"]} == set(entry["metrics"])
   assert raw["tasks"]["hellaswag"]["chance"] == 0.25
   assert raw["tasks"]["wikitext"]["metrics"]["word_perplexity_stderr"] is None  # lm-eval has none
   assert raw["tasks"]["wikitext"]["metrics"]["word_perplexity"] > 1
@@ -121,8 +122,11 @@ def test_sharded_cli_and_single_device_api_agree(run_dir, embedded_dir, cli_resu
   out, _ = cli_results
   params, config, plan = restore_params(run_dir)
   tok = load_tokenizer(config)
-  res = score(prepare("hellaswag", tok, embedded_dir, limit=3, max_length=128), make_logits_fn(config, plan, params),
-              token_budget=1024)
+  res = score(
+    prepare("hellaswag", tok, embedded_dir, limit=3, max_length=128),
+    make_logits_fn(config, plan, params),
+    token_budget=1024,
+  )
   for metric, value in res.metrics.items():
     assert out["tasks"]["hellaswag"]["metrics"][metric] == pytest.approx(value, abs=1e-9, nan_ok=True)
 

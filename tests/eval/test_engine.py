@@ -3,8 +3,8 @@
 import jax
 import numpy as np
 import pytest
-
 from lm_helpers import naive_logprobs, random_lm
+
 from ffnjax.eval import engine
 
 
@@ -17,26 +17,26 @@ def naive_request(logits_fn, tok, context, continuation, max_len):
     if n:
       context, continuation = context[:-n], context[-n:] + continuation
     whole, ctx = tok.encode(context + continuation), tok.encode(context)
-    cont = whole[len(ctx):]
-  seq = (ctx + cont)[-(max_len + 1):]
+    cont = whole[len(ctx) :]
+  seq = (ctx + cont)[-(max_len + 1) :]
   inp, targets = seq[:-1], seq[1:]
-  logp = naive_logprobs(logits_fn, inp)[len(inp) - len(cont):]
-  wanted = targets[len(targets) - len(cont):]
+  logp = naive_logprobs(logits_fn, inp)[len(inp) - len(cont) :]
+  wanted = targets[len(targets) - len(cont) :]
   ll = float(sum(logp[i, t] for i, t in enumerate(wanted)))
   return ll, all(int(np.argmax(logp[i])) == t for i, t in enumerate(wanted))
 
 
 LONG = "the cat sat on the mat and " * 12
 REQUESTS = [
-    ("Question: which king is in the play?\nAnswer:", " Lear"),
-    ("Question: which king is in the play?\nAnswer:", " Hamlet of Denmark"),
-    ("the cat sat on the ", "mat"),  # trailing space moves to the continuation
-    ("the cat sat on the  ", " mat"),
-    ("", "the cat sat on the mat"),  # empty context -> end-of-text
-    (LONG, " the mat"),  # longer than max_len: truncated from the left
-    (LONG + "she", " sat on the mat and the king is in the play"),
-    ("a", " b"),
-    ("He is", " the king of the play, and she is the queen of the play; the cat"),  # fills max_len
+  ("Question: which king is in the play?\nAnswer:", " Lear"),
+  ("Question: which king is in the play?\nAnswer:", " Hamlet of Denmark"),
+  ("the cat sat on the ", "mat"),  # trailing space moves to the continuation
+  ("the cat sat on the  ", " mat"),
+  ("", "the cat sat on the mat"),  # empty context -> end-of-text
+  (LONG, " the mat"),  # longer than max_len: truncated from the left
+  (LONG + "she", " sat on the mat and the king is in the play"),
+  ("a", " b"),
+  ("He is", " the king of the play, and she is the queen of the play; the cat"),  # fills max_len
 ]
 
 
@@ -55,7 +55,7 @@ def test_is_greedy_true_for_the_models_own_continuation(tok, lm):
   seq = list(ctx)
   for _ in range(5):
     seq.append(int(np.argmax(naive_logprobs(lm, seq)[-1])))
-  greedy_cont = tuple(seq[len(ctx):])
+  greedy_cont = tuple(seq[len(ctx) :])
   wrong = greedy_cont[:-1] + ((greedy_cont[-1] + 1) % tok.vocab_size,)  # only the last token is off
   plan = engine.plan_batches([(tuple(ctx), greedy_cont), (tuple(ctx), wrong)], 32)
   scores = engine.score_batches(plan, lm, keep_greedy_tokens=True)
@@ -68,7 +68,9 @@ def test_encode_pair_rules(tok):
   cache = {}
   # trailing whitespace: "the cat sat on the " + "mat" is scored as "the cat sat on the" + " mat"
   assert engine.encode_pair(tok, "the cat sat on the ", "mat", cache) == (
-      tuple(tok.encode("the cat sat on the")), tuple(tok.encode(" mat")))
+    tuple(tok.encode("the cat sat on the")),
+    tuple(tok.encode(" mat")),
+  )
   assert "the cat sat on the" in cache  # the context is encoded once per distinct context
   assert engine.encode_pair(tok, "", " mat") == ((tok.eot_id,), tuple(tok.encode(" mat")))
   # cont = whole[len(enc(ctx)):], not enc(cont): a piece merged across the boundary ("the ca|t") shifts it,
@@ -84,15 +86,15 @@ def test_rolling_windows_match_lm_eval_examples():
   # lm-eval's tests/test_utils.py: 34 tokens, max_seq_len 10, context_len 1
   x = list(range(34))
   assert engine.rolling_token_windows(x, -100, 10, 1) == [
-      ([-100, 0, 1, 2, 3, 4, 5, 6, 7, 8], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
-      ([9, 10, 11, 12, 13, 14, 15, 16, 17, 18], [10, 11, 12, 13, 14, 15, 16, 17, 18, 19]),
-      ([19, 20, 21, 22, 23, 24, 25, 26, 27, 28], [20, 21, 22, 23, 24, 25, 26, 27, 28, 29]),
-      ([23, 24, 25, 26, 27, 28, 29, 30, 31, 32], [30, 31, 32, 33]),
+    ([-100, 0, 1, 2, 3, 4, 5, 6, 7, 8], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
+    ([9, 10, 11, 12, 13, 14, 15, 16, 17, 18], [10, 11, 12, 13, 14, 15, 16, 17, 18, 19]),
+    ([19, 20, 21, 22, 23, 24, 25, 26, 27, 28], [20, 21, 22, 23, 24, 25, 26, 27, 28, 29]),
+    ([23, 24, 25, 26, 27, 28, 29, 30, 31, 32], [30, 31, 32, 33]),
   ]
   assert engine.rolling_token_windows(x, -100, 10, 8)[:3] == [
-      ([-100, 0, 1, 2, 3, 4, 5, 6, 7, 8], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
-      ([2, 3, 4, 5, 6, 7, 8, 9, 10, 11], [10, 11, 12]),
-      ([5, 6, 7, 8, 9, 10, 11, 12, 13, 14], [13, 14, 15]),
+    ([-100, 0, 1, 2, 3, 4, 5, 6, 7, 8], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
+    ([2, 3, 4, 5, 6, 7, 8, 9, 10, 11], [10, 11, 12]),
+    ([5, 6, 7, 8, 9, 10, 11, 12, 13, 14], [13, 14, 15]),
   ]
   assert engine.make_disjoint_window(([1, 2, 3, 4, 5], [4, 5, 6])) == ((1, 2, 3), (4, 5, 6))
   assert engine.rolling_token_windows([], 0, 10) == []
@@ -115,7 +117,7 @@ def test_rolling_ll_scores_every_token_once(tok, lm, n):
 
 
 def naive_request_tokens(logits_fn, ctx, cont, max_len):
-  seq = (list(ctx) + list(cont))[-(max_len + 1):]
+  seq = (list(ctx) + list(cont))[-(max_len + 1) :]
   logp = naive_logprobs(logits_fn, seq[:-1])
   return float(sum(logp[len(seq) - 1 - len(cont) + i, t] for i, t in enumerate(cont)))
 
@@ -132,8 +134,10 @@ def test_rolling_text_single_window_is_the_plain_sum(tok, lm):
 
 def test_bucketing_does_not_change_numbers_and_bounds_shapes(tok, lm):
   rng = np.random.default_rng(0)
-  reqs = [(tuple(rng.integers(0, 90, int(rng.integers(1, 60)))), tuple(rng.integers(0, 90, int(rng.integers(1, 5)))))
-          for _ in range(40)]
+  reqs = [
+    (tuple(rng.integers(0, 90, int(rng.integers(1, 60)))), tuple(rng.integers(0, 90, int(rng.integers(1, 5)))))
+    for _ in range(40)
+  ]
   ref = engine.score_batches(engine.plan_batches(reqs, 32, token_budget=1, min_bucket=32), lm)  # one row a batch
   for budget, min_bucket in [(64, 4), (4096, 16)]:
     plan = engine.plan_batches(reqs, 32, token_budget=budget, min_bucket=min_bucket)

@@ -5,26 +5,48 @@ import os
 
 import numpy as np
 import pytest
+from lm_helpers import naive_logprobs, random_lm
 
 from ffnjax.eval import DataError, UnknownTaskError, evaluate, prepare, score
 from ffnjax.eval.tasks.zsre import encode_instance
-from lm_helpers import naive_logprobs, random_lm
 
 HELLASWAG = [
-    {"activity_label": "Cat", "ctx_a": "The cat sat on the mat.", "ctx_b": "she",
-     "endings": ["is the king.", "sat on the mat.", "does appear in the play.", "is a [title] question."],
-     "label": "1"},
-    {"activity_label": "Play", "ctx_a": "Which character does appear in the play?", "ctx_b": "",
-     "endings": ["Hamlet.", "Macbeth.", "Lear.", "The cat."], "label": "0"},
-    {"activity_label": "King", "ctx_a": "He is the king.", "ctx_b": "the",
-     "endings": ["king is in the play.", "cat is on the mat.", "answer is the question.", "mat is the cat."],
-     "label": "3"},
+  {
+    "activity_label": "Cat",
+    "ctx_a": "The cat sat on the mat.",
+    "ctx_b": "she",
+    "endings": ["is the king.", "sat on the mat.", "does appear in the play.", "is a [title] question."],
+    "label": "1",
+  },
+  {
+    "activity_label": "Play",
+    "ctx_a": "Which character does appear in the play?",
+    "ctx_b": "",
+    "endings": ["Hamlet.", "Macbeth.", "Lear.", "The cat."],
+    "label": "0",
+  },
+  {
+    "activity_label": "King",
+    "ctx_a": "He is the king.",
+    "ctx_b": "the",
+    "endings": ["king is in the play.", "cat is on the mat.", "answer is the question.", "mat is the cat."],
+    "label": "3",
+  },
 ]
 ZSRE = [
-    {"subject": "Hamlet", "src": "In which play does the character Hamlet appear?", "answers": ["Hamlet"],
-     "rephrase": "", "alt": "", "loc": "", "loc_ans": "", "pred": "", "cond": ""},
-    {"subject": "X", "src": "Which king is the character of the play?", "answers": ["King Lear of the play"]},
-    {"subject": "Y", "src": "", "answers": ["the cat sat on the mat"]},
+  {
+    "subject": "Hamlet",
+    "src": "In which play does the character Hamlet appear?",
+    "answers": ["Hamlet"],
+    "rephrase": "",
+    "alt": "",
+    "loc": "",
+    "loc_ans": "",
+    "pred": "",
+    "cond": "",
+  },
+  {"subject": "X", "src": "Which king is the character of the play?", "answers": ["King Lear of the play"]},
+  {"subject": "Y", "src": "", "answers": ["the cat sat on the mat"]},
 ]
 
 
@@ -38,12 +60,22 @@ def write_jsonl(path, records):
 def data_dir(tmp_path):
   d = tmp_path / "data"
   write_jsonl(str(d / "hellaswag" / "validation.jsonl"), HELLASWAG)
-  write_jsonl(str(d / "lambada_openai" / "test.jsonl"),
-              [{"text": "the cat sat on the mat and the cat sat on the mat"}, {"text": "he is the king of the play"},
-               {"text": "which character does appear in the play hamlet"}])
-  write_jsonl(str(d / "wikitext" / "test.jsonl"),
-              [{"page": " = Hamlet = \n The king is in the play . He is the king @-@ character . \n" * 3},
-               {"page": ""}, {"page": " the cat sat on the mat , and she sat on the cat . \n"}])
+  write_jsonl(
+    str(d / "lambada_openai" / "test.jsonl"),
+    [
+      {"text": "the cat sat on the mat and the cat sat on the mat"},
+      {"text": "he is the king of the play"},
+      {"text": "which character does appear in the play hamlet"},
+    ],
+  )
+  write_jsonl(
+    str(d / "wikitext" / "test.jsonl"),
+    [
+      {"page": " = Hamlet = \n The king is in the play . He is the king @-@ character . \n" * 3},
+      {"page": ""},
+      {"page": " the cat sat on the mat , and she sat on the cat . \n"},
+    ],
+  )
   os.makedirs(d / "zsre")
   with open(d / "zsre" / "zsre_mend_eval.json", "w") as f:
     json.dump(ZSRE, f)
@@ -52,8 +84,16 @@ def data_dir(tmp_path):
 
 def test_evaluate_end_to_end(tok, lm, data_dir, tmp_path):
   records = str(tmp_path / "records.jsonl")
-  results = evaluate(lm, tok, "hellaswag,lambada_openai,wikitext,zsre", data_dir, limit=0, max_length=16,
-                     token_budget=64, records_path=records)
+  results = evaluate(
+    lm,
+    tok,
+    "hellaswag,lambada_openai,wikitext,zsre",
+    data_dir,
+    limit=0,
+    max_length=16,
+    token_budget=64,
+    records_path=records,
+  )
   assert list(results) == ["hellaswag", "lambada_openai", "wikitext", "zsre"]
   hs = results["hellaswag"].to_json()
   assert hs["num_examples"] == 3 and hs["chance"] == 0.25
@@ -68,7 +108,11 @@ def test_evaluate_end_to_end(tok, lm, data_dir, tmp_path):
   first = lines[0]
   assert first["task"] == "hellaswag" and first["doc_id"] == 0 and first["gold"] == 1
   assert [r["continuation"] for r in first["requests"]] == [
-      " is the king.", " sat on the mat.", " does appear in the play.", " is a. question."]
+    " is the king.",
+    " sat on the mat.",
+    " does appear in the play.",
+    " is a. question.",
+  ]
   assert first["prediction"] == int(np.argmax([r["ll"] for r in first["requests"]]))
   # the records' LLs are the engine's: lambada acc is the mean of is_greedy, perplexity exp(-mean LL)
   lam = [r for r in lines if r["task"] == "lambada_openai"]
@@ -129,9 +173,12 @@ def test_zsre_accuracy_counts_partial_matches(tok, tmp_path):
 
 
 def test_unknown_task_names_the_valid_ones(tok, data_dir):
-  with pytest.raises(UnknownTaskError, match=r"unknown eval task 'hellaswagg'; valid tasks: lambada_openai, "
-                                             r"wikitext, hellaswag, piqa, arc_easy, arc_challenge, winogrande, boolq, "
-                                             r"openbookqa, zsre"):
+  with pytest.raises(
+    UnknownTaskError,
+    match=r"unknown eval task 'hellaswagg'; valid tasks: lambada_openai, "
+    r"wikitext, hellaswag, piqa, arc_easy, arc_challenge, winogrande, boolq, "
+    r"openbookqa, zsre",
+  ):
     evaluate(None, tok, "hellaswag,hellaswagg", data_dir)
 
 
@@ -145,10 +192,18 @@ def test_missing_file_names_the_expected_paths(tok, data_dir):
 
 def test_missing_field_names_file_record_and_field(tok, tmp_path):
   path = str(tmp_path / "winogrande" / "validation.jsonl")
-  write_jsonl(path, [{"sentence": "A _ b", "option1": "x", "option2": "y", "answer": "1"},
-                     {"sentence": "A _ b", "option1": "x", "answer": "2"}])
-  with pytest.raises(DataError, match=rf"{path}: record 1 has no field 'option2' \(fields: \['answer', 'option1', "
-                                      r"'sentence'\]\)"):
+  write_jsonl(
+    path,
+    [
+      {"sentence": "A _ b", "option1": "x", "option2": "y", "answer": "1"},
+      {"sentence": "A _ b", "option1": "x", "answer": "2"},
+    ],
+  )
+  with pytest.raises(
+    DataError,
+    match=rf"{path}: record 1 has no field 'option2' \(fields: \['answer', 'option1', "
+    r"'sentence'\]\)",
+  ):
     prepare("winogrande", tok, str(tmp_path))
 
 
@@ -207,8 +262,11 @@ def test_tfds_label_conversions():
   from ffnjax.eval.tasks import arc, winogrande
 
   ex = {"question": "q", "choices": {"text": ["a", "b", "c"], "label": [0, 1, 2]}, "answerKey": 2, "id": "x"}
-  assert arc._from_tfds(ex) == {"question": "q", "choices": {"text": ["a", "b", "c"], "label": ["A", "B", "C"]},
-                                "answerKey": "C"}
+  assert arc._from_tfds(ex) == {
+    "question": "q",
+    "choices": {"text": ["a", "b", "c"], "label": ["A", "B", "C"]},
+    "answerKey": "C",
+  }
   assert winogrande._from_tfds({"sentence": "s _", "option1": "a", "option2": "b", "label": 1})["answer"] == "2"
 
 
@@ -218,12 +276,20 @@ def test_tfds_boolq_and_openbookqa(tok, tmp_path):
   from ffnjax.eval.tasks import boolq, openbookqa
 
   assert boolq._from_tfds({"question": "q", "passage": "p", "answer": True, "title": "t"}) == {
-      "question": "q", "passage": "p", "answer": True}
-  ex = {"question": {"stem": "s", "choice_A": "a", "choice_B": "b", "choice_C": "c", "choice_D": "d"},
-        "fact1": "f", "answerKey": 3}
-  assert openbookqa._from_tfds(ex) == {"question_stem": "s", "choices": {"text": ["a", "b", "c", "d"],
-                                                                          "label": ["A", "B", "C", "D"]},
-                                       "answerKey": "D"}
+    "question": "q",
+    "passage": "p",
+    "answer": True,
+  }
+  ex = {
+    "question": {"stem": "s", "choice_A": "a", "choice_B": "b", "choice_C": "c", "choice_D": "d"},
+    "fact1": "f",
+    "answerKey": 3,
+  }
+  assert openbookqa._from_tfds(ex) == {
+    "question_stem": "s",
+    "choices": {"text": ["a", "b", "c", "d"], "label": ["A", "B", "C", "D"]},
+    "answerKey": "D",
+  }
   for name in ("bool_q", "openbookqa"):
     os.makedirs(tmp_path / name)  # (mocked) prepared TFDS dirs
   with tfds.testing.mock_data(num_examples=3):

@@ -13,8 +13,8 @@ import pytest
 
 from configs import tiny
 from ffnjax import model as model_lib
-from ffnjax.eval import engine, evaluator
 from ffnjax.core.placement import LayerPlan
+from ffnjax.eval import engine, evaluator
 
 MAX_LENGTH = 160  # short enough that many embedded requests are truncated
 
@@ -29,14 +29,16 @@ def models(tok):
   params = jax.tree.map(lambda p: p * 8.0 if p.ndim > 1 else p, params)
   logits = model_lib.make_logits_fn(config, plan, params, with_keep=True)
   scorer = model_lib.make_scorer(config, plan, params)
-  scorer_small_chunks = engine.HiddenScorer(scorer.hidden_fn, model_lib.head_from_params(params, False),
-                                            plan.num_layers, vocab_chunk=48)
+  scorer_small_chunks = engine.HiddenScorer(
+    scorer.hidden_fn, model_lib.head_from_params(params, False), plan.num_layers, vocab_chunk=48
+  )
   return plan, logits, scorer, scorer_small_chunks
 
 
 def _compare(requests, logits, scorer, max_length=MAX_LENGTH, token_budget=1024):
-  old = engine.score_batches(engine.plan_batches(requests, max_length, token_budget=token_budget),
-                             lambda t: logits(t, None), progress_every_s=-1)
+  old = engine.score_batches(
+    engine.plan_batches(requests, max_length, token_budget=token_budget), lambda t: logits(t, None), progress_every_s=-1
+  )
   plan = engine.plan_packed(requests, max_length)
   (new,) = engine.score_packed(plan, scorer, token_budget=token_budget, progress_every_s=-1)
   np.testing.assert_allclose(new.ll, old.ll, rtol=2e-5, atol=2e-4)
@@ -51,21 +53,31 @@ def small_files(tmp_path_factory):
   root = tmp_path_factory.mktemp("tasks")
   words = "the cat sat on the mat and the king of the play is he which question does she answer".split()
   rng = np.random.RandomState(0)
-  text = lambda n: " ".join(rng.choice(words, n))  # noqa: E731
-  files = {"piqa/validation.jsonl": [{"goal": text(6), "sol1": text(rng.randint(3, 20)), "sol2": text(5),
-                                      "label": i % 2} for i in range(10)],
-           "arc_easy/test.jsonl": [{"question": text(8), "choices": {"text": [text(2), text(3), text(30)],
-                                    "label": ["A", "B", "C"]}, "answerKey": "B"} for _ in range(10)],
-           "winogrande/validation.jsonl": [{"sentence": text(10) + " _ " + text(12), "option1": text(2),
-                                            "option2": text(1), "answer": "2"} for _ in range(10)]}
+  text = lambda n: " ".join(rng.choice(words, n))
+  files = {
+    "piqa/validation.jsonl": [
+      {"goal": text(6), "sol1": text(rng.randint(3, 20)), "sol2": text(5), "label": i % 2} for i in range(10)
+    ],
+    "arc_easy/test.jsonl": [
+      {
+        "question": text(8),
+        "choices": {"text": [text(2), text(3), text(30)], "label": ["A", "B", "C"]},
+        "answerKey": "B",
+      }
+      for _ in range(10)
+    ],
+    "winogrande/validation.jsonl": [
+      {"sentence": text(10) + " _ " + text(12), "option1": text(2), "option2": text(1), "answer": "2"}
+      for _ in range(10)
+    ],
+  }
   for name, records in files.items():
     (root / name).parent.mkdir(parents=True, exist_ok=True)
     (root / name).write_text("".join(json.dumps(r) + "\n" for r in records))
   return str(root)
 
 
-@pytest.mark.parametrize("task", ["hellaswag", "piqa", "lambada_openai", "wikitext", "arc_easy", "winogrande",
-                                  "zsre"])
+@pytest.mark.parametrize("task", ["hellaswag", "piqa", "lambada_openai", "wikitext", "arc_easy", "winogrande", "zsre"])
 def test_packed_equals_logits_path_per_request_on_every_task(task, tok, models, small_files):
   plan_, logits, scorer, small = models
   data_dir = small_files if task in ("piqa", "arc_easy", "winogrande") else "embedded"
@@ -83,9 +95,16 @@ def test_truncated_and_empty_context_requests(tok, models):
   _, logits, scorer, small = models
   cache = {}
   long_ctx = " ".join(["the cat sat on the mat"] * 40)
-  pairs = [("", " the king"), ("", "hamlet is he"), (long_ctx, " and the cat"), (long_ctx, " a"),
-           (long_ctx, " question of the play is which"), ("Question: which king?", " lear"),
-           ("Question: which king?", " macbeth of the play"), ("   ", " the")]
+  pairs = [
+    ("", " the king"),
+    ("", "hamlet is he"),
+    (long_ctx, " and the cat"),
+    (long_ctx, " a"),
+    (long_ctx, " question of the play is which"),
+    ("Question: which king?", " lear"),
+    ("Question: which king?", " macbeth of the play"),
+    ("   ", " the"),
+  ]
   requests = [engine.encode_pair(tok, c, x, cache) for c, x in pairs]
   requests.append(((tok.eot_id,), tuple(range(1, MAX_LENGTH + 1))))  # continuation exactly max_length long
   assert any(len(c) + len(x) > MAX_LENGTH + 1 for c, x in requests)

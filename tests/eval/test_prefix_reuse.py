@@ -5,12 +5,11 @@ single ablation, the block estimator's coalitions and random coalitions; a bound
 
 import jax
 import numpy as np
-import pytest
 
 from configs import tiny
 from ffnjax import model as model_lib
-from ffnjax.eval import engine
 from ffnjax.core.placement import LayerPlan
+from ffnjax.eval import engine
 from ffnjax.shapley import block_coalitions, grand_coalition, keep_masks, players_from_layer_types
 
 MAX_LENGTH = 48
@@ -19,8 +18,9 @@ BUDGET = 4 * MAX_LENGTH  # 4 rows per batch: many batches, several stream blocks
 
 def _model(scan_layers):
   config = tiny.get_config("middle_50_tiny_4l")  # layers: deactivated, expanded, expanded, deactivated
-  config.model.update(dict(vocab_size=97, d_model=32, d_ff=64, num_heads=4, num_kv_heads=2, ffn_pad_multiple=32,
-                           scan_layers=scan_layers))
+  config.model.update(
+    dict(vocab_size=97, d_model=32, d_ff=64, num_heads=4, num_kv_heads=2, ffn_pad_multiple=32, scan_layers=scan_layers)
+  )
   plan = LayerPlan.from_config(config)
   params = model_lib.init_params(model_lib.build(config.model, plan), jax.random.key(3))
   params = jax.tree.map(lambda p: p * 8.0 if p.ndim > 1 else p, params)  # clear argmaxes, large ablation effects
@@ -42,9 +42,11 @@ def _coalition_sets(plan):
   n = len(players)
   full = grand_coalition(n)
   rng = np.random.RandomState(1)
-  sets = {"single ablation": [full] + [full - {i} for i in range(n)],
-          "block level 3": block_coalitions(n, 3),
-          "random": [frozenset(np.flatnonzero(rng.rand(n) > 0.5).tolist()) for _ in range(10)]}
+  sets = {
+    "single ablation": [full] + [full - {i} for i in range(n)],
+    "block level 3": block_coalitions(n, 3),
+    "random": [frozenset(np.flatnonzero(rng.rand(n) > 0.5).tolist()) for _ in range(10)],
+  }
   return {k: keep_masks(players, v, plan.num_layers) for k, v in sets.items()}
 
 
@@ -60,10 +62,12 @@ def _check(config, plan, params, sets, logits_sets=()):
     if name not in sets:
       continue
     work_full, work_reuse = {}, {}
-    full = engine.score_packed(packed, scorer, masks, token_budget=BUDGET, progress_every_s=-1, fixed_shapes=True,
-                               work=work_full)
-    reused = engine.score_packed(packed, scorer, masks, token_budget=BUDGET, progress_every_s=-1, fixed_shapes=True,
-                                 reuse=True, work=work_reuse)
+    full = engine.score_packed(
+      packed, scorer, masks, token_budget=BUDGET, progress_every_s=-1, fixed_shapes=True, work=work_full
+    )
+    reused = engine.score_packed(
+      packed, scorer, masks, token_budget=BUDGET, progress_every_s=-1, fixed_shapes=True, reuse=True, work=work_reuse
+    )
     for k, mask in enumerate(masks):
       np.testing.assert_allclose(reused[k].ll, full[k].ll, rtol=1e-6, atol=1e-5, err_msg=f"{name} #{k}")
       np.testing.assert_array_equal(reused[k].num_greedy, full[k].num_greedy)
@@ -84,8 +88,9 @@ def _check(config, plan, params, sets, logits_sets=()):
 
 
 def test_reuse_equals_full_passes_and_the_logits_path():
-  works = _check(*_model(scan_layers=True), sets=("single ablation", "block level 3", "random"),
-                 logits_sets=("single ablation",))
+  works = _check(
+    *_model(scan_layers=True), sets=("single ablation", "block level 3", "random"), logits_sets=("single ablation",)
+  )
   # the shared prefixes run once per block of rows: less of the model runs for prefix-sharing coalition sets
   for name in ("single ablation", "block level 3"):
     assert works[name][1] < 0.8 * works[name][0], (name, works[name])

@@ -5,19 +5,25 @@ import json
 import os
 
 import pytest
-
-from ffnjax.eval import evaluate
 from lm_helpers import random_lm
 
-FACTS = [("The capital of France is", "Paris"), ("The capital of Japan is", "Tokyo"),
-         ("The Eiffel Tower is located in the city of", "Paris"), ("The chemical symbol for gold is", "Au"),
-         ("Romeo and Juliet was written by", "William Shakespeare")]
-LAMBADA = ["The sun rises in the east and sets in the west",
-           "After a long day at work, she went to bed and quickly fell asleep",
-           "They went to the beach to swim in the ocean and build castles in the sand",
-           "It was raining so hard that everyone took an umbrella",
-           "She poured the milk into a glass and handed it to her son, who drank the whole glass",
-           "He opened the door with his key and stepped inside the house"]
+from ffnjax.eval import evaluate
+
+FACTS = [
+  ("The capital of France is", "Paris"),
+  ("The capital of Japan is", "Tokyo"),
+  ("The Eiffel Tower is located in the city of", "Paris"),
+  ("The chemical symbol for gold is", "Au"),
+  ("Romeo and Juliet was written by", "William Shakespeare"),
+]
+LAMBADA = [
+  "The sun rises in the east and sets in the west",
+  "After a long day at work, she went to bed and quickly fell asleep",
+  "They went to the beach to swim in the ocean and build castles in the sand",
+  "It was raining so hard that everyone took an umbrella",
+  "She poured the milk into a glass and handed it to her son, who drank the whole glass",
+  "He opened the door with his key and stepped inside the house",
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +40,9 @@ def real_data(tmp_path_factory):
 
 def test_smollm2_gets_zsre_style_facts_right(smollm2, real_data, tmp_path):
   records = str(tmp_path / "records.jsonl")
-  result = evaluate(smollm2._logits_fn(), smollm2.tokenizer, "zsre", real_data, max_length=64,
-                    records_path=records)["zsre"]
+  result = evaluate(smollm2._logits_fn(), smollm2.tokenizer, "zsre", real_data, max_length=64, records_path=records)[
+    "zsre"
+  ]
   assert result.metrics["acc"] == 1.0
   preds = [json.loads(line)["prediction"] for line in open(records)]
   assert preds[0] == " Paris" and preds[1] == " Tokyo"
@@ -43,8 +50,9 @@ def test_smollm2_gets_zsre_style_facts_right(smollm2, real_data, tmp_path):
 
 def test_smollm2_lambada_far_above_a_random_model(smollm2, real_data):
   ours = evaluate(smollm2._logits_fn(), smollm2.tokenizer, "lambada_openai", real_data, max_length=64)
-  rand = evaluate(random_lm(smollm2.config.model.vocab_size), smollm2.tokenizer, "lambada_openai", real_data,
-                  max_length=64)
+  rand = evaluate(
+    random_lm(smollm2.config.model.vocab_size), smollm2.tokenizer, "lambada_openai", real_data, max_length=64
+  )
   acc, ppl = ours["lambada_openai"].metrics["acc"], ours["lambada_openai"].metrics["perplexity"]
   assert acc >= 0.5 and rand["lambada_openai"].metrics["acc"] == 0.0
   assert ppl < 10 and rand["lambada_openai"].metrics["perplexity"] > 100 * ppl

@@ -16,8 +16,9 @@ def test_eval_data_dir_on_gcs_reads_every_task_like_a_local_dir(gcs_bucket, tmp_
   fixtures.write_eval(local, n=3)
   fixtures.write_eval(remote, n=3)
   assert evaluator.resolve_data_dir(remote) == remote
-  for task in parse_tasks("lambada_openai,wikitext,hellaswag,piqa,winogrande,arc_easy,arc_challenge,zsre,boolq,"
-                          "openbookqa"):
+  for task in parse_tasks(
+    "lambada_openai,wikitext,hellaswag,piqa,winogrande,arc_easy,arc_challenge,zsre,boolq,openbookqa"
+  ):
     here = evaluator.prepare(task, tok, local, 0, 64)
     there = evaluator.prepare(task, tok, remote, 0, 64)
     assert there.docs == here.docs and there.num_requests == here.num_requests > 0, task.name

@@ -1,5 +1,6 @@
 """Every formatting rule against hand-written records in the upstream formats (lm-eval 0.4.x task definitions)."""
 
+import ast
 import math
 import os
 
@@ -13,20 +14,31 @@ from ffnjax.eval.tasks.lambada import split_last_word
 from ffnjax.eval.tasks.wikitext import count_bytes, count_words, detokenize
 
 HELLASWAG = {  # the first record of Hugging Face hellaswag validation (ActivityNet)
-    "ind": 24, "activity_label": "Roof shingle removal", "ctx_a": "A man is sitting on a roof.", "ctx_b": "he",
-    "ctx": "A man is sitting on a roof. he", "endings": [
-        "is using wrap to wrap a pair of skis.", "is ripping level tiles off.", "is holding a rubik's cube.",
-        "starts pulling up roofing on a roof."],
-    "source_id": "activitynet~v_-JhWjGDPHMY", "split": "val", "split_type": "indomain", "label": "3"}
+  "ind": 24,
+  "activity_label": "Roof shingle removal",
+  "ctx_a": "A man is sitting on a roof.",
+  "ctx_b": "he",
+  "ctx": "A man is sitting on a roof. he",
+  "endings": [
+    "is using wrap to wrap a pair of skis.",
+    "is ripping level tiles off.",
+    "is holding a rubik's cube.",
+    "starts pulling up roofing on a roof.",
+  ],
+  "source_id": "activitynet~v_-JhWjGDPHMY",
+  "split": "val",
+  "split_type": "indomain",
+  "label": "3",
+}
 
 
 def test_hellaswag_prompt_and_choices():
   task = get_task("hellaswag")
   assert task.requests(HELLASWAG) == [
-      ("Roof shingle removal: A man is sitting on a roof. He", " is using wrap to wrap a pair of skis."),
-      ("Roof shingle removal: A man is sitting on a roof. He", " is ripping level tiles off."),
-      ("Roof shingle removal: A man is sitting on a roof. He", " is holding a rubik's cube."),
-      ("Roof shingle removal: A man is sitting on a roof. He", " starts pulling up roofing on a roof."),
+    ("Roof shingle removal: A man is sitting on a roof. He", " is using wrap to wrap a pair of skis."),
+    ("Roof shingle removal: A man is sitting on a roof. He", " is ripping level tiles off."),
+    ("Roof shingle removal: A man is sitting on a roof. He", " is holding a rubik's cube."),
+    ("Roof shingle removal: A man is sitting on a roof. He", " starts pulling up roofing on a roof."),
   ]
   assert task.doc_to_target(HELLASWAG) == 3
   # ctx_b.capitalize() lowercases the rest; an empty ctx_b leaves a trailing space that preprocess strips
@@ -45,10 +57,12 @@ def test_hellaswag_preprocess_wikihow_markup():
 
 
 def test_piqa():
-  doc = {"goal": "How do I ready a guinea pig cage for it's new occupants?",
-         "sol1": "Provide the guinea pig with a cage full of a few inches of bedding made of ripped paper strips.",
-         "sol2": "Provide the guinea pig with a cage full of a few inches of bedding made of ripped jeans material.",
-         "label": 0}
+  doc = {
+    "goal": "How do I ready a guinea pig cage for it's new occupants?",
+    "sol1": "Provide the guinea pig with a cage full of a few inches of bedding made of ripped paper strips.",
+    "sol2": "Provide the guinea pig with a cage full of a few inches of bedding made of ripped jeans material.",
+    "label": 0,
+  }
   task = get_task("piqa")
   ctx = "Question: How do I ready a guinea pig cage for it's new occupants?\nAnswer:"
   assert task.requests(doc) == [(ctx, " " + doc["sol1"]), (ctx, " " + doc["sol2"])]
@@ -58,24 +72,39 @@ def test_piqa():
 @pytest.mark.parametrize("name", ["arc_easy", "arc_challenge"])
 def test_arc_label_lookup(name):
   task = get_task(name)
-  letters = {"question": "Which factor will most likely cause a person to develop a fever?",
-             "choices": {"text": ["a leg muscle relaxing after exercise", "a bacterial population in the bloodstream",
-                                  "several viral particles on the skin", "carbohydrates being digested"],
-                         "label": ["A", "B", "C", "D"]}, "answerKey": "B"}
+  letters = {
+    "question": "Which factor will most likely cause a person to develop a fever?",
+    "choices": {
+      "text": [
+        "a leg muscle relaxing after exercise",
+        "a bacterial population in the bloodstream",
+        "several viral particles on the skin",
+        "carbohydrates being digested",
+      ],
+      "label": ["A", "B", "C", "D"],
+    },
+    "answerKey": "B",
+  }
   numbers = {"question": "Q?", "choices": {"text": ["x", "y", "z"], "label": ["1", "2", "3"]}, "answerKey": "3"}
   assert task.doc_to_target(letters) == 1 and task.doc_to_target(numbers) == 2
-  assert task.requests(letters)[1] == ("Question: Which factor will most likely cause a person to develop a fever?"
-                                       "\nAnswer:", " a bacterial population in the bloodstream")
+  assert task.requests(letters)[1] == (
+    "Question: Which factor will most likely cause a person to develop a fever?\nAnswer:",
+    " a bacterial population in the bloodstream",
+  )
   assert task.chance([letters, numbers]) == pytest.approx((1 / 4 + 1 / 3) / 2)
 
 
 def test_winogrande_partial_scoring():
-  doc = {"sentence": "Sarah was a much better surgeon than Maria so _ always got the harder cases.",
-         "option1": "Sarah", "option2": "Maria", "answer": "1"}
+  doc = {
+    "sentence": "Sarah was a much better surgeon than Maria so _ always got the harder cases.",
+    "option1": "Sarah",
+    "option2": "Maria",
+    "answer": "1",
+  }
   task = get_task("winogrande")
   assert task.requests(doc) == [
-      ("Sarah was a much better surgeon than Maria so Sarah", " always got the harder cases."),
-      ("Sarah was a much better surgeon than Maria so Maria", " always got the harder cases."),
+    ("Sarah was a much better surgeon than Maria so Sarah", " always got the harder cases."),
+    ("Sarah was a much better surgeon than Maria so Maria", " always got the harder cases."),
   ]
   assert task.doc_to_target(doc) == 0 and task.doc_to_target(dict(doc, answer="2")) == 1
   # the blank at the very end: an empty continuation after the delimiter
@@ -92,13 +121,16 @@ def test_lambada_split_on_single_spaces():
 
 
 def test_wikitext_detokenizer():
-  page = (" = Robert Boulter = \n Robert Boulter is an English film , television and theatre actor . He had a "
-          "guest @-@ starring role in 2000 , earning $ 1 @,@ 000 @.@ 5 ( approximately ) . \n = = Career = = \n"
-          " He 's in \" The Bill \" ; N others : yes ! why ? \n")
+  page = (
+    " = Robert Boulter = \n Robert Boulter is an English film , television and theatre actor . He had a "
+    "guest @-@ starring role in 2000 , earning $ 1 @,@ 000 @.@ 5 ( approximately ) . \n = = Career = = \n"
+    ' He \'s in " The Bill " ; N others : yes ! why ? \n'
+  )
   assert detokenize(page) == (
-      " = Robert Boulter =\nRobert Boulter is an English film, television and theatre actor. He had a "
-      "guest-starring role in 2000, earning $ 1,000.5 (approximately).\n== Career ==\n"
-      "He's in \"The Bill\"; 1 others: yes! why?\n")
+    " = Robert Boulter =\nRobert Boulter is an English film, television and theatre actor. He had a "
+    "guest-starring role in 2000, earning $ 1,000.5 (approximately).\n== Career ==\n"
+    'He\'s in "The Bill"; 1 others: yes! why?\n'
+  )
   assert detokenize("the players ' union") == "the players' union"
 
 
@@ -136,11 +168,14 @@ def test_multiple_choice_acc_and_acc_norm():
 
 
 # The first validation record of super_glue/boolq (lm-eval's source): question lower-case without "?", label 0/1.
-BOOLQ = {"question": "do iran and afghanistan speak the same language",
-         "passage": "Persian language -- Persian (/ˈpɜːrʒən, -ʃən/), also known by its endonym Farsi (فارسی fārsi "
-                    "(fɒːɾˈsiː) ( listen)), is one of the Western Iranian languages within the Indo-Iranian branch of "
-                    "the Indo-European language family.",
-         "idx": 0, "label": 1}
+BOOLQ = {
+  "question": "do iran and afghanistan speak the same language",
+  "passage": "Persian language -- Persian (/ˈpɜːrʒən, -ʃən/), also known by its endonym Farsi (فارسی fārsi "
+  "(fɒːɾˈsiː) ( listen)), is one of the Western Iranian languages within the Indo-Iranian branch of "
+  "the Indo-European language family.",
+  "idx": 0,
+  "label": 1,
+}
 
 
 def test_boolq_prompt_choices_and_label_fields():
@@ -157,12 +192,22 @@ def test_boolq_prompt_choices_and_label_fields():
 
 def test_openbookqa_stem_choices_and_gold():
   # the first test record of Hugging Face openbookqa, config main
-  doc = {"id": "8-343", "question_stem": "A person wants to start saving money so that they can afford a nice "
-         "vacation at the end of the year. After looking over their budget and expenses, they decide the best way "
-         "to save money is to",
-         "choices": {"text": ["make more phone calls", "quit eating lunch out", "buy less with monopoly money",
-                              "have lunch with friends"], "label": ["A", "B", "C", "D"]},
-         "answerKey": "B"}
+  doc = {
+    "id": "8-343",
+    "question_stem": "A person wants to start saving money so that they can afford a nice "
+    "vacation at the end of the year. After looking over their budget and expenses, they decide the best way "
+    "to save money is to",
+    "choices": {
+      "text": [
+        "make more phone calls",
+        "quit eating lunch out",
+        "buy less with monopoly money",
+        "have lunch with friends",
+      ],
+      "label": ["A", "B", "C", "D"],
+    },
+    "answerKey": "B",
+  }
   task = get_task("openbookqa")
   assert task.requests(doc) == [(doc["question_stem"], " " + t) for t in doc["choices"]["text"]]
   assert task.doc_to_target(doc) == 1
@@ -171,10 +216,20 @@ def test_openbookqa_stem_choices_and_gold():
   assert task.chance([doc]) == 0.25
 
 
-@pytest.mark.parametrize("name,doc", [
+@pytest.mark.parametrize(
+  "name,doc",
+  [
     ("boolq", BOOLQ),
-    ("openbookqa", {"question_stem": "Which is a metal", "choices": {"text": ["iron", "wood"], "label": ["A", "B"]},
-                    "answerKey": "A"})])
+    (
+      "openbookqa",
+      {
+        "question_stem": "Which is a metal",
+        "choices": {"text": ["iron", "wood"], "label": ["A", "B"]},
+        "answerKey": "A",
+      },
+    ),
+  ],
+)
 def test_boolq_openbookqa_match_lm_eval_templates(name, doc):
   """Our requests equal what lm-eval 0.4's own task YAML renders (its Jinja templates, offline)."""
   import lm_eval
@@ -188,7 +243,7 @@ def test_boolq_openbookqa_match_lm_eval_templates(name, doc):
   text = spec["doc_to_text"]
   text = apply_template(text, doc) if "{{" in text else doc[text]
   choices = spec["doc_to_choice"]
-  choices = choices if isinstance(choices, list) else eval(apply_template(choices, doc))  # noqa: S307 - a list literal
+  choices = choices if isinstance(choices, list) else ast.literal_eval(apply_template(choices, doc))  # a list literal
   target = spec["doc_to_target"]
   target = int(apply_template(target, doc)) if "{{" in target else int(doc[target])
   task = get_task(name)

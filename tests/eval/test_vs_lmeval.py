@@ -19,54 +19,114 @@ from ffnjax.eval.lmeval_ref import LMEVAL_HELP, SUPPORTED
 
 MAX_LENGTH = 48
 LL_TOL = 5e-4  # nats per request or WikiText page (a sum of windows), fp32 both sides; measured <= 1.3e-4
-PAGE = (" = Valkyria Chronicles III = \n \n Senjō no Valkyria 3 : Unrecorded Chronicles is a tactical role @-@ "
-        "playing video game developed by Sega and Media.Vision for the PlayStation Portable . Released in January "
-        "2011 in Japan , it is the third game in the Valkyria series . \n")
-PAGE2 = (" = Robert Boulter = \n \n Robert Boulter is an English film , television and theatre actor . He had a "
-         "guest @-@ starring role on the television series The Bill in 2000 . \n")
+PAGE = (
+  " = Valkyria Chronicles III = \n \n Senjō no Valkyria 3 : Unrecorded Chronicles is a tactical role @-@ "
+  "playing video game developed by Sega and Media.Vision for the PlayStation Portable . Released in January "
+  "2011 in Japan , it is the third game in the Valkyria series . \n"
+)
+PAGE2 = (
+  " = Robert Boulter = \n \n Robert Boulter is an English film , television and theatre actor . He had a "
+  "guest @-@ starring role on the television series The Bill in 2000 . \n"
+)
 RECORDS = {
-    "lambada_openai/test": [{"text": "The sun rises in the east and sets in the west"},
-                            {"text": "She opened the door with her key and stepped inside the house"}],
-    "wikitext/test": [{"page": PAGE}, {"page": PAGE2}],
-    "hellaswag/validation": [
-        {"activity_label": "Removing ice from car", "ctx_a": "Then, the man writes over the snow covering the window "
-         "of a car, and a woman wearing winter clothes smiles.", "ctx_b": "then",
-         "endings": [", the man adds wax to the windshield and cuts it.", ", a person board a ski lift, while two "
-                     "men supporting the head of the person wearing winter clothes snow as the we girls sled.",
-                     ", the man puts on a christmas coat, knitted with netting.",
-                     ", the man continues removing the snow on his car."], "label": "3"},
-        {"activity_label": "Baking cookies", "ctx_a": "A female chef in white uniform shows a stack of baking pans "
-         "in a large kitchen [title] presenting them.", "ctx_b": "the pans",
-         "endings": ["contain egg yolks and baking soda.", "are then sprinkled with brown sugar.",
-                     "are placed in a strainer on the counter.", "are filled with pastries and loaded into the "
-                     "oven."], "label": "3"}],
-    "piqa/validation": [
-        {"goal": "How do I ready a guinea pig cage for it's new occupants?",
-         "sol1": "Provide the guinea pig with a cage full of a few inches of bedding made of ripped paper strips.",
-         "sol2": "Provide the guinea pig with a cage full of a few inches of bedding made of ripped jeans material.",
-         "label": 0},
-        {"goal": "dresser", "sol1": "replace drawer with bobby pin ", "sol2": "finish, woodgrain with  bobby pin ",
-         "label": 1}],
-    "winogrande/validation": [
-        {"sentence": "Sarah was a much better surgeon than Maria so _ always got the easier cases.",
-         "option1": "Sarah", "option2": "Maria", "answer": "2"},
-        {"sentence": "They were worried the wine would ruin the bed and the blanket, but the _ was't ruined.",
-         "option1": "blanket", "option2": "bed", "answer": "2"}],
-    "arc_easy/test": [
-        {"question": "Which statement best explains why photosynthesis is the foundation of most food webs?",
-         "choices": {"text": ["Sunlight is the source of energy for nearly all ecosystems.",
-                              "Most ecosystems are found on land instead of in water.",
-                              "Carbon dioxide is more available than other gases.",
-                              "The producers in all ecosystems are plants."], "label": ["A", "B", "C", "D"]},
-         "answerKey": "A"},
-        {"question": "Which is a renewable resource?",
-         "choices": {"text": ["coal", "wind", "oil"], "label": ["1", "2", "3"]}, "answerKey": "2"}],
-    "arc_challenge/test": [
-        {"question": "An astronomer observes that a planet rotates faster after a meteorite impact. Which is the "
-         "most likely effect of this increase in rotation?",
-         "choices": {"text": ["Planetary density will decrease.", "Planetary years will become longer.",
-                              "Planetary days will become shorter.", "Planetary gravity will become stronger."],
-                     "label": ["A", "B", "C", "D"]}, "answerKey": "C"}],
+  "lambada_openai/test": [
+    {"text": "The sun rises in the east and sets in the west"},
+    {"text": "She opened the door with her key and stepped inside the house"},
+  ],
+  "wikitext/test": [{"page": PAGE}, {"page": PAGE2}],
+  "hellaswag/validation": [
+    {
+      "activity_label": "Removing ice from car",
+      "ctx_a": "Then, the man writes over the snow covering the window "
+      "of a car, and a woman wearing winter clothes smiles.",
+      "ctx_b": "then",
+      "endings": [
+        ", the man adds wax to the windshield and cuts it.",
+        ", a person board a ski lift, while two "
+        "men supporting the head of the person wearing winter clothes snow as the we girls sled.",
+        ", the man puts on a christmas coat, knitted with netting.",
+        ", the man continues removing the snow on his car.",
+      ],
+      "label": "3",
+    },
+    {
+      "activity_label": "Baking cookies",
+      "ctx_a": "A female chef in white uniform shows a stack of baking pans "
+      "in a large kitchen [title] presenting them.",
+      "ctx_b": "the pans",
+      "endings": [
+        "contain egg yolks and baking soda.",
+        "are then sprinkled with brown sugar.",
+        "are placed in a strainer on the counter.",
+        "are filled with pastries and loaded into the oven.",
+      ],
+      "label": "3",
+    },
+  ],
+  "piqa/validation": [
+    {
+      "goal": "How do I ready a guinea pig cage for it's new occupants?",
+      "sol1": "Provide the guinea pig with a cage full of a few inches of bedding made of ripped paper strips.",
+      "sol2": "Provide the guinea pig with a cage full of a few inches of bedding made of ripped jeans material.",
+      "label": 0,
+    },
+    {
+      "goal": "dresser",
+      "sol1": "replace drawer with bobby pin ",
+      "sol2": "finish, woodgrain with  bobby pin ",
+      "label": 1,
+    },
+  ],
+  "winogrande/validation": [
+    {
+      "sentence": "Sarah was a much better surgeon than Maria so _ always got the easier cases.",
+      "option1": "Sarah",
+      "option2": "Maria",
+      "answer": "2",
+    },
+    {
+      "sentence": "They were worried the wine would ruin the bed and the blanket, but the _ was't ruined.",
+      "option1": "blanket",
+      "option2": "bed",
+      "answer": "2",
+    },
+  ],
+  "arc_easy/test": [
+    {
+      "question": "Which statement best explains why photosynthesis is the foundation of most food webs?",
+      "choices": {
+        "text": [
+          "Sunlight is the source of energy for nearly all ecosystems.",
+          "Most ecosystems are found on land instead of in water.",
+          "Carbon dioxide is more available than other gases.",
+          "The producers in all ecosystems are plants.",
+        ],
+        "label": ["A", "B", "C", "D"],
+      },
+      "answerKey": "A",
+    },
+    {
+      "question": "Which is a renewable resource?",
+      "choices": {"text": ["coal", "wind", "oil"], "label": ["1", "2", "3"]},
+      "answerKey": "2",
+    },
+  ],
+  "arc_challenge/test": [
+    {
+      "question": "An astronomer observes that a planet rotates faster after a meteorite impact. Which is the "
+      "most likely effect of this increase in rotation?",
+      "choices": {
+        "text": [
+          "Planetary density will decrease.",
+          "Planetary years will become longer.",
+          "Planetary days will become shorter.",
+          "Planetary gravity will become stronger.",
+        ],
+        "label": ["A", "B", "C", "D"],
+      },
+      "answerKey": "C",
+    }
+  ],
 }
 
 
@@ -93,17 +153,28 @@ def _tiny_hf_dir(path, tokenizer_dir) -> str:
   import torch
   import transformers
 
-  cfg = transformers.LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                                 rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, tie_word_embeddings=True)
+  cfg = transformers.LlamaConfig(
+    vocab_size=49152,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=128,
+    rms_norm_eps=1e-5,
+    bos_token_id=1,
+    eos_token_id=2,
+    tie_word_embeddings=True,
+  )
   torch.manual_seed(0)
   model = transformers.LlamaForCausalLM(cfg).eval()
   gen = torch.Generator().manual_seed(1)
   with torch.no_grad():
     for name, p in model.named_parameters():
       scale = 0.5 if "embed_tokens" in name else p.shape[-1] ** -0.5
-      p.copy_(1.0 + 0.3 * torch.randn(p.shape, generator=gen) if p.ndim == 1 else
-              scale * torch.randn(p.shape, generator=gen))
+      p.copy_(
+        1.0 + 0.3 * torch.randn(p.shape, generator=gen) if p.ndim == 1 else scale * torch.randn(p.shape, generator=gen)
+      )
   model.save_pretrained(str(path))
   for name in os.listdir(tokenizer_dir):
     shutil.copyfile(os.path.join(tokenizer_dir, name), os.path.join(path, name))
@@ -115,8 +186,14 @@ def _ours(run_dir, data_dir, tasks, tmp_path) -> dict:
   from ffnjax.eval.run import run
 
   records = str(tmp_path / "records.jsonl")
-  run(run_dir, tasks=",".join(tasks), data_dir=data_dir, max_length=MAX_LENGTH, output=str(tmp_path / "r.json"),
-      records=records)
+  run(
+    run_dir,
+    tasks=",".join(tasks),
+    data_dir=data_dir,
+    max_length=MAX_LENGTH,
+    output=str(tmp_path / "r.json"),
+    records=records,
+  )
   out: dict = {t: [] for t in tasks}
   for line in open(records):
     rec = json.loads(line)
@@ -173,7 +250,9 @@ def test_smollm2_wikitext_pages_match_lm_eval_with_the_bos_prefix(smollm2, tmp_p
   eos_prefixed = copy.copy(tok)  # the same tokenizer conditioned on EOS, as ffnjax did before
   eos_prefixed.prefix_token_id = tok.eot_id
   before = pages(eos_prefixed)
-  print(f"SmolLM2 WikiText per-page LL (max_length {MAX_LENGTH}): lm-eval {np.round(theirs, 4).tolist()}, "
-        f"ffnjax BOS prefix {np.round(after, 4).tolist()}, EOS prefix {np.round(before, 4).tolist()}")
+  print(
+    f"SmolLM2 WikiText per-page LL (max_length {MAX_LENGTH}): lm-eval {np.round(theirs, 4).tolist()}, "
+    f"ffnjax BOS prefix {np.round(after, 4).tolist()}, EOS prefix {np.round(before, 4).tolist()}"
+  )
   np.testing.assert_allclose(after, theirs, atol=2e-3)  # 135M fp32, pages of ~60-80 tokens
   assert np.abs(np.asarray(before) - theirs).max() > 0.1

@@ -58,11 +58,13 @@ def check_values_and_grads(pallas_fn, reference_fn, args, argnums, tol, out_dtyp
 
 def value_and_vjp(fn, ct, *args, argnums):
   """fn(*args) and its vjp with cotangent `ct` w.r.t. args[argnums]: one trace (one compile under jit)."""
+
   def of_diff(*diff):
     full = list(args)
     for i, d in zip(argnums, diff):
       full[i] = d
     return fn(*full)
+
   out, vjp = jax.vjp(of_diff, *[args[i] for i in argnums])
   return out, vjp(ct.astype(out.dtype))
 

@@ -3,10 +3,11 @@
 import jax
 import jax.numpy as jnp
 import pytest
+from kernel_testlib import export_text
 
 from ffnjax import kernels
-from ffnjax.kernels import backend, config as kconfig
-from kernel_testlib import export_text
+from ffnjax.kernels import backend
+from ffnjax.kernels import config as kconfig
 
 
 def test_defaults():
@@ -17,13 +18,16 @@ def test_defaults():
   kernels.validate(cfg)
 
 
-@pytest.mark.parametrize("field,value,match", [
+@pytest.mark.parametrize(
+  "field,value,match",
+  [
     ("ffn", "fused", r"kernels.ffn='fused': must be one of \('reference', 'pallas'\)"),
     ("cross_entropy", "xla", r"kernels.cross_entropy='xla'"),
     ("backend", "cuda", r"kernels.backend='cuda': must be one of \('auto', 'tpu', 'gpu', 'interpret'\)"),
     ("interpret_as", "cpu", r"kernels.interpret_as='cpu': must be one of \('tpu', 'gpu'\)"),
     ("attn_block_q", -8, r"kernels.attn_block_q=-8: must be an int >= 0"),
-])
+  ],
+)
 def test_validate_names_field_and_allowed_values(field, value, match):
   cfg = kernels.default_config()
   cfg[field] = value
@@ -41,8 +45,12 @@ def test_gpu_blocks_must_be_powers_of_two():
   cfg = kernels.default_config()
   cfg.backend, cfg.ffn_block_width = "gpu", 96
   sds = jax.ShapeDtypeStruct
-  args = (sds((64, 128), jnp.bfloat16), sds((128, 300), jnp.bfloat16), sds((128, 300), jnp.bfloat16),
-          sds((300, 128), jnp.bfloat16))
+  args = (
+    sds((64, 128), jnp.bfloat16),
+    sds((128, 300), jnp.bfloat16),
+    sds((128, 300), jnp.bfloat16),
+    sds((300, 128), jnp.bfloat16),
+  )
   with pytest.raises(ValueError, match=r"kernels.ffn_block_width=96: GPU \(Triton\) blocks must be a power"):
     export_text(lambda *a: kernels.swiglu_ffn(*a, impl="pallas", config=cfg), args, "cuda")
 
@@ -50,8 +58,11 @@ def test_gpu_blocks_must_be_powers_of_two():
 def test_tpu_blocks_must_fit_the_tiling():
   cfg = kernels.default_config()
   cfg.backend, cfg.ce_block_vocab = "tpu", 200
-  args = (jax.ShapeDtypeStruct((64, 128), jnp.bfloat16), jax.ShapeDtypeStruct((128, 1000), jnp.bfloat16),
-          jax.ShapeDtypeStruct((64,), jnp.int32))
+  args = (
+    jax.ShapeDtypeStruct((64, 128), jnp.bfloat16),
+    jax.ShapeDtypeStruct((128, 1000), jnp.bfloat16),
+    jax.ShapeDtypeStruct((64,), jnp.int32),
+  )
   with pytest.raises(ValueError, match=r"kernels.ce_block_vocab=200: TPU blocks must be a multiple of 128"):
     export_text(lambda *a: kernels.cross_entropy(*a, impl="pallas", config=cfg), args, "tpu")
 
@@ -59,8 +70,11 @@ def test_tpu_blocks_must_fit_the_tiling():
 def test_explicit_backends_and_platforms():
   s = backend.settings
   cfg = kernels.default_config()
-  for name, target in (("tpu", backend.Target("tpu")), ("gpu", backend.Target("gpu")),
-                       ("interpret", backend.Target("tpu", interpret=True))):
+  for name, target in (
+    ("tpu", backend.Target("tpu")),
+    ("gpu", backend.Target("gpu")),
+    ("interpret", backend.Target("tpu", interpret=True)),
+  ):
     cfg.backend = name
     assert backend.resolve(s(cfg)) == target
   cfg.backend = "auto"

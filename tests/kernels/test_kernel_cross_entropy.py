@@ -3,9 +3,9 @@
 import jax
 import jax.numpy as jnp
 import pytest
+from kernel_testlib import TOLS, check_values_and_grads, interpret_config, randn
 
 from ffnjax import kernels
-from kernel_testlib import TOLS, check_values_and_grads, interpret_config, randn
 
 # (N, d, V, dtype): ragged token blocks (40 % 16) and vocab blocks (300 % 128, 1000 % 128), d not a
 # multiple of the GPU inner chunk (24 % 16), and bf16.
@@ -17,11 +17,11 @@ BLOCKS = dict(ce_block_tokens=16, ce_block_vocab=128, gpu_block_inner=16)
 @pytest.mark.parametrize("n,d,v,dtype", CASES)
 def test_matches_reference(family, n, d, v, dtype):
   k = jax.random.split(jax.random.key(4), 3)
-  hidden, head = randn(k[0], (n, d), dtype), randn(k[1], (d, v), dtype, 3 * d ** -0.5)
+  hidden, head = randn(k[0], (n, d), dtype), randn(k[1], (d, v), dtype, 3 * d**-0.5)
   targets = jax.random.randint(k[2], (n,), 0, v, jnp.int32)
   cfg = interpret_config(family, **BLOCKS)
-  fused = lambda h, w: kernels.cross_entropy(h, w, targets, impl="pallas", config=cfg)  # noqa: E731
-  ref = lambda h, w: kernels.cross_entropy_reference(h, w, targets)  # noqa: E731
+  fused = lambda h, w: kernels.cross_entropy(h, w, targets, impl="pallas", config=cfg)
+  ref = lambda h, w: kernels.cross_entropy_reference(h, w, targets)
   check_values_and_grads(fused, ref, (hidden, head), (0, 1), TOLS[dtype], out_dtype=jnp.float32)
 
 

@@ -3,15 +3,14 @@
 import jax
 import jax.numpy as jnp
 import pytest
+from kernel_testlib import TOLS, check_values_and_grads, interpret_config, randn
 
 from ffnjax import kernels
-from kernel_testlib import TOLS, check_values_and_grads, interpret_config, randn
 
 # (B, T, H, KV, hd, causal, dtype): T not a multiple of the blocks (50, 37), GQA (H = 2 KV, H = 2 with
 # KV = 1), a head dim that is not a power of two (24: padded inside GPU tiles), non-causal with padded
 # keys, and bf16.
-CASES = [(2, 50, 4, 2, 24, True, "float32"), (1, 37, 2, 1, 16, False, "float32"),
-         (1, 64, 4, 4, 32, True, "bfloat16")]
+CASES = [(2, 50, 4, 2, 24, True, "float32"), (1, 37, 2, 1, 16, False, "float32"), (1, 64, 4, 4, 32, True, "bfloat16")]
 BLOCKS = {"tpu": dict(attn_block_q=16, attn_block_k=32), "gpu": dict(attn_block_q=16, attn_block_k=32)}
 
 
@@ -19,11 +18,10 @@ BLOCKS = {"tpu": dict(attn_block_q=16, attn_block_k=32), "gpu": dict(attn_block_
 @pytest.mark.parametrize("b,t,h,kv,hd,causal,dtype", CASES)
 def test_matches_reference(family, b, t, h, kv, hd, causal, dtype):
   k = jax.random.split(jax.random.key(1), 3)
-  args = (randn(k[0], (b, t, h, hd), dtype), randn(k[1], (b, t, kv, hd), dtype),
-          randn(k[2], (b, t, kv, hd), dtype))
+  args = (randn(k[0], (b, t, h, hd), dtype), randn(k[1], (b, t, kv, hd), dtype), randn(k[2], (b, t, kv, hd), dtype))
   cfg = interpret_config(family, **BLOCKS[family])
-  fused = lambda q, k, v: kernels.attention(q, k, v, causal=causal, impl="pallas", config=cfg)  # noqa: E731
-  ref = lambda q, k, v: kernels.attention_reference(q, k, v, causal=causal)  # noqa: E731
+  fused = lambda q, k, v: kernels.attention(q, k, v, causal=causal, impl="pallas", config=cfg)
+  ref = lambda q, k, v: kernels.attention_reference(q, k, v, causal=causal)
   check_values_and_grads(fused, ref, args, (0, 1, 2), TOLS[dtype])
 
 

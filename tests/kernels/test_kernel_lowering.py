@@ -10,10 +10,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 from jax.sharding import AbstractDevice, AbstractMesh, AxisType
+from kernel_testlib import export_text, kernel_calls
 
 from ffnjax import kernels
 from ffnjax.kernels import backend
-from kernel_testlib import export_text, kernel_calls
 
 BF16 = jnp.bfloat16
 
@@ -24,15 +24,34 @@ def _sds(*shape, dtype=BF16):
 
 # op -> (function of config, example args, differentiable argnums, kernels in forward, in forward+backward)
 OPS = {
-    "swiglu_ffn": (lambda c: lambda x, g, u, d: kernels.swiglu_ffn(x, g, u, d, impl="pallas", config=c),
-                   (_sds(512, 1280), _sds(1280, 1793), _sds(1280, 1793), _sds(1793, 1280)),
-                   (0, 1, 2, 3), 1, 2),
-    "attention": (lambda c: lambda q, k, v: kernels.attention(q, k, v, impl="pallas", config=c),
-                  (_sds(2, 1000, 8, 64), _sds(2, 1000, 4, 64), _sds(2, 1000, 4, 64)), (0, 1, 2), 1, 3),
-    "rms_norm": (lambda c: lambda x, s: kernels.rms_norm(x, s, impl="pallas", config=c),
-                 (_sds(2, 1000, 1280), _sds(1280)), (0, 1), 1, 2),
-    "cross_entropy": (lambda c: lambda h, w, t: kernels.cross_entropy(h, w, t, impl="pallas", config=c),
-                      (_sds(1000, 1280), _sds(1280, 50257), _sds(1000, dtype=jnp.int32)), (0, 1), 1, 3),
+  "swiglu_ffn": (
+    lambda c: lambda x, g, u, d: kernels.swiglu_ffn(x, g, u, d, impl="pallas", config=c),
+    (_sds(512, 1280), _sds(1280, 1793), _sds(1280, 1793), _sds(1793, 1280)),
+    (0, 1, 2, 3),
+    1,
+    2,
+  ),
+  "attention": (
+    lambda c: lambda q, k, v: kernels.attention(q, k, v, impl="pallas", config=c),
+    (_sds(2, 1000, 8, 64), _sds(2, 1000, 4, 64), _sds(2, 1000, 4, 64)),
+    (0, 1, 2),
+    1,
+    3,
+  ),
+  "rms_norm": (
+    lambda c: lambda x, s: kernels.rms_norm(x, s, impl="pallas", config=c),
+    (_sds(2, 1000, 1280), _sds(1280)),
+    (0, 1),
+    1,
+    2,
+  ),
+  "cross_entropy": (
+    lambda c: lambda h, w, t: kernels.cross_entropy(h, w, t, impl="pallas", config=c),
+    (_sds(1000, 1280), _sds(1280, 50257), _sds(1000, dtype=jnp.int32)),
+    (0, 1),
+    1,
+    3,
+  ),
 }
 PLATFORMS = {"tpu": "tpu", "gpu": "cuda"}
 
@@ -71,16 +90,21 @@ def test_auto_without_mesh_picks_the_lowering_platform(op, platform):
 
 @pytest.mark.parametrize("platform,family", [("tpu", "tpu"), ("gpu", "gpu"), ("cpu", "tpu")])
 def test_auto_follows_the_abstract_mesh(platform, family):
-  mesh = AbstractMesh((1,), ("data",), (AxisType.Auto,),
-                      abstract_device=AbstractDevice(device_kind="x", num_cores=1, platform=platform))
+  mesh = AbstractMesh(
+    (1,), ("data",), (AxisType.Auto,), abstract_device=AbstractDevice(device_kind="x", num_cores=1, platform=platform)
+  )
   with jax.sharding.use_abstract_mesh(mesh):
     target = backend.resolve(backend.settings(kernels.default_config()))
   assert target == backend.Target(family, interpret=platform == "cpu")
 
 
 def test_auto_with_a_tpu_abstract_mesh_lowers_tpu_kernels():
-  mesh = AbstractMesh((1,), ("data",), (AxisType.Auto,),
-                      abstract_device=AbstractDevice(device_kind="TPU v5 lite", num_cores=1, platform="tpu"))
+  mesh = AbstractMesh(
+    (1,),
+    ("data",),
+    (AxisType.Auto,),
+    abstract_device=AbstractDevice(device_kind="TPU v5 lite", num_cores=1, platform="tpu"),
+  )
   fn, _, args = _fwd_bwd("swiglu_ffn", kernels.default_config())
   with jax.sharding.use_abstract_mesh(mesh):
     lowered = jax.jit(fn).trace(*args).lower(lowering_platforms=("tpu",))

@@ -3,9 +3,9 @@
 import jax
 import jax.numpy as jnp
 import pytest
+from kernel_testlib import TOLS, check_values_and_grads, interpret_config, randn
 
 from ffnjax import kernels
-from kernel_testlib import TOLS, check_values_and_grads, interpret_config, randn
 
 # (x shape, dtype): ragged row blocks (21 rows, 50 rows with blocks of 16), d not a power of two (40, 130,
 # 96: padded inside GPU tiles), leading batch dims, and bf16.
@@ -19,8 +19,8 @@ def test_matches_reference(family, shape, dtype):
   x = randn(k[0], shape, dtype, 3.0)
   scale = (1.0 + 0.1 * jax.random.normal(k[1], shape[-1:])).astype(dtype)
   cfg = interpret_config(family, rms_block_tokens=16)
-  fused = lambda x, s: kernels.rms_norm(x, s, eps=1e-5, impl="pallas", config=cfg)  # noqa: E731
-  ref = lambda x, s: kernels.rms_norm_reference(x, s, eps=1e-5)  # noqa: E731
+  fused = lambda x, s: kernels.rms_norm(x, s, eps=1e-5, impl="pallas", config=cfg)
+  ref = lambda x, s: kernels.rms_norm_reference(x, s, eps=1e-5)
   check_values_and_grads(fused, ref, (x, scale), (0, 1), TOLS[dtype])
 
 

@@ -21,8 +21,31 @@ if LAUNCH not in sys.path:
 
 _SYSTEM_DIRS = ("/usr/bin", "/bin", "/usr/sbin", "/sbin")
 # What the launch scripts call besides the cluster tools.
-_SYSTEM_TOOLS = ("bash", "env", "dirname", "basename", "cat", "grep", "mktemp", "rm", "mkdir", "cp", "git", "tar",
-                 "gzip", "sleep", "hostname", "stat", "date", "tail", "sed", "head", "kill", "chmod", "touch")
+_SYSTEM_TOOLS = (
+  "bash",
+  "env",
+  "dirname",
+  "basename",
+  "cat",
+  "grep",
+  "mktemp",
+  "rm",
+  "mkdir",
+  "cp",
+  "git",
+  "tar",
+  "gzip",
+  "sleep",
+  "hostname",
+  "stat",
+  "date",
+  "tail",
+  "sed",
+  "head",
+  "kill",
+  "chmod",
+  "touch",
+)
 
 
 class Stubs:
@@ -56,8 +79,9 @@ class Stubs:
     return [line for line in self.log.read_text().splitlines() if line]
 
   def run(self, argv, cwd=None, timeout=60, **env_extra) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in argv], env=self.env(**env_extra), capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+    return subprocess.run(
+      [str(a) for a in argv], env=self.env(**env_extra), capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
 
 
 @pytest.fixture
@@ -71,8 +95,9 @@ def make_run_dir(run_dir, final_step: int, checkpoint_steps=(), tmp_steps=()) ->
   from ffnjax.core import rundir
 
   run_dir = os.fspath(run_dir)
-  rundir.write_json(rundir.join(run_dir, "config.json"), {"name": os.path.basename(run_dir),
-                                                          "train": {"steps": final_step}})
+  rundir.write_json(
+    rundir.join(run_dir, "config.json"), {"name": os.path.basename(run_dir), "train": {"steps": final_step}}
+  )
   for step in checkpoint_steps:
     for name in ("_CHECKPOINT_METADATA", "commit_success.txt"):
       rundir.write_text(rundir.join(run_dir, "checkpoints", str(step), name), "")

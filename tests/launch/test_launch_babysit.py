@@ -41,8 +41,9 @@ def _launches(run):
 def test_relaunches_until_the_final_checkpoint_exists(tmp_path):
   script, run = _setup(tmp_path)
   log = tmp_path / "babysit.log"
-  out = _babysit(f"--workdir={run}", "--max_retries=5", "--backoff=0", f"--log={log}", "--",
-                 sys.executable, script, run, 3, 1)
+  out = _babysit(
+    f"--workdir={run}", "--max_retries=5", "--backoff=0", f"--log={log}", "--", sys.executable, script, run, 3, 1
+  )
   assert out.returncode == 0, out.stderr
   assert _launches(run) == 3  # preempted twice, finished on the third launch, not launched again
   text = log.read_text()
@@ -100,11 +101,17 @@ def test_clear_errors(tmp_path):
 
 def test_sigterm_stops_the_child_and_does_not_relaunch(tmp_path):
   child = tmp_path / "child.py"  # checkpoints (exits 0) on SIGTERM, like the trainer
-  child.write_text("import signal, sys, time\n"
-                   "signal.signal(signal.SIGTERM, lambda *a: (print('saved', flush=True), sys.exit(0)))\n"
-                   "print('training', flush=True)\ntime.sleep(30)\n")
-  proc = subprocess.Popen([sys.executable, BABYSIT, f"--workdir={tmp_path}", "--backoff=0", "--",
-                           sys.executable, child], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  child.write_text(
+    "import signal, sys, time\n"
+    "signal.signal(signal.SIGTERM, lambda *a: (print('saved', flush=True), sys.exit(0)))\n"
+    "print('training', flush=True)\ntime.sleep(30)\n"
+  )
+  proc = subprocess.Popen(
+    [sys.executable, BABYSIT, f"--workdir={tmp_path}", "--backoff=0", "--", sys.executable, child],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   assert proc.stdout.readline() == "training\n"
   proc.send_signal(signal.SIGTERM)
   out, err = proc.communicate(timeout=30)

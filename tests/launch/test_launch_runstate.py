@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-
 import runstate
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -70,9 +69,12 @@ def test_gcs_run_dirs_on_the_emulator(gcs_bucket, run_dir_factory):
 
 
 def test_gcs_without_gcsfs_names_the_fix():
-  code = ("import sys; sys.modules['gcsfs'] = None; sys.path.insert(0, 'launch'); import runstate\n"
-          "try:\n  runstate.is_finished('gs://b/runs/x')\nexcept runstate.RunStateError as e:\n  print(e)")
+  code = (
+    "import sys; sys.modules['gcsfs'] = None; sys.path.insert(0, 'launch'); import runstate\n"
+    "try:\n  runstate.is_finished('gs://b/runs/x')\nexcept runstate.RunStateError as e:\n  print(e)"
+  )
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
   assert out.returncode == 0, out.stderr
-  assert out.stdout.startswith("cannot read gs://b/runs/x/config.json: ") and \
-      "pip install -e '.[gcs]'" in out.stdout, out.stdout
+  assert out.stdout.startswith("cannot read gs://b/runs/x/config.json: ") and "pip install -e '.[gcs]'" in out.stdout, (
+    out.stdout
+  )

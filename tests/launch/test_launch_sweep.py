@@ -6,12 +6,13 @@ import shlex
 import subprocess
 import sys
 
-
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LAUNCH = os.path.join(REPO, "launch")
 SWEEP = os.path.join(LAUNCH, "sweep.py")
 STUDY = "configs/study.py:paper_285m_12l"
-NAMES = ["baseline_285m_12l"] + [f"{p}_{r}_285m_12l" for p in ("first", "middle", "final") for r in (10, 30, 50, 70, 90)]
+NAMES = ["baseline_285m_12l"] + [
+  f"{p}_{r}_285m_12l" for p in ("first", "middle", "final") for r in (10, 30, 50, 70, 90)
+]
 
 
 def _dry_run(stubs, root, *args):
@@ -51,22 +52,42 @@ def test_finished_runs_are_skipped(stubs, tmp_path, run_dir_factory):
 
 
 def test_backends_and_trainer_flags(stubs, tmp_path, gcs_bucket):
-  jobs, _ = _dry_run(stubs, tmp_path, "--backend=slurm", "--launcher_args=--nodes=2 --partition=gpu",
-                     "--only=^middle_70", "--", "--config.train.steps=100")
+  jobs, _ = _dry_run(
+    stubs,
+    tmp_path,
+    "--backend=slurm",
+    "--launcher_args=--nodes=2 --partition=gpu",
+    "--only=^middle_70",
+    "--",
+    "--config.train.steps=100",
+  )
   assert len(jobs) == 1
-  assert jobs[0] == [os.path.join(LAUNCH, "slurm_gpu.sbatch"), "--job_name=middle_70_285m_12l", "--nodes=2",
-                     "--partition=gpu", "--config=configs/paper.py:middle_70_285m_12l",
-                     f"--workdir={tmp_path}/middle_70_285m_12l",
-                     # the paper study's data overrides travel with every job (configs/study.py:_paper_data)
-                     "--config.data.input=data/fineweb-edu/sample-10BT", "--config.data.path=",
-                     "--config.eval.data_dir=data/eval", "--config.seed=0", "--config.train.steps=100"]
+  assert jobs[0] == [
+    os.path.join(LAUNCH, "slurm_gpu.sbatch"),
+    "--job_name=middle_70_285m_12l",
+    "--nodes=2",
+    "--partition=gpu",
+    "--config=configs/paper.py:middle_70_285m_12l",
+    f"--workdir={tmp_path}/middle_70_285m_12l",
+    # the paper study's data overrides travel with every job (configs/study.py:_paper_data)
+    "--config.data.input=data/fineweb-edu/sample-10BT",
+    "--config.data.path=",
+    "--config.eval.data_dir=data/eval",
+    "--config.seed=0",
+    "--config.train.steps=100",
+  ]
 
-  jobs, _ = _dry_run(stubs, f"{gcs_bucket}/study", "--backend=tpu", "--launcher_args=--zone=z --spot",
-                     "--only=baseline|final_10")
+  jobs, _ = _dry_run(
+    stubs, f"{gcs_bucket}/study", "--backend=tpu", "--launcher_args=--zone=z --spot", "--only=baseline|final_10"
+  )
   assert len(jobs) == 2
   cmd = jobs[1]
-  assert cmd[1:5] == [os.path.join(LAUNCH, "babysit.py"), f"--workdir={gcs_bucket}/study/final_10_285m_12l",
-                      "--max_retries=20", "--"]  # TPU jobs are babysat: preempted slices get re-created
+  assert cmd[1:5] == [
+    os.path.join(LAUNCH, "babysit.py"),
+    f"--workdir={gcs_bucket}/study/final_10_285m_12l",
+    "--max_retries=20",
+    "--",
+  ]  # TPU jobs are babysat: preempted slices get re-created
   assert cmd[5:9] == [os.path.join(LAUNCH, "tpu_pod.sh"), "run", "--name=ffnjax-final-10-285m-12l", "--zone=z"]
   assert re.fullmatch(r"[a-z][a-z0-9-]*", _flag(cmd, "name"))
   assert cmd[cmd.index("--spot") + 1] == "--"  # trainer flags after --
@@ -74,8 +95,9 @@ def test_backends_and_trainer_flags(stubs, tmp_path, gcs_bucket):
 
 def test_slurm_submission_goes_through_slurm_gpu_sbatch(stubs, tmp_path):
   stubs.add("sbatch", 'echo "Submitted batch job 42"')
-  out = stubs.run([sys.executable, SWEEP, f"--study={STUDY}", f"--root={tmp_path}", "--backend=slurm",
-                   "--only=^first_"], cwd=REPO)
+  out = stubs.run(
+    [sys.executable, SWEEP, f"--study={STUDY}", f"--root={tmp_path}", "--backend=slurm", "--only=^first_"], cwd=REPO
+  )
   assert out.returncode == 0, out.stderr
   calls = stubs.calls()
   assert len(calls) == 5 and all(c.startswith("sbatch --job-name=first_") for c in calls)
@@ -94,20 +116,22 @@ def test_required_arguments_and_bad_study(stubs, tmp_path):
   assert out.returncode == 2 and "--study is required" in out.stderr
   out = stubs.run([sys.executable, SWEEP, "--dry_run", f"--study={STUDY}"], cwd=REPO)
   assert out.returncode == 2 and "--root is required" in out.stderr
-  out = stubs.run([sys.executable, SWEEP, "--dry_run", "--study=configs/study.py:nope", f"--root={tmp_path}"],
-                  cwd=REPO)
+  out = stubs.run([sys.executable, SWEEP, "--dry_run", "--study=configs/study.py:nope", f"--root={tmp_path}"], cwd=REPO)
   assert out.returncode != 0 and "unknown study" in out.stderr
   out = stubs.run([sys.executable, SWEEP, "--help"], cwd=REPO)
   assert out.returncode == 0 and "--backend" in out.stdout
 
 
 def test_runs_from_any_directory_and_imports_no_jax(stubs, tmp_path):
-  code = (f"import sys; sys.argv = ['sweep.py', '--study={STUDY}', '--root={tmp_path}', '--dry_run']; "
-          f"sys.path.insert(0, {LAUNCH!r}); import sweep; rc = sweep.main(); "
-          "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'flax', 'orbax'));"
-          "assert not heavy, heavy; sys.exit(rc)")
-  out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                       env=stubs.env())
+  code = (
+    f"import sys; sys.argv = ['sweep.py', '--study={STUDY}', '--root={tmp_path}', '--dry_run']; "
+    f"sys.path.insert(0, {LAUNCH!r}); import sweep; rc = sweep.main(); "
+    "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'flax', 'orbax'));"
+    "assert not heavy, heavy; sys.exit(rc)"
+  )
+  out = subprocess.run(
+    [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=stubs.env()
+  )
   assert out.returncode == 0, out.stderr
   assert len(out.stdout.splitlines()) == 16
 
@@ -115,14 +139,23 @@ def test_runs_from_any_directory_and_imports_no_jax(stubs, tmp_path):
 def test_local_backend_trains_unfinished_runs_one_by_one(stubs, tmp_path, run_dir_factory):
   # A stand-in for `python -m ffnjax.train`: records its flags and writes the final checkpoint.
   fake_python = tmp_path / "python"
-  fake_python.write_text('#!/usr/bin/env bash\necho "python $*" >> "$STUB_LOG"\n'
-                         'for a; do [[ $a == --workdir=* ]] && run=${a#*=}; done\n'
-                         'mkdir -p "$run/checkpoints/20000"\n'
-                         'printf \'{"train": {"steps": 20000}}\' > "$run/config.json"\n')
+  fake_python.write_text(
+    '#!/usr/bin/env bash\necho "python $*" >> "$STUB_LOG"\n'
+    "for a; do [[ $a == --workdir=* ]] && run=${a#*=}; done\n"
+    'mkdir -p "$run/checkpoints/20000"\n'
+    'printf \'{"train": {"steps": 20000}}\' > "$run/config.json"\n'
+  )
   fake_python.chmod(0o755)
   root = tmp_path / "study"
   run_dir_factory(root / "first_30_285m_12l", final_step=20000, checkpoint_steps=(20000,))
-  args = [sys.executable, SWEEP, f"--study={STUDY}", f"--root={root}", "--only=^first_[13]0_", f"--python={fake_python}"]
+  args = [
+    sys.executable,
+    SWEEP,
+    f"--study={STUDY}",
+    f"--root={root}",
+    "--only=^first_[13]0_",
+    f"--python={fake_python}",
+  ]
   out = stubs.run(args, cwd=REPO)
   assert out.returncode == 0, out.stderr
   assert [c.split()[:3] for c in stubs.calls()] == [["python", "-m", "ffnjax.train"]]  # first_30 was finished

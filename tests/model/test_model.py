@@ -10,8 +10,8 @@ import pytest
 
 from configs import tiny
 from ffnjax import model as model_lib
-from ffnjax.parallel import make_mesh
 from ffnjax.core.placement import LayerPlan
+from ffnjax.parallel import make_mesh
 from ffnjax.train.step import loss_fn
 
 # fp32 everywhere: sharded reductions reorder sums, so allow a few ulps of the logits' scale.
@@ -87,8 +87,9 @@ def test_scanned_equals_unrolled():
   unrolled = Jitted(model_lib.build(config.model, plan))
   flat = model_lib.scanned_to_unrolled(params, plan)
   assert "layer_3" in flat and not any(k.startswith("group_") for k in flat)
-  np.testing.assert_allclose(unrolled.apply({"params": flat}, tokens), model.apply({"params": params}, tokens),
-                             atol=1e-6)
+  np.testing.assert_allclose(
+    unrolled.apply({"params": flat}, tokens), model.apply({"params": params}, tokens), atol=1e-6
+  )
   back = model_lib.unrolled_to_scanned(flat, plan)
   assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), back, params))
 
@@ -100,7 +101,7 @@ def test_remat_policies_do_not_change_values():
   for policy in ("full", "save_sublayer_outputs"):
     config.model.remat = policy
     m = model_lib.build(config.model, plan)
-    g = jax.jit(jax.grad(lambda p: loss_fn(m, p, tokens)))(params)
+    g = jax.jit(jax.grad(lambda p, m=m: loss_fn(m, p, tokens)))(params)
     for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(grads)):
       np.testing.assert_allclose(a, b, atol=1e-6)
 
@@ -109,8 +110,9 @@ def test_keep_all_ones_equals_no_mask():
   config = small_config()
   plan, model, params, tokens = setup(config)
   ones = jnp.ones((plan.num_layers, 2))
-  np.testing.assert_array_equal(model.apply({"params": params}, tokens, keep=ones),
-                                model.apply({"params": params}, tokens))
+  np.testing.assert_array_equal(
+    model.apply({"params": params}, tokens, keep=ones), model.apply({"params": params}, tokens)
+  )
 
 
 def _zero_sublayer(params, plan, layer, leaf):
@@ -165,7 +167,9 @@ def test_cpu_train_step_does_not_transpose_activations():
   """The matmuls see [tokens, d] operands (ffnjax.model.layers.dense, swiglu_ffn_reference): with [B, T, d]
   einsums XLA:CPU transposed every FFN cotangent [B, T, d_ff] -> [d_ff, B*T] to form the weight gradients, about
   a quarter of a 27 M model's train step (benchmarks/train_step.py)."""
-  config = small_config("baseline_tiny_4l", d_ff=160, ffn_pad_multiple=32)  # d_ff 160 differs from every other dimension
+  config = small_config(
+    "baseline_tiny_4l", d_ff=160, ffn_pad_multiple=32
+  )  # d_ff 160 differs from every other dimension
   plan, model, params, _ = setup(config)
   tokens = jnp.zeros((6, 11), jnp.int32)  # 6 x 10 inputs: tokens 60
   hlo = jax.jit(jax.grad(lambda p: loss_fn(model.model, p, tokens))).lower(params).compile().as_text()

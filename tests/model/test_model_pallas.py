@@ -8,8 +8,8 @@ import pytest
 
 from configs import tiny
 from ffnjax import model as model_lib
-from ffnjax.parallel import make_mesh
 from ffnjax.core.placement import LayerPlan
+from ffnjax.parallel import make_mesh
 from ffnjax.train.optimizer import make_optimizer
 from ffnjax.train.step import make_train_step
 
@@ -60,7 +60,9 @@ def test_train_step_matches():
   assert float(pal_m["grad_norm"]) == pytest.approx(float(ref_m["grad_norm"]), rel=RTOL)
   # Compare the updates rather than the weights: Adam's first step is ~lr * sign(g) for every entry.
   start = model_lib.init_params(model_lib.build(ref_cfg.model, plan), jax.random.key(0))
-  for s, r, p in zip(jax.tree.leaves(start), jax.tree.leaves(ref_state["params"]), jax.tree.leaves(pal_state["params"])):
+  for s, r, p in zip(
+    jax.tree.leaves(start), jax.tree.leaves(ref_state["params"]), jax.tree.leaves(pal_state["params"])
+  ):
     du_r, du_p = np.asarray(r - s), np.asarray(p - s)
     agree = np.isclose(du_r, du_p, atol=1e-6 * ref_cfg.train.peak_lr * 1e3)
     assert agree.mean() > 0.99

@@ -8,14 +8,18 @@ import numpy as np
 import pytest
 
 from ffnjax.eval import engine
-from ffnjax.notebook import InteractiveModel, open_study
 from ffnjax.model import make_logits_fn
+from ffnjax.notebook import InteractiveModel, open_study
 
 BASELINE = "baseline_tiny_4l"
 RUNS = (BASELINE, "first_50_tiny_4l", "final_50_tiny_4l")  # the smoke study's runs, each with records
 
-PAIRS = [("To be, or not to be, that is the", " question"), ("ROMEO:\nBut soft, what light", " through yonder"),
-         ("", "Hello there"), ("My lord  ", "we")]
+PAIRS = [
+  ("To be, or not to be, that is the", " question"),
+  ("ROMEO:\nBut soft, what light", " through yonder"),
+  ("", "Hello there"),
+  ("My lord  ", "we"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +28,9 @@ def model(smoke_study):
 
 
 def test_score_is_the_engines_loglikelihood(model):
-  reference = engine.loglikelihood(make_logits_fn(model.config, model.plan, model.params), model.tokenizer, PAIRS,
-                                   max_length=model.max_length)
+  reference = engine.loglikelihood(
+    make_logits_fn(model.config, model.plan, model.params), model.tokenizer, PAIRS, max_length=model.max_length
+  )
   assert model.score_many(PAIRS) == reference
   assert model.score(*PAIRS[0]) == reference[0]
   assert model.step == 6 and model.max_length == 128
@@ -120,8 +125,9 @@ def test_greedy_generation_is_deterministic(model):
   seq = model.encode(prompt) + tokens
   assert tokens[-1] == int(np.argmax(model.logits(seq[:-1])[-1]))
   sampled = model.generate(prompt, max_new_tokens=8, temperature=1.0, seed=3, return_tokens=True, stop_at_eot=False)
-  assert sampled == model.generate(prompt, max_new_tokens=8, temperature=1.0, seed=3, return_tokens=True,
-                                   stop_at_eot=False)
+  assert sampled == model.generate(
+    prompt, max_new_tokens=8, temperature=1.0, seed=3, return_tokens=True, stop_at_eot=False
+  )
   assert model.generate(prompt, max_new_tokens=0) == ""
   with pytest.raises(ValueError, match="temperature"):
     model.generate(prompt, temperature=-1.0)

@@ -11,7 +11,7 @@ from nbclient import NotebookClient
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOTEBOOKS = os.path.join(REPO, "notebooks")
-NAMES = sorted(f[:-len(".ipynb")] for f in os.listdir(NOTEBOOKS) if f.endswith(".ipynb"))
+NAMES = sorted(f[: -len(".ipynb")] for f in os.listdir(NOTEBOOKS) if f.endswith(".ipynb"))
 BASELINE = "baseline_tiny_4l"
 CELL_TIMEOUT_S = 300  # per cell; the slowest (restore + first compile) takes seconds on a CPU
 
@@ -23,8 +23,9 @@ def cell_sources(nb) -> list[tuple[str, str, str | None]]:
 
 def test_notebooks_are_paired_with_their_py_and_in_sync():
   assert {"explore_study", "plan_paper_grid"} <= set(NAMES)
-  assert sorted(f[:-len(".py")] for f in os.listdir(NOTEBOOKS) if f.endswith(".py")) == NAMES, \
-      "every notebook is a .py + .ipynb pair (`jupytext --set-formats ipynb,py:percent NOTEBOOK.ipynb`)"
+  assert sorted(f[: -len(".py")] for f in os.listdir(NOTEBOOKS) if f.endswith(".py")) == NAMES, (
+    "every notebook is a .py + .ipynb pair (`jupytext --set-formats ipynb,py:percent NOTEBOOK.ipynb`)"
+  )
   for name in NAMES:
     py = jupytext.read(os.path.join(NOTEBOOKS, f"{name}.py"))
     ipynb = jupytext.read(os.path.join(NOTEBOOKS, f"{name}.ipynb"))
@@ -39,8 +40,11 @@ def test_notebooks_are_paired_with_their_py_and_in_sync():
         assert cell.outputs == [] and cell.execution_count is None, (name, cell.metadata.get("title"))
     with open(os.path.join(NOTEBOOKS, f"{name}.py"), encoding="utf-8") as f:
       lines = f.read().splitlines()
-    steps = {indent(b) - indent(a) for a, b in zip(lines, lines[1:])
-             if a.rstrip().endswith(":") and not a.lstrip().startswith("#") and b.strip()}
+    steps = {
+      indent(b) - indent(a)
+      for a, b in zip(lines, lines[1:])
+      if a.rstrip().endswith(":") and not a.lstrip().startswith("#") and b.strip()
+    }
     assert steps == {2}, f"{name}.py: blocks indent by 2 spaces, as the package does (found {sorted(steps)})"
 
 
@@ -59,8 +63,12 @@ def test_notebooks_readme_says_how_to_edit():
 def kernel_env(tmp_path, **env) -> dict:
   """The test process's environment (FFNJAX_CACHE, XLA_FLAGS, ...) plus a private IPython dir and inline figures
   (even where CI sets MPLBACKEND=Agg), on the CPU unless JAX_PLATFORMS says otherwise."""
-  out = {**os.environ, "IPYTHONDIR": str(tmp_path / "ipython"),
-         "MPLBACKEND": "module://matplotlib_inline.backend_inline", **env}
+  out = {
+    **os.environ,
+    "IPYTHONDIR": str(tmp_path / "ipython"),
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    **env,
+  }
   out.setdefault("JAX_PLATFORMS", "cpu")
   return out
 

@@ -25,13 +25,21 @@ def ffn_padding(config) -> int:
   """Parameters the model stores beyond LayerPlan.param_count: each FFN's 3 matrices padded with exact zeros from
   its width to a multiple of model.ffn_pad_multiple."""
   plan = LayerPlan.from_config(config)
-  return sum(3 * g.count * config.model.d_model * (padded_width(g.width, config.model.ffn_pad_multiple) - g.width)
-             for g in plan.groups if g.width)
+  return sum(
+    3 * g.count * config.model.d_model * (padded_width(g.width, config.model.ffn_pad_multiple) - g.width)
+    for g in plan.groups
+    if g.width
+  )
 
 
 def plan_json(name: str) -> dict:
-  out = subprocess.run([sys.executable, "-m", "ffnjax.plan", f"--config=configs/paper.py:{name}", "--json"],
-                       cwd=REPO, capture_output=True, text=True, timeout=120)
+  out = subprocess.run(
+    [sys.executable, "-m", "ffnjax.plan", f"--config=configs/paper.py:{name}", "--json"],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert out.returncode == 0, out.stderr[-2000:]
   return json.loads(out.stdout)
 
@@ -83,8 +91,16 @@ def test_scaleout_planner_errors_are_clear():
 
 def test_scaleout_plan_cli_compile():
   # no --batch: the full step with its micro-batch accumulation, as the trainer compiles it
-  cmd = [sys.executable, "-m", "ffnjax.plan", "--config=configs/tiny.py:final_50_tiny_8l", "--compile",
-         "--mesh=data:2,fsdp:2,tensor:2", "--target=v5e", "--config.train.micro_batches=2"]
+  cmd = [
+    sys.executable,
+    "-m",
+    "ffnjax.plan",
+    "--config=configs/tiny.py:final_50_tiny_8l",
+    "--compile",
+    "--mesh=data:2,fsdp:2,tensor:2",
+    "--target=v5e",
+    "--config.train.micro_batches=2",
+  ]
   out = subprocess.run(cmd + ["--json"], cwd=REPO, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
   report = json.loads(out.stdout)

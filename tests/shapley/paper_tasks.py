@@ -14,16 +14,26 @@ import os
 import numpy as np
 
 PHRASES = [
-    "the king is dead and the queen is here", "my lord I will go with you to the court",
-    "good night sweet prince and flights of angels", "what is the matter with you my good lord",
-    "I do love thee with all my heart and soul", "come let us go in and speak with the duke",
-    "the night is long that never finds the day", "now is the winter of our discontent",
-    "all the world is a stage and all the men and women", "I have done the deed and heard you not a noise",
-    "the lady doth protest too much methinks", "to be or not to be that is the question",
-    "what light through yonder window breaks", "a horse a horse my kingdom for a horse",
-    "the course of true love never did run smooth", "there is nothing either good or bad",
-    "if music be the food of love play on", "I am a man more sinned against than sinning",
-    "the fault dear brother is not in our stars", "we are such stuff as dreams are made on",
+  "the king is dead and the queen is here",
+  "my lord I will go with you to the court",
+  "good night sweet prince and flights of angels",
+  "what is the matter with you my good lord",
+  "I do love thee with all my heart and soul",
+  "come let us go in and speak with the duke",
+  "the night is long that never finds the day",
+  "now is the winter of our discontent",
+  "all the world is a stage and all the men and women",
+  "I have done the deed and heard you not a noise",
+  "the lady doth protest too much methinks",
+  "to be or not to be that is the question",
+  "what light through yonder window breaks",
+  "a horse a horse my kingdom for a horse",
+  "the course of true love never did run smooth",
+  "there is nothing either good or bad",
+  "if music be the food of love play on",
+  "I am a man more sinned against than sinning",
+  "the fault dear brother is not in our stars",
+  "we are such stuff as dreams are made on",
 ]
 
 
@@ -40,7 +50,7 @@ def _wrong(rng, like: str, i: int) -> str:
       if shuffled != like:
         return shuffled
   other = PHRASES[int(rng.integers(len(PHRASES)))].split()
-  return " ".join(other[len(other) // 2:]) if " ".join(other[len(other) // 2:]) != like else "and so the night"
+  return " ".join(other[len(other) // 2 :]) if " ".join(other[len(other) // 2 :]) != like else "and so the night"
 
 
 def records(task: str, n: int, seed: int = 0) -> list[dict]:
@@ -49,7 +59,7 @@ def records(task: str, n: int, seed: int = 0) -> list[dict]:
   for i in range(n):
     good = PHRASES[i % len(PHRASES)]
     words = good.split(" ")
-    stem, tail = " ".join(words[:len(words) // 2]), " ".join(words[len(words) // 2:])
+    stem, tail = " ".join(words[: len(words) // 2]), " ".join(words[len(words) // 2 :])
     if task == "boolq":
       out.append({"question": "is " + stem, "passage": good, "idx": i, "label": i % 2})
     elif task in ("arc_easy", "arc_challenge", "openbookqa"):
@@ -59,11 +69,23 @@ def records(task: str, n: int, seed: int = 0) -> list[dict]:
       texts[gold] = tail
       labels = list("ABCD")
       if task == "openbookqa":
-        out.append({"id": f"{i}-1", "question_stem": stem, "choices": {"text": texts, "label": labels},
-                    "answerKey": labels[gold]})
+        out.append(
+          {
+            "id": f"{i}-1",
+            "question_stem": stem,
+            "choices": {"text": texts, "label": labels},
+            "answerKey": labels[gold],
+          }
+        )
       else:
-        out.append({"id": f"Mercury_{i}", "question": stem, "choices": {"text": texts, "label": labels},
-                    "answerKey": labels[gold]})
+        out.append(
+          {
+            "id": f"Mercury_{i}",
+            "question": stem,
+            "choices": {"text": texts, "label": labels},
+            "answerKey": labels[gold],
+          }
+        )
     elif task == "piqa":
       gold = int(rng.integers(2))
       sols = [_wrong(rng, tail, i), _wrong(rng, tail, i)]
@@ -75,16 +97,27 @@ def records(task: str, n: int, seed: int = 0) -> list[dict]:
       gold = int(rng.integers(2))
       if gold:
         options.reverse()
-      out.append({"sentence": " ".join(words[:j] + ["_"] + words[j + 1:]), "option1": options[0],
-                  "option2": options[1], "answer": str(gold + 1)})
+      out.append(
+        {
+          "sentence": " ".join(words[:j] + ["_"] + words[j + 1 :]),
+          "option1": options[0],
+          "option2": options[1],
+          "answer": str(gold + 1),
+        }
+      )
     else:
       raise ValueError(task)
   return out
 
 
-FILES = {"boolq": "boolq/validation.jsonl", "arc_easy": "arc_easy/test.jsonl",
-         "arc_challenge": "arc_challenge/test.jsonl", "piqa": "piqa/validation.jsonl",
-         "winogrande": "winogrande/validation.jsonl", "openbookqa": "openbookqa/test.jsonl"}
+FILES = {
+  "boolq": "boolq/validation.jsonl",
+  "arc_easy": "arc_easy/test.jsonl",
+  "arc_challenge": "arc_challenge/test.jsonl",
+  "piqa": "piqa/validation.jsonl",
+  "winogrande": "winogrande/validation.jsonl",
+  "openbookqa": "openbookqa/test.jsonl",
+}
 
 
 def write(data_dir: str, n: int = 16) -> str:

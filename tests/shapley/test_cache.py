@@ -99,8 +99,9 @@ def test_each_chunk_is_written_once_scored_and_a_resume_skips_it(tmp_path):
     return [{"t": (float(sum(c)), [1, 0])} for c in part]
 
   path = str(tmp_path / "tasks.jsonl")
-  games = TaskGames(lambda part: evaluate(part, fail_on=3), ["t"], CoalitionCache(path, 6, fields=CACHE_FIELDS),
-                    chunk=4)
+  games = TaskGames(
+    lambda part: evaluate(part, fail_on=3), ["t"], CoalitionCache(path, 6, fields=CACHE_FIELDS), chunk=4
+  )
   with pytest.raises(KeyboardInterrupt):
     games.task("t").batch(coalitions)
   lines = open(path).read().splitlines()

@@ -3,8 +3,16 @@ import itertools
 import numpy as np
 import pytest
 
-from ffnjax.shapley import (block_sets, block_shapley, check_efficiency, exact_shapley, find_cornerstones,
-                            permutation_shapley, shares, single_ablation)
+from ffnjax.shapley import (
+  block_sets,
+  block_shapley,
+  check_efficiency,
+  exact_shapley,
+  find_cornerstones,
+  permutation_shapley,
+  shares,
+  single_ablation,
+)
 
 
 class Counting:
@@ -85,7 +93,9 @@ def test_permutation_converges_to_exact_on_8_players():
   assert readout[-1]["num_permutations"] == 4000
   assert readout[-1]["max_stderr"] < 0.4 * est.running_stderr[249].max()
   # Seeded: the same seed reproduces, another does not.
-  np.testing.assert_array_equal(permutation_shapley(v, 8, 50, seed=3).values, permutation_shapley(v, 8, 50, seed=3).values)
+  np.testing.assert_array_equal(
+    permutation_shapley(v, 8, 50, seed=3).values, permutation_shapley(v, 8, 50, seed=3).values
+  )
   assert not np.array_equal(permutation_shapley(v, 8, 50, seed=3).values, permutation_shapley(v, 8, 50, seed=4).values)
 
 
@@ -99,7 +109,7 @@ def test_permutation_chunks_give_the_same_estimate():
 
 def test_block_estimator_equals_exact_on_additive_games():
   w = np.array([0.3, -1.0, 2.0, 0.0, 5.0, 1.5, -0.2])
-  v = lambda c: 0.7 + float(w[list(c)].sum())  # noqa: E731  (additive + a constant)
+  v = lambda c: 0.7 + float(w[list(c)].sum())  # additive + a constant
   exact = exact_shapley(v, 7)
   np.testing.assert_allclose(exact, w, atol=1e-12)
   for level in range(1, 8):

@@ -13,12 +13,15 @@ from ffnjax.shapley.pertask import TaskGames
 COALITIONS_2 = [frozenset(), frozenset({0}), frozenset({1}), frozenset({0, 1})]
 
 
-@pytest.mark.parametrize("make", [
-    lambda n: (lambda v: estimators.exact_shapley(v, n)),
-    lambda n: (lambda v: estimators.block_shapley(v, n, level=3)),
-    lambda n: (lambda v: estimators.single_ablation(v, n).drop),
-    lambda n: (lambda v: estimators.permutation_shapley(v, n, 5, seed=1).values),
-])
+@pytest.mark.parametrize(
+  "make",
+  [
+    lambda n: lambda v: estimators.exact_shapley(v, n),
+    lambda n: lambda v: estimators.block_shapley(v, n, level=3),
+    lambda n: lambda v: estimators.single_ablation(v, n).drop,
+    lambda n: lambda v: estimators.permutation_shapley(v, n, 5, seed=1).values,
+  ],
+)
 def test_linear_map_reproduces_each_estimator(make):
   n = 5
   estimate = make(n)
@@ -26,18 +29,19 @@ def test_linear_map_reproduces_each_estimator(make):
   a = intervals.linear_map(estimate, coalitions)
   rng = np.random.default_rng(0)
   table = {c: float(rng.random()) for c in coalitions}
-  np.testing.assert_allclose(a @ np.array([table[c] for c in coalitions]), estimate(lambda c: table[frozenset(c)]),
-                             atol=1e-12)
+  np.testing.assert_allclose(
+    a @ np.array([table[c] for c in coalitions]), estimate(lambda c: table[frozenset(c)]), atol=1e-12
+  )
 
 
 def test_exact_map_is_the_exact_estimators_linear_map():
   n = 4
+
   def estimate(v):
     return estimators.exact_shapley(v, n)
 
   coalitions = intervals.coalitions_of(estimate)[::-1]  # any column order
-  np.testing.assert_allclose(intervals.exact_map(n, coalitions), intervals.linear_map(estimate, coalitions),
-                             atol=1e-12)
+  np.testing.assert_allclose(intervals.exact_map(n, coalitions), intervals.linear_map(estimate, coalitions), atol=1e-12)
 
 
 def test_exact_game_intervals_equal_hand_computation_enumerated():
@@ -68,10 +72,11 @@ def test_four_example_table_with_fixed_resamples_equals_hand_computation():
   # r4 (4,0,0,0): v0 1    v1 0    vN 1   -> phi (1, 0)      drops (1, 0)                      shares (1, 0)
   # 95 % inverted-CDF percentiles of 4 equal-weight replicates: the smallest and the largest.
   per_example = np.array([[0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 1], [1, 1, 1, 0]], float)
-  res = bootstrap.Resamples(np.array([[1, 1, 1, 1], [2, 0, 2, 0], [0, 2, 1, 1], [4, 0, 0, 0]], float),
-                            np.full(4, 0.25))
-  ci = intervals.task_intervals(COALITIONS_2, per_example, None, 2,
-                                intervals.linear_phi(intervals.exact_map(2, COALITIONS_2)), res)
+  res = bootstrap.Resamples(np.array([[1, 1, 1, 1], [2, 0, 2, 0], [0, 2, 1, 1], [4, 0, 0, 0]], float), np.full(4, 0.25))
+  ci = intervals.task_intervals(
+    COALITIONS_2, per_example, None, 2, intervals.linear_phi(intervals.exact_map(2, COALITIONS_2)), res
+  )
+
   def triple(xs):
     return [(i.value, i.low, i.high) for i in xs]
 
@@ -82,16 +87,21 @@ def test_four_example_table_with_fixed_resamples_equals_hand_computation():
   assert (ci.full.value, ci.full.low, ci.full.high) == (0.75, 0.75, 1.0)
   np.testing.assert_allclose([(i.value, i.low, i.high) for i in ci.shares], [(2 / 3, 0.5, 1.0), (1 / 3, 0.0, 0.5)])
   # the same table read through a ratio-of-sums value (den = 1 per example) gives the same intervals
-  ratio = intervals.task_intervals(COALITIONS_2, per_example, np.ones_like(per_example), 2,
-                                   intervals.linear_phi(intervals.exact_map(2, COALITIONS_2)), res)
+  ratio = intervals.task_intervals(
+    COALITIONS_2,
+    per_example,
+    np.ones_like(per_example),
+    2,
+    intervals.linear_phi(intervals.exact_map(2, COALITIONS_2)),
+    res,
+  )
   assert triple(ratio.phi) == triple(ci.phi)
 
 
 def test_permutation_intervals_carry_the_sampling_noise():
   # Examples that all agree leave only the Monte Carlo noise of the sampled permutations in the interval.
   n, perms = 3, 6
-  table = {c: float(len(c) ** 2) for c in map(frozenset, [(), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2),
-                                                          (0, 1, 2)])}
+  table = {c: float(len(c) ** 2) for c in map(frozenset, [(), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2)])}
   est = estimators.permutation_shapley(lambda c: table[frozenset(c)], n, perms, seed=3)
   coalitions = list(table)
   phi = intervals.permutation_phi(est.permutations, coalitions, seed=0)
@@ -108,8 +118,7 @@ def test_permutation_intervals_carry_the_sampling_noise():
 def test_cornerstones_need_a_significant_drop_and_a_full_model_above_chance():
   without = [0.26, 0.27, 0.50, 0.24]
   # the paper's point rule finds 0, 1 and 3; 1's drop interval reaches 0, so it is not reported
-  r = read_cornerstones(without, full=0.60, full_low=0.45, drop_low=[0.2, 0.0, 0.01, 0.1], chance=0.25,
-                        tolerance=0.02)
+  r = read_cornerstones(without, full=0.60, full_low=0.45, drop_low=[0.2, 0.0, 0.01, 0.1], chance=0.25, tolerance=0.02)
   assert r.defined and r.reason is None and r.point_rule == [0, 1, 3] and r.significant == [0, 3]
   # the full model's interval reaches chance: nothing can be claimed, whatever the point rule says
   r = read_cornerstones(without, full=0.30, full_low=0.20, drop_low=[0.1] * 4, chance=0.25, tolerance=0.02)
@@ -126,8 +135,9 @@ def test_task_games_play_accuracy_or_gold_log_likelihood(tmp_path):
   tokens = [2, 4]
 
   def evaluate(coalitions):
-    return [{"t": (float(np.mean(scores[c][0])), scores[c][0], {"ll": scores[c][1], "tokens": tokens})}
-            for c in coalitions]
+    return [
+      {"t": (float(np.mean(scores[c][0])), scores[c][0], {"ll": scores[c][1], "tokens": tokens})} for c in coalitions
+    ]
 
   cache = CoalitionCache(str(tmp_path / "c.jsonl"), 1, fields=("tasks", "examples", "gold"))
   games = TaskGames(evaluate, ["t"], cache, {"t": "acc_norm"}, value="gold_ll")

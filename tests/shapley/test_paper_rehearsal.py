@@ -24,8 +24,9 @@ ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
 
 
 def cli(module, *args):
-  return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, env=ENV, capture_output=True,
-                        text=True, timeout=600)
+  return subprocess.run(
+    [sys.executable, "-m", module, *map(str, args)], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600
+  )
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +36,19 @@ def setup(tmp_path_factory):
   # vocabulary 512: the exact game scores 256 coalitions, and on CPU the output layer dominates their cost
   config.model.update(dict(d_model=32, d_ff=64, num_heads=2, ffn_pad_multiple=32, vocab_size=512))
   config.data.update(dict(seq_len=64, tokenizer="bpe:512"))
-  config.train.update(dict(global_batch=8, steps=60, warmup_steps=6, checkpoint_every=60, log_every=30,
-                           async_checkpoints=False))
+  config.train.update(
+    dict(global_batch=8, steps=60, warmup_steps=6, checkpoint_every=60, log_every=30, async_checkpoints=False)
+  )
   train(config, str(root / "run"), log=False)
   res = cli("ffnjax.convert", f"--workdir={root / 'run'}", f"--export_hf={root / 'hf'}")
   assert res.returncode == 0, res.stderr[-3000:]
   assert "tokenizer files: tokenizer.json" in res.stdout
-  return {"root": root, "run": str(root / "run"), "hf": str(root / "hf"),
-          "data": paper_tasks.write(str(root / "data"), n=N)}
+  return {
+    "root": root,
+    "run": str(root / "run"),
+    "hf": str(root / "hf"),
+    "data": paper_tasks.write(str(root / "data"), n=N),
+  }
 
 
 def test_export_carries_the_runs_tokenizer(setup):
@@ -57,9 +63,19 @@ def test_export_carries_the_runs_tokenizer(setup):
 
 def test_six_task_games_from_hf_model(setup, tmp_path):
   out = tmp_path / "shapley"
-  common = dict(checkpoint=None, hf_model=setup["hf"], step=None, tasks=",".join(PAPER_TASKS),
-                data_dir=setup["data"], permutations=0, seed=0, limit=N, max_length=0, token_budget=4096,
-                output=str(out))
+  common = dict(
+    checkpoint=None,
+    hf_model=setup["hf"],
+    step=None,
+    tasks=",".join(PAPER_TASKS),
+    data_dir=setup["data"],
+    permutations=0,
+    seed=0,
+    limit=N,
+    max_length=0,
+    token_budget=4096,
+    output=str(out),
+  )
   exact = shapley_run(method="exact", level=0, **common)
   assert list(exact["tasks"]) == list(PAPER_TASKS) and exact["coalitions_evaluated"] == 2**8
   for name, game in exact["tasks"].items():
@@ -70,8 +86,9 @@ def test_six_task_games_from_hf_model(setup, tmp_path):
   # the paper's reading: shares per task, then averaged; the task mean is a labelled summary
   with_shares = [exact["tasks"][t]["shares"] for t in exact["shares_mean_over"]]
   np.testing.assert_allclose(exact["shares_mean"], np.mean(with_shares, axis=0))
-  np.testing.assert_allclose(exact["task_mean"]["values"],
-                             np.mean([g["values"] for g in exact["tasks"].values()], axis=0))
+  np.testing.assert_allclose(
+    exact["task_mean"]["values"], np.mean([g["values"] for g in exact["tasks"].values()], axis=0)
+  )
   assert "summary" in exact["task_mean"]["what"] and exact["cornerstone_rule"]["tolerance"] == 0.02
   # the model learnt English: above chance on the choice tasks, and its sub-layers matter (a non-trivial game)
   assert all(exact["tasks"][t]["v_full"] > exact["tasks"][t]["chance"] for t in ("arc_easy", "piqa", "openbookqa"))
@@ -92,8 +109,16 @@ def test_six_task_games_from_hf_model(setup, tmp_path):
   assert rec["value"] == pytest.approx(np.mean(list(rec["tasks"].values())))
 
   # the paper's estimator, level 3, through the command line: every coalition comes from the cache
-  res = cli("ffnjax.shapley", f"--hf_model={setup['hf']}", f"--data_dir={setup['data']}", "--method=block",
-            "--level=3", f"--limit={N}", "--token_budget=4096", f"--output={out}")
+  res = cli(
+    "ffnjax.shapley",
+    f"--hf_model={setup['hf']}",
+    f"--data_dir={setup['data']}",
+    "--method=block",
+    "--level=3",
+    f"--limit={N}",
+    "--token_budget=4096",
+    f"--output={out}",
+  )
   assert res.returncode == 0, res.stderr[-3000:]
   for name in PAPER_TASKS:
     assert f"  {name}: " in res.stdout and "cornerstones" in res.stdout
@@ -108,9 +133,21 @@ def test_six_task_games_from_hf_model(setup, tmp_path):
 def test_per_task_figure_says_what_it_shows(setup, tmp_path):
   from ffnjax.shapley import figures, players_from_layer_types
 
-  res = shapley_run(checkpoint=setup["run"], hf_model=None, step=None, tasks="piqa,winogrande",
-                    data_dir=setup["data"], method="block", level=2, permutations=0, seed=0, limit=N, max_length=0,
-                    token_budget=4096, output=str(tmp_path))
+  res = shapley_run(
+    checkpoint=setup["run"],
+    hf_model=None,
+    step=None,
+    tasks="piqa,winogrande",
+    data_dir=setup["data"],
+    method="block",
+    level=2,
+    permutations=0,
+    seed=0,
+    limit=N,
+    max_length=0,
+    token_budget=4096,
+    output=str(tmp_path),
+  )
   players = players_from_layer_types(["standard"] * 4)
   fig = figures.per_task_figure(res, players, model="run (baseline_tiny_4l)")
   titles = [ax.get_title() for ax in fig.axes]

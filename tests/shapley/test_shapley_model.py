@@ -21,16 +21,33 @@ def run_dir(tmp_path_factory):
   config = tiny.get_config("baseline_tiny_4l")
   config.model.update(dict(num_layers=2, d_model=32, d_ff=64, num_heads=2, ffn_pad_multiple=32))
   config.data.seq_len = 64
-  config.train.update(dict(global_batch=8, steps=20, warmup_steps=2, checkpoint_every=20, log_every=10,
-                           async_checkpoints=False))
+  config.train.update(
+    dict(global_batch=8, steps=20, warmup_steps=2, checkpoint_every=20, log_every=10, async_checkpoints=False)
+  )
   path = str(tmp_path_factory.mktemp("shapley") / "run")
   train(config, path, log=False)
   return path
 
 
 def shapley(run_dir, out, **kw):
-  args = dict(checkpoint=run_dir, hf_model=None, step=None, tasks="hellaswag", data_dir="embedded", method="block",
-              level=2, permutations=8, seed=0, limit=12, max_length=64, token_budget=2048, output=str(out)) | kw
+  args = (
+    dict(
+      checkpoint=run_dir,
+      hf_model=None,
+      step=None,
+      tasks="hellaswag",
+      data_dir="embedded",
+      method="block",
+      level=2,
+      permutations=8,
+      seed=0,
+      limit=12,
+      max_length=64,
+      token_budget=2048,
+      output=str(out),
+    )
+    | kw
+  )
   return run(**args)
 
 
@@ -68,8 +85,9 @@ def test_exact_values_are_efficient_and_permutations_converge(run_dir, tmp_path)
 
 
 def cli(*args):
-  return subprocess.run([sys.executable, "-m", "ffnjax.shapley", *args], cwd=REPO, capture_output=True, text=True,
-                        timeout=300)
+  return subprocess.run(
+    [sys.executable, "-m", "ffnjax.shapley", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+  )
 
 
 def test_bad_inputs(run_dir, tmp_path):
@@ -99,8 +117,11 @@ def test_intervals_in_json_and_table_gold_values_and_a_sub_game(run_dir, tmp_pat
   records = [json.loads(line) for line in (out / "coalitions.jsonl").read_text().splitlines()][1:]
   full = next(rec for rec in records if rec["key"] == "1111")
   res = bootstrap.for_documents(12, 200, bootstrap.task_seed(0, "hellaswag"))
-  want = bootstrap.interval(np.mean(full["examples"]["hellaswag"]),
-                            bootstrap.mean_replicates(np.array(full["examples"]["hellaswag"], float), res), res)
+  want = bootstrap.interval(
+    np.mean(full["examples"]["hellaswag"]),
+    bootstrap.mean_replicates(np.array(full["examples"]["hellaswag"], float), res),
+    res,
+  )
   assert e["ci"]["v_full"] == [want.low, want.high]
   table = (out / "shapley.md").read_text()
   assert "| L1.attn" in table and f"{e['ablation_drop'][0]:+.3f} [" in table
@@ -123,8 +144,17 @@ def test_target_ci_pilot_sizes_the_run_and_stops(run_dir, tmp_path):
   from ffnjax.shapley.intervals import examples_for_half_width
 
   out = tmp_path / "out"
-  res = cli(f"--checkpoint={run_dir}", "--tasks=hellaswag", "--max_length=64", "--token_budget=2048", "--limit=12",
-            "--target_ci=0.05", "--pilot_limit=6", "--resamples=100", f"--output={out}")
+  res = cli(
+    f"--checkpoint={run_dir}",
+    "--tasks=hellaswag",
+    "--max_length=64",
+    "--token_budget=2048",
+    "--limit=12",
+    "--target_ci=0.05",
+    "--pilot_limit=6",
+    "--resamples=100",
+    f"--output={out}",
+  )
   assert res.returncode == 0, res.stderr[-2000:]
   assert "examples needed for 95 % intervals of half-width 0.05 (from a pilot of 6 examples" in res.stdout
   assert "stopped after the pilot" in res.stdout and not (out / "shapley.json").exists()

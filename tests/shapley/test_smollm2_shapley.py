@@ -16,11 +16,29 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def test_smollm2_layer1_sub_game_and_its_notebook(smollm2_run, tmp_path):
   out = tmp_path / "shapley"
-  res = subprocess.run([sys.executable, "-m", "ffnjax.shapley", f"--checkpoint={smollm2_run}",
-                        "--tasks=lambada_openai,hellaswag", "--method=block", "--level=1", "--player_layers=1",
-                        "--limit=8", "--max_length=64", "--resamples=200", "--value=gold_ll", f"--output={out}"],
-                       cwd=REPO, env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True,
-                       timeout=600, check=False)
+  res = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "ffnjax.shapley",
+      f"--checkpoint={smollm2_run}",
+      "--tasks=lambada_openai,hellaswag",
+      "--method=block",
+      "--level=1",
+      "--player_layers=1",
+      "--limit=8",
+      "--max_length=64",
+      "--resamples=200",
+      "--value=gold_ll",
+      f"--output={out}",
+    ],
+    cwd=REPO,
+    env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=False,
+  )
   assert res.returncode == 0, res.stderr[-3000:]
   r = json.loads((out / "shapley.json").read_text())
   assert r["players"] == ["L1.attn", "L1.ffn"] and r["coalitions_evaluated"] == 3
@@ -40,10 +58,16 @@ def test_smollm2_layer1_sub_game_and_its_notebook(smollm2_run, tmp_path):
   assert "gold_ll game: median half-width" in res.stdout
 
   nb = nbformat.read(os.path.join(REPO, "notebooks", "shapley_smollm2.ipynb"), as_version=4)
-  env = {**os.environ, "FFNJAX_SHAPLEY_DIR": str(out), "IPYTHONDIR": str(tmp_path / "ipython"),
-         "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"), "JAX_PLATFORMS": "cpu"}
-  NotebookClient(nb, timeout=300, kernel_name="python3",
-                 resources={"metadata": {"path": os.path.join(REPO, "notebooks")}}).execute(env=env)
+  env = {
+    **os.environ,
+    "FFNJAX_SHAPLEY_DIR": str(out),
+    "IPYTHONDIR": str(tmp_path / "ipython"),
+    "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+    "JAX_PLATFORMS": "cpu",
+  }
+  NotebookClient(
+    nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": os.path.join(REPO, "notebooks")}}
+  ).execute(env=env)
   cells = {c.metadata["title"]: c for c in nb.cells if "title" in c.metadata}  # the `# %% name` of the .py
 
   def text(cid):

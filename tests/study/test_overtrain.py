@@ -15,8 +15,12 @@ def test_longer_budget_extends_the_pre_decay_checkpoint(tmp_path):
   study.positions, study.ratios, study.budgets = "final", "50", "0.001,0.002"  # 6 and 11 steps of tiny_4l
   runs = studygrid.expand_grid(study)
   names = [r.name for r in runs]
-  assert names == ["baseline_tiny_4l_0.001x", "final_50_tiny_4l_0.001x", "baseline_tiny_4l_0.002x",
-                   "final_50_tiny_4l_0.002x"]
+  assert names == [
+    "baseline_tiny_4l_0.001x",
+    "final_50_tiny_4l_0.001x",
+    "baseline_tiny_4l_0.002x",
+    "final_50_tiny_4l_0.002x",
+  ]
   short, long = runs[0], runs[2]
   assert studygrid.shorter_budget_run(runs, long) == short and studygrid.shorter_budget_run(runs, short) is None
   short_cfg, long_cfg = studygrid.build_run_config(short), studygrid.build_run_config(long)

@@ -30,10 +30,22 @@ def test_rehearsal_study_end_to_end(tmp_path, gcs_bucket):
   study = epath.Path(os.environ.get("FFNJAX_REHEARSAL_STUDY") or f"{gcs_bucket}/rehearsal")
   env = {**os.environ, "FFNJAX_CACHE": str(tmp_path / "cache"), "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
   start = time.perf_counter()
-  proc = subprocess.run([sys.executable, "-m", "ffnjax.study", "--config=configs/study.py:rehearsal",
-                         f"--workdir={study}", f"--config.overrides.data.input={parquet}",
-                         f"--config.overrides.eval.data_dir={eval_dir}"],
-                        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "ffnjax.study",
+      "--config=configs/study.py:rehearsal",
+      f"--workdir={study}",
+      f"--config.overrides.data.input={parquet}",
+      f"--config.overrides.eval.data_dir={eval_dir}",
+    ],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=900,
+  )
   print(f"rehearsal wall time {time.perf_counter() - start:.0f} s")
   assert proc.returncode == 0, proc.stderr[-3000:]
   # Training data: FineWeb-Edu parquet prepared with the GPT-2 BPE.
@@ -47,8 +59,10 @@ def test_rehearsal_study_end_to_end(tmp_path, gcs_bucket):
     assert all(t["num_examples"] == 6 for t in results["tasks"].values())
   report = (study / "report.md").read_text()
   header = "| Model | " + " | ".join(PAPER_LABELS[t] for t in TABLE2_TASKS) + " | Avg |"
-  for section in ("### Table 1: top 5 configurations by average RI (%)",
-                  "### Table 2: RI (%) per task and average, every configuration"):
+  for section in (
+    "### Table 1: top 5 configurations by average RI (%)",
+    "### Table 2: RI (%) per task and average, every configuration",
+  ):
     body = report.split(section)[1].split("###")[0]
     assert header in body and all(run in body for run in RUNS[1:])
   assert "Chance rule: `family`" in report

@@ -65,9 +65,20 @@ def test_preflight_names_every_missing_path_before_training(tmp_path):
 def test_study_cli_fails_fast_with_exit_2(tmp_path):
   workdir = tmp_path / "study"
   start = time.perf_counter()
-  proc = subprocess.run([sys.executable, "-m", "ffnjax.study", "--config=configs/study.py:paper_285m_12l",
-                         f"--workdir={workdir}", f"--config.overrides.eval.data_dir={tmp_path / 'nowhere'}"],
-                        cwd=REPO, capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "ffnjax.study",
+      "--config=configs/study.py:paper_285m_12l",
+      f"--workdir={workdir}",
+      f"--config.overrides.eval.data_dir={tmp_path / 'nowhere'}",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   elapsed = time.perf_counter() - start
   assert proc.returncode == 2, proc.stderr
   assert "nothing was trained. Fix these 10 problem(s)" in proc.stderr and "Traceback" not in proc.stderr

@@ -25,13 +25,16 @@ def test_grid_has_baseline_and_every_point():
   assert len(names) == 6 and "first_50_tiny_4l_s1" in names
 
 
-@pytest.mark.parametrize("field,value,needle", [
+@pytest.mark.parametrize(
+  "field,value,needle",
+  [
     ("ratios", "", "grid is empty"),
     ("positions", "", "grid is empty"),
     ("positions", "top", "study.positions"),
     ("ratios", "0,50", "study.ratios"),
     ("seeds", "", "study.seeds"),
-])
+  ],
+)
 def test_bad_study_configs(field, value, needle):
   study = study_configs.get_config("smoke")
   study[field] = value

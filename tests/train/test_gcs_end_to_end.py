@@ -14,9 +14,16 @@ from ffnjax.core import rundir
 from ffnjax.train import checkpoint as ckpt
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SMOKE = ["--config.model.d_model=32", "--config.model.d_ff=64", "--config.model.num_heads=2",
-         "--config.model.ffn_pad_multiple=32", "--config.data.seq_len=32", "--config.train.global_batch=8",
-         "--config.train.warmup_steps=2", "--config.train.log_every=1"]
+SMOKE = [
+  "--config.model.d_model=32",
+  "--config.model.d_ff=64",
+  "--config.model.num_heads=2",
+  "--config.model.ffn_pad_multiple=32",
+  "--config.data.seq_len=32",
+  "--config.train.global_batch=8",
+  "--config.train.warmup_steps=2",
+  "--config.train.log_every=1",
+]
 TASKS = "wikitext,lambada_openai"
 
 
@@ -25,8 +32,15 @@ def _env():
 
 
 def _train(name, workdir, *flags):
-  return [sys.executable, "-m", "ffnjax.train", f"--config=configs/tiny.py:{name}", f"--workdir={workdir}", *SMOKE,
-          *flags]
+  return [
+    sys.executable,
+    "-m",
+    "ffnjax.train",
+    f"--config=configs/tiny.py:{name}",
+    f"--workdir={workdir}",
+    *SMOKE,
+    *flags,
+  ]
 
 
 def _run(argv, timeout=300):
@@ -45,9 +59,14 @@ def test_train_sigterm_resume_evaluate_analyze_on_gcs(gcs_bucket, tmp_path):
   run = f"{study}/final_50_tiny_4l"
 
   # 1. Train on gs://, SIGTERM once metrics arrive: the step in flight finishes, is saved, exit 0.
-  proc = subprocess.Popen(_train("final_50_tiny_4l", run, "--config.train.steps=100000",
-                                 "--config.train.checkpoint_every=100000"),
-                          cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  proc = subprocess.Popen(
+    _train("final_50_tiny_4l", run, "--config.train.steps=100000", "--config.train.checkpoint_every=100000"),
+    cwd=REPO,
+    env=_env(),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   err = []
   try:
     # The progress line of step 1 follows the write of its metrics record: SIGTERM lands mid-run.
@@ -66,8 +85,9 @@ def test_train_sigterm_resume_evaluate_analyze_on_gcs(gcs_bucket, tmp_path):
   stopped = saved[0]
 
   # 2. The same command resumes from that checkpoint (here to a final step 2 further) and finishes.
-  out = _run(_train("final_50_tiny_4l", run, f"--config.train.steps={stopped + 2}",
-                    "--config.train.checkpoint_every=100000"))
+  out = _run(
+    _train("final_50_tiny_4l", run, f"--config.train.steps={stopped + 2}", "--config.train.checkpoint_every=100000")
+  )
   assert ckpt.steps(run)[-1] == stopped + 2
   assert f"step {stopped + 1}/{stopped + 2}" in out.stderr  # resumed: the first new step is stopped + 1
   assert {stopped + 1, stopped + 2} <= _steps_logged(run)
@@ -78,10 +98,27 @@ def test_train_sigterm_resume_evaluate_analyze_on_gcs(gcs_bucket, tmp_path):
 
   # 4. Evaluate both (results into the run directories on gs://), then analyze the study into gs://.
   for name in ("final_50_tiny_4l", "baseline_tiny_4l"):
-    _run([sys.executable, "-m", "ffnjax.eval", f"--workdir={study}/{name}", f"--tasks={TASKS}", "--limit=8",
-          f"--records={study}/{name}/eval/records.jsonl"])
-  out = _run([sys.executable, "-m", "ffnjax.analysis", f"--study={study}", f"--output={gcs_bucket}/analysis",
-              "--tasks=wikitext:word_perplexity,lambada_openai:perplexity"])
+    _run(
+      [
+        sys.executable,
+        "-m",
+        "ffnjax.eval",
+        f"--workdir={study}/{name}",
+        f"--tasks={TASKS}",
+        "--limit=8",
+        f"--records={study}/{name}/eval/records.jsonl",
+      ]
+    )
+  out = _run(
+    [
+      sys.executable,
+      "-m",
+      "ffnjax.analysis",
+      f"--study={study}",
+      f"--output={gcs_bucket}/analysis",
+      "--tasks=wikitext:word_perplexity,lambada_openai:perplexity",
+    ]
+  )
   assert out.stdout.strip() == f"{gcs_bucket}/analysis/report.md"
   report = rundir.read_text(f"{gcs_bucket}/analysis/report.md")
   assert "final_50_tiny_4l" in report and "baseline_tiny_4l" in report
@@ -93,17 +130,29 @@ def test_train_sigterm_resume_evaluate_analyze_on_gcs(gcs_bucket, tmp_path):
 
   assert runstate.is_finished(run) and runstate.is_finished(f"{study}/baseline_tiny_4l")
   assert not runstate.is_finished(f"{study}/first_50_tiny_4l")
-  out = _run([sys.executable, os.path.join(REPO, "launch", "sweep.py"), "--study=configs/study.py:smoke",
-              f"--root={study}", "--dry-run"])
-  assert [line.split("--workdir=")[1].split()[0] for line in out.stdout.splitlines()] == [
-      f"{study}/first_50_tiny_4l"]
+  out = _run(
+    [
+      sys.executable,
+      os.path.join(REPO, "launch", "sweep.py"),
+      "--study=configs/study.py:smoke",
+      f"--root={study}",
+      "--dry-run",
+    ]
+  )
+  assert [line.split("--workdir=")[1].split()[0] for line in out.stdout.splitlines()] == [f"{study}/first_50_tiny_4l"]
   assert "skip baseline_tiny_4l: finished" in out.stderr and "skip final_50_tiny_4l: finished" in out.stderr
 
   listing = sorted(rundir.join(gcs_bucket, f) for f in rundir.walk_files(gcs_bucket))
   (tmp_path / "bucket-listing.txt").write_text("\n".join(listing) + "\n")
   print("\n".join(listing))  # the bucket after train -> SIGTERM -> resume -> evaluate -> analyze (pytest -s)
-  for want in (f"{run}/config.json", f"{run}/plan.json", f"{run}/metrics.jsonl", f"{run}/eval/results.json",
-               f"{run}/eval/records.jsonl", f"{run}/checkpoints/{stopped + 2}/commit_success.txt",
-               f"{gcs_bucket}/analysis/report.md"):
+  for want in (
+    f"{run}/config.json",
+    f"{run}/plan.json",
+    f"{run}/metrics.jsonl",
+    f"{run}/eval/results.json",
+    f"{run}/eval/records.jsonl",
+    f"{run}/checkpoints/{stopped + 2}/commit_success.txt",
+    f"{gcs_bucket}/analysis/report.md",
+  ):
     assert want in listing, want
   assert not any("/tb/" in p or ".tmp-" in p for p in listing)

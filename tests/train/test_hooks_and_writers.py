@@ -70,10 +70,10 @@ def _wandb_records(run_file):
     if block - pos % block < 7:  # a block's trailer too short for a record header is padding
       pos += block - pos % block
       continue
-    _, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
+    _, length, kind = struct.unpack("<IHB", raw[pos : pos + 7])
     if kind == 0 or pos + 7 + length > len(raw):  # the end (or a record still being written)
       break
-    part += raw[pos + 7:pos + 7 + length]
+    part += raw[pos + 7 : pos + 7 + length]
     pos += 7 + length
     if kind in (1, 4):  # FULL or LAST: a record is complete
       record = wandb_internal_pb2.Record()
@@ -84,8 +84,13 @@ def _wandb_records(run_file):
 
 
 def test_wandb_offline_run_holds_the_logged_scalars(tmp_path, make_config, monkeypatch):
-  for var, value in {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_CONFIG_DIR": tmp_path / "wb-config",
-                     "WANDB_CACHE_DIR": tmp_path / "wb-cache", "WANDB_DATA_DIR": tmp_path / "wb-data"}.items():
+  for var, value in {
+    "WANDB_MODE": "offline",
+    "WANDB_SILENT": "true",
+    "WANDB_CONFIG_DIR": tmp_path / "wb-config",
+    "WANDB_CACHE_DIR": tmp_path / "wb-cache",
+    "WANDB_DATA_DIR": tmp_path / "wb-data",
+  }.items():
     monkeypatch.setenv(var, str(value))
   workdir = str(tmp_path / "run")
   train(make_config(steps=4, log_every=2, wandb_project="ffnjax-test"), workdir, log=False)
@@ -122,8 +127,13 @@ def test_wandb_project_without_wandb_is_refused_before_anything_runs(make_config
 
 def test_first_line_comes_before_jax_loads(tmp_path):
   """On a terminal (a pseudo-terminal here) the first line names what starts before the config and JAX load."""
-  argv = [sys.executable, "-m", "ffnjax.train", "--config=configs/tiny.py:middle_50_tiny_4l",
-          f"--workdir={tmp_path / 'run'}"]
+  argv = [
+    sys.executable,
+    "-m",
+    "ffnjax.train",
+    "--config=configs/tiny.py:middle_50_tiny_4l",
+    f"--workdir={tmp_path / 'run'}",
+  ]
   leader, follower = pty.openpty()
   start = time.perf_counter()
   proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=follower)

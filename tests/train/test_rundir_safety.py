@@ -1,4 +1,5 @@
-"""Run-directory safety: a refused resume changes nothing, a broken newest checkpoint is set aside, files get the umask."""
+"""Run-directory safety: a refused resume changes nothing, a broken newest checkpoint is set aside, files get the
+umask."""
 
 import hashlib
 import logging
@@ -51,8 +52,7 @@ def _truncate_array_files(step_dir):
   assert cut, f"no array files found under {step_dir}"
 
 
-def test_broken_newest_checkpoint_is_set_aside_and_training_resumes_from_the_previous(tmp_path, make_config,
-                                                                                        caplog):
+def test_broken_newest_checkpoint_is_set_aside_and_training_resumes_from_the_previous(tmp_path, make_config, caplog):
   workdir = str(tmp_path / "run")
   train(make_config(steps=4, checkpoint_every=2), workdir, log=False)
   assert ckpt.steps(workdir) == [2, 4]
@@ -63,7 +63,8 @@ def test_broken_newest_checkpoint_is_set_aside_and_training_resumes_from_the_pre
   warnings = [r.getMessage() for r in caplog.records if "set aside" in r.getMessage()]
   assert len(warnings) == 1 and "\n" not in warnings[0], warnings
   assert warnings[0].startswith("checkpoint step 4 does not restore (") and warnings[0].endswith(
-      f"set aside as {os.path.join(workdir, 'set-aside-checkpoint-4')}; resuming from step 2"), warnings[0]
+    f"set aside as {os.path.join(workdir, 'set-aside-checkpoint-4')}; resuming from step 2"
+  ), warnings[0]
   assert summary["step"] == 6 and ckpt.steps(workdir)[-2:] == [4, 6]  # a new step 4, saved by this run
   assert snapshot(os.path.join(workdir, "set-aside-checkpoint-4")) == broken  # moved, not deleted or changed
   scratch = str(tmp_path / "scratch")

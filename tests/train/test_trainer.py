@@ -37,10 +37,22 @@ def assert_trees_equal(a, b, atol=0.0):
 
 
 def cli(workdir, *overrides):
-  return [sys.executable, "-m", "ffnjax.train", "--config=configs/tiny.py:middle_50_tiny_4l", f"--workdir={workdir}",
-          "--config.model.d_model=32", "--config.model.d_ff=64", "--config.model.num_heads=2",
-          "--config.model.ffn_pad_multiple=32", "--config.data.seq_len=32", "--config.train.global_batch=8",
-          "--config.train.warmup_steps=2", "--config.train.log_every=1", *overrides]
+  return [
+    sys.executable,
+    "-m",
+    "ffnjax.train",
+    "--config=configs/tiny.py:middle_50_tiny_4l",
+    f"--workdir={workdir}",
+    "--config.model.d_model=32",
+    "--config.model.d_ff=64",
+    "--config.model.num_heads=2",
+    "--config.model.ffn_pad_multiple=32",
+    "--config.data.seq_len=32",
+    "--config.train.global_batch=8",
+    "--config.train.warmup_steps=2",
+    "--config.train.log_every=1",
+    *overrides,
+  ]
 
 
 def env():
@@ -54,8 +66,10 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path, make_config):
   done = subprocess.run(cli(reference, *flags), cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
   lines = done.stderr.splitlines()  # what a user sees: building the state, compiling, then steps; no Orbax INFO
-  state = ("ffnjax.train: middle_50_tiny_4l on mesh data:1,fsdp:1,tensor:1 (1 cpu devices): restoring the newest "
-           "checkpoint or initialising the parameters…")
+  state = (
+    "ffnjax.train: middle_50_tiny_4l on mesh data:1,fsdp:1,tensor:1 (1 cpu devices): restoring the newest "
+    "checkpoint or initialising the parameters…"
+  )
   compiling = "ffnjax.train: compiling the train step of middle_50_tiny_4l on mesh data:1,fsdp:1,tensor:1…"
   assert state in lines and compiling in lines and lines.index(state) < lines.index(compiling), lines
   assert lines[-1].startswith(f"step {steps}/{steps} | loss ") and " tok/s | " in lines[-1], lines[-1]
@@ -95,8 +109,9 @@ def test_resume_onto_another_mesh(tmp_path, make_config):
 
 def test_one_device_and_eight_device_losses_match(tmp_path, make_config):
   one = str(tmp_path / "one")
-  train(make_config(steps=6, log_every=1, eval_every=3, eval_batches=2, profile_start=2, profile_steps=2), one,
-        log=False)
+  train(
+    make_config(steps=6, log_every=1, eval_every=3, eval_batches=2, profile_start=2, profile_steps=2), one, log=False
+  )
   cfg8 = make_config(steps=6, log_every=1)
   cfg8.mesh.update(dict(data=2, fsdp=2, tensor=2))
   eight = str(tmp_path / "eight")
@@ -114,8 +129,14 @@ def test_one_device_and_eight_device_losses_match(tmp_path, make_config):
 
 def test_sigterm_saves_current_step_and_exits_zero(tmp_path):
   workdir = str(tmp_path / "run")
-  proc = subprocess.Popen(cli(workdir, "--config.train.steps=100000", "--config.train.checkpoint_every=100000"),
-                          cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  proc = subprocess.Popen(
+    cli(workdir, "--config.train.steps=100000", "--config.train.checkpoint_every=100000"),
+    cwd=REPO,
+    env=env(),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   try:
     metrics = os.path.join(workdir, "metrics.jsonl")
     deadline = time.time() + 120
@@ -173,7 +194,9 @@ def test_checkpoint_mismatch_names_the_layer(tmp_path, make_config):
   workdir = str(tmp_path / "run")
   train(make_config(steps=2, checkpoint_every=2), workdir, log=False)
   other = make_config("final_50_tiny_4l", steps=4)
-  with pytest.raises(ckpt.CheckpointMismatch, match=r"layer 2 is expanded \(d_ff.=\d+\) in the checkpoint but deactivated in the config"):
+  with pytest.raises(
+    ckpt.CheckpointMismatch, match=r"layer 2 is expanded \(d_ff.=\d+\) in the checkpoint but deactivated in the config"
+  ):
     train(other, workdir, log=False)
 
 
@@ -203,6 +226,7 @@ def test_non_finite_loss_stops_without_saving(tmp_path, make_config):
   workdir = str(tmp_path / "nan")
   cfg = make_config(steps=4, peak_lr=1e30, warmup_steps=0, grad_clip=0.0, checkpoint_every=1)
   from ffnjax.train.loop import NonFiniteLoss
+
   with pytest.raises(NonFiniteLoss, match=r"at step \d+"):
     train(cfg, workdir, log=False)
   for step in ckpt.steps(workdir):

@@ -42,28 +42,48 @@ class EvalSource:
 
 # The datasets lm-evaluation-harness 0.4 reads for these tasks (method.md §4), and the zsRE file of MEND/ROME.
 EVAL_SOURCES: tuple[EvalSource, ...] = (
-    EvalSource("lambada_openai", "lambada_openai/test.jsonl", "EleutherAI/lambada_openai", "default", "test",
-               expected_records=5153),
-    EvalSource("wikitext", "wikitext/test.jsonl", "EleutherAI/wikitext_document_level", "wikitext-2-raw-v1", "test",
-               expected_records=62),
-    EvalSource("hellaswag", "hellaswag/validation.jsonl", "Rowan/hellaswag", None, "validation",
-               expected_records=10042),
-    EvalSource("piqa", "piqa/validation.jsonl", "baber/piqa", None, "validation", expected_records=1838),
-    EvalSource("winogrande", "winogrande/validation.jsonl", "allenai/winogrande", "winogrande_xl", "validation",
-               expected_records=1267),
-    EvalSource("arc_easy", "arc_easy/test.jsonl", "allenai/ai2_arc", "ARC-Easy", "test", expected_records=2376),
-    EvalSource("arc_challenge", "arc_challenge/test.jsonl", "allenai/ai2_arc", "ARC-Challenge", "test",
-               expected_records=1172),
-    EvalSource("boolq", "boolq/validation.jsonl", "aps/super_glue", "boolq", "validation", expected_records=3270),
-    EvalSource("openbookqa", "openbookqa/test.jsonl", "allenai/openbookqa", "main", "test", expected_records=500),
-    EvalSource("zsre", "zsre/zsre_mend_eval.json", url="https://rome.baulab.info/data/dsets/zsre_mend_eval.json",
-               expected_records=19086),
+  EvalSource(
+    "lambada_openai", "lambada_openai/test.jsonl", "EleutherAI/lambada_openai", "default", "test", expected_records=5153
+  ),
+  EvalSource(
+    "wikitext",
+    "wikitext/test.jsonl",
+    "EleutherAI/wikitext_document_level",
+    "wikitext-2-raw-v1",
+    "test",
+    expected_records=62,
+  ),
+  EvalSource("hellaswag", "hellaswag/validation.jsonl", "Rowan/hellaswag", None, "validation", expected_records=10042),
+  EvalSource("piqa", "piqa/validation.jsonl", "baber/piqa", None, "validation", expected_records=1838),
+  EvalSource(
+    "winogrande",
+    "winogrande/validation.jsonl",
+    "allenai/winogrande",
+    "winogrande_xl",
+    "validation",
+    expected_records=1267,
+  ),
+  EvalSource("arc_easy", "arc_easy/test.jsonl", "allenai/ai2_arc", "ARC-Easy", "test", expected_records=2376),
+  EvalSource(
+    "arc_challenge", "arc_challenge/test.jsonl", "allenai/ai2_arc", "ARC-Challenge", "test", expected_records=1172
+  ),
+  EvalSource("boolq", "boolq/validation.jsonl", "aps/super_glue", "boolq", "validation", expected_records=3270),
+  EvalSource("openbookqa", "openbookqa/test.jsonl", "allenai/openbookqa", "main", "test", expected_records=500),
+  EvalSource(
+    "zsre",
+    "zsre/zsre_mend_eval.json",
+    url="https://rome.baulab.info/data/dsets/zsre_mend_eval.json",
+    expected_records=19086,
+  ),
 )
 
 FINEWEB_EDU_REPO = "HuggingFaceFW/fineweb-edu"
 # Subset name -> folder in the hub repo, and its approximate size in GPT-2 tokens (the dataset card's names).
-FINEWEB_EDU_SUBSETS = {"sample-10BT": ("sample/10BT", 10e9), "sample-100BT": ("sample/100BT", 100e9),
-                       "sample-350BT": ("sample/350BT", 350e9)}
+FINEWEB_EDU_SUBSETS = {
+  "sample-10BT": ("sample/10BT", 10e9),
+  "sample-100BT": ("sample/100BT", 100e9),
+  "sample-350BT": ("sample/350BT", 350e9),
+}
 
 
 class FetchError(DataError):
@@ -143,19 +163,25 @@ def fetch_eval(output: str, tasks: list[str] | None = None, log=print) -> dict:
       data, count = _fetch_one(source)
     except FetchError:
       raise
-    except Exception as e:  # noqa: BLE001 - network/hub errors come in many types; one line names the source
-      raise FetchError(f"{source.task}: downloading {origin} failed ({type(e).__name__}: {str(e)[:300]}); this "
-                       "command needs access to the Hugging Face Hub") from e
+    except Exception as e:  # network/hub errors come in many types; one line names the source
+      raise FetchError(
+        f"{source.task}: downloading {origin} failed ({type(e).__name__}: {str(e)[:300]}); this "
+        "command needs access to the Hugging Face Hub"
+      ) from e
     rundir.write_bytes(path, data)
     warn = ""
     if source.expected_records is not None and count != source.expected_records:
       warn = f" (expected {source.expected_records:,}: a different version of the set?)"
     manifest["files"][source.file] = {
-        "task": source.task, "source": origin, "records": count, "bytes": len(data),
-        "sha256": _sha256(data), "expected_records": source.expected_records}
+      "task": source.task,
+      "source": origin,
+      "records": count,
+      "bytes": len(data),
+      "sha256": _sha256(data),
+      "expected_records": source.expected_records,
+    }
     rundir.write_json(rundir.join(output, MANIFEST), manifest)
-    log(f"[{i}/{len(sources)}] {source.task}: {count:,} records -> {path} "
-        f"({time.perf_counter() - start:.1f} s){warn}")
+    log(f"[{i}/{len(sources)}] {source.task}: {count:,} records -> {path} ({time.perf_counter() - start:.1f} s){warn}")
   return manifest
 
 
@@ -166,9 +192,11 @@ def fetch_fineweb_edu(output: str, subset: str, max_shards: int = 0, log=print) 
   folder, _ = FINEWEB_EDU_SUBSETS[subset]
   try:
     listing = _hub("list", repo=FINEWEB_EDU_REPO)
-  except Exception as e:  # noqa: BLE001 - as in fetch_eval
-    raise FetchError(f"listing {FINEWEB_EDU_REPO} failed ({type(e).__name__}: {str(e)[:300]}); this command needs "
-                     "access to the Hugging Face Hub") from e
+  except Exception as e:  # as in fetch_eval
+    raise FetchError(
+      f"listing {FINEWEB_EDU_REPO} failed ({type(e).__name__}: {str(e)[:300]}); this command needs "
+      "access to the Hugging Face Hub"
+    ) from e
   names = sorted(f for f in listing if f.startswith(folder + "/") and f.endswith(".parquet"))
   if not names:
     raise FetchError(f"{FINEWEB_EDU_REPO}: no parquet files under {folder}/")
@@ -191,8 +219,10 @@ def fetch_fineweb_edu(output: str, subset: str, max_shards: int = 0, log=print) 
     manifest["files"][base] = {"source": f"{FINEWEB_EDU_REPO}/{name}", "bytes": len(data), "sha256": _sha256(data)}
     rundir.write_json(rundir.join(target, MANIFEST), manifest)
     fetched += 1
-    log(f"[{i}/{len(names)}] {base}: {len(data) / 1e6:,.1f} MB, {eta.rate(done_bytes) / 1e6:,.1f} MB/s, "
-        f"{eta.text(done_bytes, remaining=(len(names) - i) * done_bytes / fetched)}")
+    log(
+      f"[{i}/{len(names)}] {base}: {len(data) / 1e6:,.1f} MB, {eta.rate(done_bytes) / 1e6:,.1f} MB/s, "
+      f"{eta.text(done_bytes, remaining=(len(names) - i) * done_bytes / fetched)}"
+    )
   manifest["subset"] = subset
   rundir.write_json(rundir.join(target, MANIFEST), manifest)
   return manifest

@@ -29,7 +29,7 @@ import shutil
 import sys
 import time
 import uuid
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -49,8 +49,14 @@ def _inputs_recipe(files: list[str]) -> list[dict]:
   return [dict(file=os.path.relpath(os.path.abspath(f), root), bytes=os.path.getsize(f)) for f in files]
 
 
-def recipe(source: str, input: str = "", tokenizer: str = "gpt2", *, heldout_every: int = 0,
-           bpe_train_bytes: int = DEFAULT_BPE_TRAIN_BYTES) -> dict:
+def recipe(
+  source: str,
+  input: str = "",
+  tokenizer: str = "gpt2",
+  *,
+  heldout_every: int = 0,
+  bpe_train_bytes: int = DEFAULT_BPE_TRAIN_BYTES,
+) -> dict:
   """What determines the prepared data; two runs with equal recipes write equal token streams.
 
   Checks the inputs on the way (every parquet footer and schema), so a bad input fails before any work.
@@ -59,8 +65,10 @@ def recipe(source: str, input: str = "", tokenizer: str = "gpt2", *, heldout_eve
     raise ValueError(f"--source={source!r}: must be one of {RAW_SOURCES}")
   kind, _ = tokenizers.parse_spec(tokenizer)
   if kind == "hf":
-    raise ValueError(f"--tokenizer={tokenizer!r}: an imported model's tokenizer is for evaluation; prepare training "
-                     "data with 'gpt2' or 'bpe:N'")
+    raise ValueError(
+      f"--tokenizer={tokenizer!r}: an imported model's tokenizer is for evaluation; prepare training "
+      "data with 'gpt2' or 'bpe:N'"
+    )
   if heldout_every < 0 or heldout_every == 1:
     raise ValueError(f"--heldout_every={heldout_every}: must be 0 (no heldout split) or >= 2")
   r = dict(format=tokenstore.FORMAT, source=source, tokenizer=tokenizer)
@@ -135,8 +143,9 @@ def _chunks(docs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[str]]]:
     yield split, texts
 
 
-def _encoded(chunks: Iterator[tuple[str, list[str]]], spec: str, data_dir: str | None, dtype: np.dtype,
-             num_workers: int) -> Iterator[tuple[str, int, np.ndarray, int]]:
+def _encoded(
+  chunks: Iterator[tuple[str, list[str]]], spec: str, data_dir: str | None, dtype: np.dtype, num_workers: int
+) -> Iterator[tuple[str, int, np.ndarray, int]]:
   """(split, num_documents, tokens, num_bytes) per chunk, in chunk order, from `num_workers` processes (0 = here)."""
   if num_workers <= 0:
     tok = tokenizers.get_tokenizer(spec, data_dir)
@@ -145,8 +154,9 @@ def _encoded(chunks: Iterator[tuple[str, list[str]]], spec: str, data_dir: str |
       yield split, len(texts), tokens, num_bytes
     return
   ctx = multiprocessing.get_context("spawn")
-  with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx, initializer=_init_worker,
-                                              initargs=(spec, data_dir, dtype.str)) as pool:
+  with concurrent.futures.ProcessPoolExecutor(
+    num_workers, mp_context=ctx, initializer=_init_worker, initargs=(spec, data_dir, dtype.str)
+  ) as pool:
     pending = collections.deque()
     try:
       for split, texts in chunks:
@@ -174,8 +184,10 @@ class _Progress:
 
   def line(self) -> str:
     dt = max(time.monotonic() - self.start, 1e-9)
-    return (f"{self.docs:,} documents  {self.tokens / 1e6:,.2f} M tokens  {self.bytes / 1e6:,.1f} MB  "
-            f"{self.bytes / 1e6 / dt:,.2f} MB/s  {self.tokens / dt / 1e3:,.0f} k tokens/s  {dt:,.0f} s")
+    return (
+      f"{self.docs:,} documents  {self.tokens / 1e6:,.2f} M tokens  {self.bytes / 1e6:,.1f} MB  "
+      f"{self.bytes / 1e6 / dt:,.2f} MB/s  {self.tokens / dt / 1e3:,.0f} k tokens/s  {dt:,.0f} s"
+    )
 
   def update(self, docs: int, tokens: int, num_bytes: int) -> None:
     self.docs += docs
@@ -184,8 +196,12 @@ class _Progress:
     now = time.monotonic()
     if self.enabled and now - self.last >= (1.0 if self.tty else 30.0):
       self.last = now
-      print(("\r" if self.tty else "") + "prepare: " + self.line(), end="" if self.tty else "\n",
-            file=self.stream, flush=True)
+      print(
+        ("\r" if self.tty else "") + "prepare: " + self.line(),
+        end="" if self.tty else "\n",
+        file=self.stream,
+        flush=True,
+      )
 
   def done(self) -> None:
     if self.tty:
@@ -207,11 +223,14 @@ def _existing(output: str, recipe_: dict) -> dict | None:
     if manifest.get("recipe") == recipe_:
       return manifest
     diff = _differences(recipe_, manifest.get("recipe") or {})
-    raise FileExistsError(f"--output={output} already holds different prepared data ({diff}); "
-                          "choose another --output or delete that dir")
+    raise FileExistsError(
+      f"--output={output} already holds different prepared data ({diff}); choose another --output or delete that dir"
+    )
   if os.path.isdir(output) and os.listdir(output):
-    raise FileExistsError(f"--output={output} is a non-empty dir without {tokenstore.MANIFEST}: not prepared data "
-                          "(or an interrupted copy); choose another --output or delete that dir")
+    raise FileExistsError(
+      f"--output={output} is a non-empty dir without {tokenstore.MANIFEST}: not prepared data "
+      "(or an interrupted copy); choose another --output or delete that dir"
+    )
   if os.path.exists(output) and not os.path.isdir(output):
     raise FileExistsError(f"--output={output} is a file, not a dir")
   return None
@@ -220,16 +239,27 @@ def _existing(output: str, recipe_: dict) -> dict | None:
 def _existing_remote(output: str, recipe_: dict, progress: bool) -> dict:
   manifest = tokenstore.read_manifest(output)
   if manifest.get("recipe") != recipe_:
-    raise FileExistsError(f"--output={output} already holds different prepared data "
-                          f"({_differences(recipe_, manifest.get('recipe') or {})}); choose another --output")
+    raise FileExistsError(
+      f"--output={output} already holds different prepared data "
+      f"({_differences(recipe_, manifest.get('recipe') or {})}); choose another --output"
+    )
   if progress:
     print(f"prepare: {output} already holds this data ({manifest['num_tokens']:,} tokens); nothing to do")
   return manifest
 
 
-def prepare(source: str, output: str, *, input: str = "", tokenizer: str = "gpt2", num_workers: int | None = None,
-            shard_tokens: int = DEFAULT_SHARD_TOKENS, heldout_every: int = 0,
-            bpe_train_bytes: int = DEFAULT_BPE_TRAIN_BYTES, progress: bool = True) -> dict:
+def prepare(
+  source: str,
+  output: str,
+  *,
+  input: str = "",
+  tokenizer: str = "gpt2",
+  num_workers: int | None = None,
+  shard_tokens: int = DEFAULT_SHARD_TOKENS,
+  heldout_every: int = 0,
+  bpe_train_bytes: int = DEFAULT_BPE_TRAIN_BYTES,
+  progress: bool = True,
+) -> dict:
   """Tokenizes `source` into the prepared dir `output`; returns its manifest. A no-op if it already holds this data.
 
   num_workers: tokenizer processes (None = one per CPU, 0 = in this process). heldout_every: K >= 2 puts every
@@ -242,12 +272,22 @@ def prepare(source: str, output: str, *, input: str = "", tokenizer: str = "gpt2
     if tokenstore.is_prepared(output):
       return _existing_remote(output, recipe_, progress)
     if rundir.listdir(output):
-      raise FileExistsError(f"--output={output} is not empty and holds no {tokenstore.MANIFEST}: not prepared data "
-                            "(or an interrupted upload); choose another --output or delete it")
+      raise FileExistsError(
+        f"--output={output} is not empty and holds no {tokenstore.MANIFEST}: not prepared data "
+        "(or an interrupted upload); choose another --output or delete it"
+      )
     local = tokenstore.mirror_dir(output, cache_root())
-    manifest = prepare(source, local, input=input, tokenizer=tokenizer, num_workers=num_workers,
-                       shard_tokens=shard_tokens, heldout_every=heldout_every, bpe_train_bytes=bpe_train_bytes,
-                       progress=progress)
+    manifest = prepare(
+      source,
+      local,
+      input=input,
+      tokenizer=tokenizer,
+      num_workers=num_workers,
+      shard_tokens=shard_tokens,
+      heldout_every=heldout_every,
+      bpe_train_bytes=bpe_train_bytes,
+      progress=progress,
+    )
     tokenstore.upload(local, output)
     return manifest
   output = os.path.abspath(os.path.expanduser(output))
@@ -278,15 +318,19 @@ def prepare(source: str, output: str, *, input: str = "", tokenizer: str = "gpt2
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   if progress:
-    parts = ", ".join(f"{s} {v['num_tokens']:,} tokens / {v['num_documents']:,} documents"
-                      for s, v in manifest["splits"].items())
-    print(f"prepare: wrote {output}: {parts}; tokenizer {manifest['tokenizer']} (vocab {manifest['vocab_size']}, "
-          f"eot {manifest['eot_id']}), {manifest['dtype']}, {manifest['content_hash']}")
+    parts = ", ".join(
+      f"{s} {v['num_tokens']:,} tokens / {v['num_documents']:,} documents" for s, v in manifest["splits"].items()
+    )
+    print(
+      f"prepare: wrote {output}: {parts}; tokenizer {manifest['tokenizer']} (vocab {manifest['vocab_size']}, "
+      f"eot {manifest['eot_id']}), {manifest['dtype']}, {manifest['content_hash']}"
+    )
   return manifest
 
 
-def _write(tmp: str, recipe_: dict, input: str, num_workers: int, shard_tokens: int, bpe_train_bytes: int,
-           progress: bool) -> dict:
+def _write(
+  tmp: str, recipe_: dict, input: str, num_workers: int, shard_tokens: int, bpe_train_bytes: int, progress: bool
+) -> dict:
   source, spec = recipe_["source"], recipe_["tokenizer"]
   kind, vocab_size = tokenizers.parse_spec(spec)
   heldout_every = recipe_.get("heldout_every", 0)
@@ -316,8 +360,10 @@ def _write(tmp: str, recipe_: dict, input: str, num_workers: int, shard_tokens: 
     print("prepare: " + meter.line())
   for split, writer in writers.items():
     if writer.num_tokens == 0:
-      raise ValueError(f"split {split!r} of source {source!r} holds no tokens: the input has no non-empty documents"
-                       + ("" if split == "train" else "; lower --heldout_every or set it to 0"))
+      raise ValueError(
+        f"split {split!r} of source {source!r} holds no tokens: the input has no non-empty documents"
+        + ("" if split == "train" else "; lower --heldout_every or set it to 0")
+      )
   common = dict(source=source, tokenizer=spec, vocab_size=tok.vocab_size, eot_id=tok.eot_id, dtype=dtype.name)
   return tokenstore.finish(tmp, writers, common, recipe_)  # DIR/manifest.json last: marks the dir complete
 
@@ -363,8 +409,11 @@ def ensure_prepared(data_cfg) -> str:
   Safe when several processes call it at once (file lock + atomic rename).
   """
   validate(data_cfg)
-  path = data_cfg.path if rundir.is_remote(data_cfg.path or "") else (
-      os.path.abspath(os.path.expanduser(data_cfg.path)) if data_cfg.path else "")
+  path = (
+    data_cfg.path
+    if rundir.is_remote(data_cfg.path or "")
+    else (os.path.abspath(os.path.expanduser(data_cfg.path)) if data_cfg.path else "")
+  )
   reuse = data_cfg.source == "tokens" or (path and data_cfg.source != "shakespeare" and not data_cfg.input)
   if reuse and not tokenstore.is_prepared(path):
     tokenstore.read_manifest(path)  # raises, naming the missing manifest and the prepare command
@@ -372,10 +421,18 @@ def ensure_prepared(data_cfg) -> str:
     path = path or default_dir(data_cfg)
     with _file_lock(tokenstore.mirror_dir(path, cache_root()) if rundir.is_remote(path) else path):
       # the embedded corpus (5 MB) tokenizes faster here than worker processes start
-      prepare(data_cfg.source, path, input=data_cfg.input, tokenizer=data_cfg.tokenizer, progress=False,
-              num_workers=0 if data_cfg.source == "shakespeare" else None)
+      prepare(
+        data_cfg.source,
+        path,
+        input=data_cfg.input,
+        tokenizer=data_cfg.tokenizer,
+        progress=False,
+        num_workers=0 if data_cfg.source == "shakespeare" else None,
+      )
   manifest = tokenstore.read_manifest(path)
   if manifest["tokenizer"] != data_cfg.tokenizer:
-    raise ValueError(f"data.tokenizer={data_cfg.tokenizer!r}, but {path} was prepared with "
-                     f"{manifest['tokenizer']!r}; set data.tokenizer={manifest['tokenizer']!r} or prepare again")
+    raise ValueError(
+      f"data.tokenizer={data_cfg.tokenizer!r}, but {path} was prepared with "
+      f"{manifest['tokenizer']!r}; set data.tokenizer={manifest['tokenizer']!r} or prepare again"
+    )
   return tokenstore.localize(path, cache_root())  # memmaps read local files: gs:// data is mirrored once

@@ -24,13 +24,15 @@ otherwise), exactly what a user running `lm_eval --model hf` gets. lm-eval is an
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from ffnjax.eval import sources
 from ffnjax.eval.tasks import get_task
 
-LMEVAL_HELP = ("lm-evaluation-harness is not installed; it is the optional extra [lmeval]: "
-               "pip install -e '.[lmeval]'   (lm-eval==0.4.13, torch==2.13.0 CPU)")
+LMEVAL_HELP = (
+  "lm-evaluation-harness is not installed; it is the optional extra [lmeval]: "
+  "pip install -e '.[lmeval]'   (lm-eval==0.4.13, torch==2.13.0 CPU)"
+)
 
 # ffnjax task name -> the lm-eval task whose config we load and override (same name for every task we compare).
 SUPPORTED = ("lambada_openai", "wikitext", "hellaswag", "piqa", "arc_easy", "arc_challenge", "winogrande")
@@ -47,9 +49,9 @@ def import_lm_eval():
   """The lm_eval module, or SystemExit(2) with the install line."""
   _offline_env()
   try:
-    import lm_eval  # noqa: F401
-    import lm_eval.evaluator  # noqa: F401
-    import lm_eval.tasks  # noqa: F401
+    import lm_eval
+    import lm_eval.evaluator
+    import lm_eval.tasks
   except ImportError as e:
     raise SystemExit(f"{LMEVAL_HELP} ({e})") from None
   return lm_eval
@@ -64,8 +66,9 @@ def task_config(task_manager, name: str, data_dir: str) -> dict:
   ours = get_task(name)
   files = sources.find_file(data_dir, ours.stems())
   if not files:
-    raise FileNotFoundError(f"task {name}: no data file; expected one of "
-                            f"{sources.candidate_paths(data_dir, ours.stems())}")
+    raise FileNotFoundError(
+      f"task {name}: no data file; expected one of {sources.candidate_paths(data_dir, ours.stems())}"
+    )
   entry = task_manager.task_index[name]
   cfg = dict(load_yaml(entry.yaml_path, resolve_func=True))
   builder = "parquet" if files[0].endswith(".parquet") else "json"
@@ -73,16 +76,25 @@ def task_config(task_manager, name: str, data_dir: str) -> dict:
   for key in ("training_split", "validation_split", "test_split", "fewshot_split"):
     cfg.pop(key, None)
   # Our file is the split the paper scores; lm-eval scores test_split when set, else validation_split.
-  cfg.update(dataset_path=builder, dataset_name=None, dataset_kwargs={"data_files": {split: list(files)}},
-             test_split=split)
+  cfg.update(
+    dataset_path=builder, dataset_name=None, dataset_kwargs={"data_files": {split: list(files)}}, test_split=split
+  )
   if name == "wikitext":  # the data file holds the one split only
     cfg["training_split"] = cfg["validation_split"] = None
   return cfg
 
 
-def run_lmeval(hf_dir: str, data_dir: str, tasks: str | Sequence[str], *, limit: int | None = None,
-               max_length: int | None = None, batch_size: int = 16, dtype: str = "float32",
-               device: str = "cpu") -> dict:
+def run_lmeval(
+  hf_dir: str,
+  data_dir: str,
+  tasks: str | Sequence[str],
+  *,
+  limit: int | None = None,
+  max_length: int | None = None,
+  batch_size: int = 16,
+  dtype: str = "float32",
+  device: str = "cpu",
+) -> dict:
   """Runs lm-eval's HFLM on `tasks`; {task: {"metrics": {...}, "requests": [(ctx, cont, ll, is_greedy), ...]}}.
 
   `limit` = first N documents (None = all); `max_length` = the model's context (None = lm-eval's default from the
@@ -100,8 +112,9 @@ def run_lmeval(hf_dir: str, data_dir: str, tasks: str | Sequence[str], *, limit:
   if max_length:
     kwargs["max_length"] = max_length
   lm = HFLM(**kwargs)
-  out = evaluator.simple_evaluate(model=lm, tasks=configs, limit=limit, log_samples=True, bootstrap_iters=0,
-                                  num_fewshot=0)
+  out = evaluator.simple_evaluate(
+    model=lm, tasks=configs, limit=limit, log_samples=True, bootstrap_iters=0, num_fewshot=0
+  )
   result = {}
   for name in names:
     metrics = {}

@@ -7,15 +7,16 @@ import argparse
 import json
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ffnjax.core import rundir
 from ffnjax.eval.lmeval_ref import SUPPORTED, run_lmeval
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  p = argparse.ArgumentParser(description="lm-evaluation-harness 0.4.13 on a Hugging Face model dir and local "
-                              "upstream-format task files, offline")
+  p = argparse.ArgumentParser(
+    description="lm-evaluation-harness 0.4.13 on a Hugging Face model dir and local upstream-format task files, offline"
+  )
   p.add_argument("--hf_dir", required=True, help="Hugging Face model directory (config, weights, tokenizer)")
   p.add_argument("--data_dir", required=True, help="DATA_DIR/<task>/<split>.jsonl|.json|.parquet")
   p.add_argument("--tasks", required=True, help=f"comma-separated: {','.join(SUPPORTED)}")
@@ -31,8 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"--data_dir={args.data_dir}: no such directory (DATA_DIR/<task>/<split>.jsonl)", file=sys.stderr)
     return 2
   try:
-    result = run_lmeval(args.hf_dir, args.data_dir, args.tasks, limit=args.limit, max_length=args.max_length,
-                        batch_size=args.batch_size)
+    result = run_lmeval(
+      args.hf_dir, args.data_dir, args.tasks, limit=args.limit, max_length=args.max_length, batch_size=args.batch_size
+    )
   except (ValueError, FileNotFoundError) as e:
     print(f"--tasks/--data_dir: {e}", file=sys.stderr)
     return 2

@@ -30,9 +30,21 @@ from ffnjax.eval.tasks.wikitext import WikiText
 from ffnjax.eval.tasks.winogrande import WinoGrande
 from ffnjax.eval.tasks.zsre import ZsRE
 
-TASKS: dict[str, Task] = {t.name: t for t in (
-    LambadaOpenAI(), WikiText(), HellaSwag(), PIQA(), ARC("arc_easy", "ARC-Easy"),
-    ARC("arc_challenge", "ARC-Challenge"), WinoGrande(), BoolQ(), OpenBookQA(), ZsRE())}
+TASKS: dict[str, Task] = {
+  t.name: t
+  for t in (
+    LambadaOpenAI(),
+    WikiText(),
+    HellaSwag(),
+    PIQA(),
+    ARC("arc_easy", "ARC-Easy"),
+    ARC("arc_challenge", "ARC-Challenge"),
+    WinoGrande(),
+    BoolQ(),
+    OpenBookQA(),
+    ZsRE(),
+  )
+}
 
 
 class UnknownTaskError(TaskError):

@@ -15,10 +15,11 @@ _LETTERS = "ABCDE"  # TFDS ai2_arc ClassLabel names
 
 
 def _from_tfds(ex: dict) -> dict:
-  return {"question": ex["question"],
-          "choices": {"text": list(ex["choices"]["text"]),
-                      "label": [_LETTERS[i] for i in ex["choices"]["label"]]},
-          "answerKey": _LETTERS[ex["answerKey"]]}
+  return {
+    "question": ex["question"],
+    "choices": {"text": list(ex["choices"]["text"]), "label": [_LETTERS[i] for i in ex["choices"]["label"]]},
+    "answerKey": _LETTERS[ex["answerKey"]],
+  }
 
 
 class ARC(LabelledChoicesTask):

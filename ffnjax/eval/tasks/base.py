@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from ffnjax.eval import engine, metrics as metrics_lib, sources
+from ffnjax.eval import engine, sources
+from ffnjax.eval import metrics as metrics_lib
 from ffnjax.eval.sources import DataError, TfdsSource
 
 
@@ -52,13 +53,16 @@ class Task:
       where = os.path.join(data_dir, self.tfds.name) + f" (TFDS, split {self.tfds.split})"
       docs = sources.read_tfds(data_dir, self.tfds, limit)
     elif self.tfds_refusal and os.path.isdir(os.path.join(data_dir, self.tfds_refusal[0])):
-      raise DataError(f"task {self.name}: {os.path.join(data_dir, self.tfds_refusal[0])} is a TFDS dir, but "
-                      f"{self.tfds_refusal[1]}; export the Hugging Face dataset to one of "
-                      f"{sources.candidate_paths(data_dir, self.stems())}")
+      raise DataError(
+        f"task {self.name}: {os.path.join(data_dir, self.tfds_refusal[0])} is a TFDS dir, but "
+        f"{self.tfds_refusal[1]}; export the Hugging Face dataset to one of "
+        f"{sources.candidate_paths(data_dir, self.stems())}"
+      )
     else:
       hint = f", or a TFDS dir {os.path.join(data_dir, self.tfds.name.split('/')[0])}" if self.tfds else ""
-      raise DataError(f"task {self.name}: no data file; expected one of "
-                      f"{sources.candidate_paths(data_dir, self.stems())}{hint}")
+      raise DataError(
+        f"task {self.name}: no data file; expected one of {sources.candidate_paths(data_dir, self.stems())}{hint}"
+      )
     if not docs:
       raise DataError(f"task {self.name}: {where} holds no records")
     sources.check_fields(docs, self.fields, where)
@@ -95,11 +99,14 @@ class Task:
     """Metric -> value and metric_stderr -> value (NaN, written as null, where lm-eval has no stderr)."""
     raise NotImplementedError
 
-  def record(self, doc: dict, values: dict, encoded: Encoded, scores: engine.Scores, lo: int, hi: int,
-             tokenizer) -> dict:
+  def record(
+    self, doc: dict, values: dict, encoded: Encoded, scores: engine.Scores, lo: int, hi: int, tokenizer
+  ) -> dict:
     """One document's JSONL record: its requests with LL and is_greedy, gold, prediction and metric values."""
-    requests = [{"context": c, "continuation": x, "ll": float(scores.ll[i]), "is_greedy": bool(scores.is_greedy[i])}
-                for i, (c, x) in zip(range(lo, hi), encoded.texts[lo:hi])]
+    requests = [
+      {"context": c, "continuation": x, "ll": float(scores.ll[i]), "is_greedy": bool(scores.is_greedy[i])}
+      for i, (c, x) in zip(range(lo, hi), encoded.texts[lo:hi])
+    ]
     out = {"requests": requests, **values}
     if self.greedy_prediction and scores.greedy_tokens is not None:
       out["prediction"] = tokenizer.decode([int(t) for t in scores.greedy_tokens[lo]])
@@ -145,8 +152,13 @@ class MultipleChoiceTask(Task):
     pred = int(np.argmax(lls))
     # gold_ll / gold_tokens: the gold continuation's log-likelihood and length, for the Shapley
     # log-likelihood values (ffnjax.shapley --value=gold_ll|gold_ll_norm), which move when accuracy does not.
-    out = {"gold": gold, "prediction": pred, "acc": float(pred == gold), "gold_ll": float(lls[gold]),
-           "gold_tokens": int(scores.num_tokens[lo + gold])}
+    out = {
+      "gold": gold,
+      "prediction": pred,
+      "acc": float(pred == gold),
+      "gold_ll": float(lls[gold]),
+      "gold_tokens": int(scores.num_tokens[lo + gold]),
+    }
     if self.normalized:
       lengths = np.array([float(len(c)) for c in self.doc_to_choice(doc)])
       out["acc_norm"] = float(int(np.argmax(lls / lengths)) == gold)
@@ -165,11 +177,14 @@ class LabelledChoicesTask(MultipleChoiceTask):
   def check(self, doc, index, where):
     labels, texts = doc["choices"]["label"], doc["choices"]["text"]
     if len(labels) != len(texts) or not texts:
-      raise DataError(f"{where}: record {index}: choices.label ({len(labels)}) and choices.text ({len(texts)}) "
-                      "must be non-empty and of equal length")
+      raise DataError(
+        f"{where}: record {index}: choices.label ({len(labels)}) and choices.text ({len(texts)}) "
+        "must be non-empty and of equal length"
+      )
     if self.answer_key(doc) not in labels:
-      raise DataError(f"{where}: record {index}: answerKey={doc['answerKey']!r} is not one of "
-                      f"choices.label={list(labels)}")
+      raise DataError(
+        f"{where}: record {index}: answerKey={doc['answerKey']!r} is not one of choices.label={list(labels)}"
+      )
 
   def doc_to_choice(self, doc):
     return list(doc["choices"]["text"])

@@ -37,8 +37,10 @@ class BoolQ(MultipleChoiceTask):
   def check(self, doc, index, where):
     field, value = _gold(doc)
     if field is None:
-      raise DataError(f"{where}: record {index} has neither field 'label' (super_glue/boolq, 0 or 1) nor 'answer' "
-                      f"(google/boolq, true or false) (fields: {sorted(doc)})")
+      raise DataError(
+        f"{where}: record {index} has neither field 'label' (super_glue/boolq, 0 or 1) nor 'answer' "
+        f"(google/boolq, true or false) (fields: {sorted(doc)})"
+      )
     if value not in (0, 1, True, False) or isinstance(value, float):
       raise DataError(f"{where}: record {index}: field {field!r}={value!r} must be 0/1 or true/false")
 

@@ -26,8 +26,11 @@ class HellaSwag(MultipleChoiceTask):
   name = "hellaswag"
   split = "validation"
   fields = ("ctx_a", "ctx_b", "activity_label", "endings", "label")
-  tfds_refusal = ("hellaswag", "TFDS hellaswag has no ctx_a/ctx_b fields, so lm-eval's prompt "
-                  "(ctx_a + ' ' + ctx_b.capitalize()) cannot be rebuilt and the scores would silently differ")
+  tfds_refusal = (
+    "hellaswag",
+    "TFDS hellaswag has no ctx_a/ctx_b fields, so lm-eval's prompt "
+    "(ctx_a + ' ' + ctx_b.capitalize()) cannot be rebuilt and the scores would silently differ",
+  )
 
   def check(self, doc, index, where):
     try:
@@ -35,8 +38,10 @@ class HellaSwag(MultipleChoiceTask):
     except (TypeError, ValueError):
       label = -1
     if not 0 <= label < len(doc["endings"]):
-      raise DataError(f"{where}: record {index}: field 'label'={doc['label']!r} must index 'endings' "
-                      f"(0..{len(doc['endings']) - 1}); the unlabeled test split cannot be scored")
+      raise DataError(
+        f"{where}: record {index}: field 'label'={doc['label']!r} must index 'endings' "
+        f"(0..{len(doc['endings']) - 1}); the unlabeled test split cannot be scored"
+      )
 
   def doc_to_text(self, doc):
     ctx = doc["ctx_a"] + " " + doc["ctx_b"].capitalize()

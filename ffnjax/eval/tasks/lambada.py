@@ -23,8 +23,11 @@ class LambadaOpenAI(Task):
   split = "test"
   fields = ("text",)
   higher_is_better = {"acc": True, "perplexity": False}
-  tfds_refusal = ("lambada", "TFDS lambada is the original LAMBADA release, not the OpenAI variant that "
-                  "lambada_openai scores, so the numbers would silently differ")
+  tfds_refusal = (
+    "lambada",
+    "TFDS lambada is the original LAMBADA release, not the OpenAI variant that "
+    "lambada_openai scores, so the numbers would silently differ",
+  )
   primary_metric = "acc"
   greedy_prediction = True
 
@@ -36,8 +39,13 @@ class LambadaOpenAI(Task):
     return [split_last_word(doc["text"])]
 
   def process(self, doc, scores, lo, hi):
-    return {"ll": float(scores.ll[lo]), "acc": float(scores.is_greedy[lo]), "gold": split_last_word(doc["text"])[1],
-            "gold_ll": float(scores.ll[lo]), "gold_tokens": int(scores.num_tokens[lo])}
+    return {
+      "ll": float(scores.ll[lo]),
+      "acc": float(scores.is_greedy[lo]),
+      "gold": split_last_word(doc["text"])[1],
+      "gold_ll": float(scores.ll[lo]),
+      "gold_tokens": int(scores.num_tokens[lo]),
+    }
 
   def aggregate(self, per_doc):
     lls = [d["ll"] for d in per_doc]

@@ -16,9 +16,11 @@ _LETTERS = "ABCD"  # TFDS openbookqa ClassLabel names
 
 def _from_tfds(ex: dict) -> dict:
   q = ex["question"]
-  return {"question_stem": q["stem"],
-          "choices": {"text": [q[f"choice_{c}"] for c in _LETTERS], "label": list(_LETTERS)},
-          "answerKey": _LETTERS[ex["answerKey"]]}
+  return {
+    "question_stem": q["stem"],
+    "choices": {"text": [q[f"choice_{c}"] for c in _LETTERS], "label": list(_LETTERS)},
+    "answerKey": _LETTERS[ex["answerKey"]],
+  }
 
 
 class OpenBookQA(LabelledChoicesTask):

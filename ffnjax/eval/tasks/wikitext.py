@@ -13,7 +13,8 @@ import re
 
 import numpy as np
 
-from ffnjax.eval import engine, metrics as metrics_lib
+from ffnjax.eval import engine
+from ffnjax.eval import metrics as metrics_lib
 from ffnjax.eval.sources import DataError
 from ffnjax.eval.tasks.base import Encoded, Task
 
@@ -75,24 +76,36 @@ class WikiText(Task):
   def encode(self, docs, tokenizer, max_length):
     requests, offsets = [], [0]
     for doc in docs:
-      requests += engine.rolling_requests(tokenizer.encode(detokenize(doc["page"])), tokenizer.prefix_token_id,
-                                          max_length)
+      requests += engine.rolling_requests(
+        tokenizer.encode(detokenize(doc["page"])), tokenizer.prefix_token_id, max_length
+      )
       offsets.append(len(requests))
     return Encoded(requests, [], np.asarray(offsets, np.int64))
 
   def process(self, doc, scores, lo, hi):
-    return {"ll": float(np.sum(scores.ll[lo:hi])), "words": count_words(doc["page"]),
-            "bytes": count_bytes(doc["page"]), "windows": hi - lo}
+    return {
+      "ll": float(np.sum(scores.ll[lo:hi])),
+      "words": count_words(doc["page"]),
+      "bytes": count_bytes(doc["page"]),
+      "windows": hi - lo,
+    }
 
   def record(self, doc, values, encoded, scores, lo, hi, tokenizer):
     # One rolling request per page (lm-eval's loglikelihood_rolling has no is_greedy).
-    return {"requests": [{"context": "", "continuation": detokenize(doc["page"]), "ll": values["ll"],
-                          "is_greedy": None}], **values}
+    return {
+      "requests": [{"context": "", "continuation": detokenize(doc["page"]), "ll": values["ll"], "is_greedy": None}],
+      **values,
+    }
 
   def aggregate(self, per_doc):
     lls = [d["ll"] for d in per_doc]
     words = [d["words"] for d in per_doc]
     num_bytes = [d["bytes"] for d in per_doc]
-    return {"word_perplexity": metrics_lib.weighted_perplexity(lls, words), "word_perplexity_stderr": math.nan,
-            "byte_perplexity": metrics_lib.weighted_perplexity(lls, num_bytes), "byte_perplexity_stderr": math.nan,
-            "bits_per_byte": metrics_lib.bits_per_byte(lls, num_bytes), "bits_per_byte_stderr": math.nan}
+    return {
+      "word_perplexity": metrics_lib.weighted_perplexity(lls, words),
+      "word_perplexity_stderr": math.nan,
+      "byte_perplexity": metrics_lib.weighted_perplexity(lls, num_bytes),
+      "byte_perplexity_stderr": math.nan,
+      "bits_per_byte": metrics_lib.bits_per_byte(lls, num_bytes),
+      "bits_per_byte_stderr": math.nan,
+    }

@@ -15,16 +15,20 @@ _ANSWERS = {"1": 0, "2": 1}
 
 
 def _from_tfds(ex: dict) -> dict:
-  return {"sentence": ex["sentence"], "option1": ex["option1"], "option2": ex["option2"],
-          "answer": str(int(ex["label"]) + 1)}
+  return {
+    "sentence": ex["sentence"],
+    "option1": ex["option1"],
+    "option2": ex["option2"],
+    "answer": str(int(ex["label"]) + 1),
+  }
 
 
 def partial_context(doc: dict, option: str) -> str:
-  return doc["sentence"][:doc["sentence"].index("_")] + option
+  return doc["sentence"][: doc["sentence"].index("_")] + option
 
 
 def partial_target(doc: dict) -> str:
-  return doc["sentence"][doc["sentence"].index("_") + 1:].strip()
+  return doc["sentence"][doc["sentence"].index("_") + 1 :].strip()
 
 
 class WinoGrande(MultipleChoiceTask):
@@ -40,8 +44,10 @@ class WinoGrande(MultipleChoiceTask):
     if "_" not in doc["sentence"]:
       raise DataError(f"{where}: record {index}: field 'sentence' has no '_' blank: {doc['sentence']!r}")
     if str(doc["answer"]) not in _ANSWERS:
-      raise DataError(f"{where}: record {index}: field 'answer'={doc['answer']!r} must be '1' or '2' "
-                      "(the unlabeled test split cannot be scored)")
+      raise DataError(
+        f"{where}: record {index}: field 'answer'={doc['answer']!r} must be '1' or '2' "
+        "(the unlabeled test split cannot be scored)"
+      )
 
   def doc_to_choice(self, doc):
     return [doc["option1"], doc["option2"]]

@@ -33,8 +33,7 @@ class ZsRE(Task):
   def check(self, doc, index, where):
     answers = doc["answers"]
     if not isinstance(answers, list) or not answers or not isinstance(answers[0], str) or not answers[0]:
-      raise DataError(f"{where}: record {index}: field 'answers' must be a non-empty list of strings, "
-                      f"got {answers!r}")
+      raise DataError(f"{where}: record {index}: field 'answers' must be a non-empty list of strings, got {answers!r}")
 
   def encode(self, docs, tokenizer, max_length):
     requests = [encode_instance(tokenizer, d["src"], d["answers"][0]) for d in docs]
@@ -42,8 +41,12 @@ class ZsRE(Task):
     return Encoded(requests, texts, np.arange(len(docs) + 1, dtype=np.int64))
 
   def process(self, doc, scores, lo, hi):
-    return {"acc": float(scores.num_greedy[lo]) / float(scores.num_tokens[lo]), "gold": " " + doc["answers"][0],
-            "gold_ll": float(scores.ll[lo]), "gold_tokens": int(scores.num_tokens[lo])}
+    return {
+      "acc": float(scores.num_greedy[lo]) / float(scores.num_tokens[lo]),
+      "gold": " " + doc["answers"][0],
+      "gold_ll": float(scores.ll[lo]),
+      "gold_tokens": int(scores.num_tokens[lo]),
+    }
 
   def aggregate(self, per_doc):
     return mean_metrics(per_doc, ["acc"])
