@@ -27,15 +27,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
 from jax.experimental import multihost_utils
 
+from ffnjax.core.progress import Eta
 from ffnjax.parallel.rules import LOGICAL_RULES, logical_sharding
 
 EncodedRequest = tuple[tuple[int, ...], tuple[int, ...]]  # (context tokens, continuation tokens)
@@ -284,20 +285,30 @@ class Scores:
 
 
 class _Progress:
+  """Progress of one scoring call on stderr (the CLIs keep absl at WARNING): a first line after FIRST_S seconds,
+  then one every `every_s`, with the rate and the ETA; every_s < 0 keeps it quiet."""
+
+  FIRST_S = 5.0
+
   def __init__(self, label: str, total: int, every_s: float):
     self.label, self.total, self.every_s = label, total, every_s
-    self.start = self.last = time.perf_counter()
+    self.eta = Eta(total)
+    self.last = time.perf_counter() - max(every_s - self.FIRST_S, 0.0)  # the first line comes after FIRST_S
     self.done = self.tokens = 0
 
   def update(self, requests: int, tokens: int, final: bool = False):
     self.done += requests
     self.tokens += tokens
-    now = time.perf_counter()
+    now, elapsed = time.perf_counter(), self.eta.elapsed()
     # periodic lines, and a last one unless the whole run took under a second (Shapley rescoring stays quiet)
-    if self.every_s >= 0 and (now - self.last >= self.every_s or (final and now - self.start >= 1.0)):
+    if self.every_s >= 0 and (now - self.last >= self.every_s or (final and elapsed >= 1.0)):
       self.last = now
-      rate = self.tokens / max(now - self.start, 1e-9)
-      logging.info("%s: %d/%d requests scored, %.0f tokens/s", self.label or "eval", self.done, self.total, rate)
+      print(
+        f"{self.label or 'eval'}: {self.done}/{self.total} requests scored | "
+        f"{self.tokens / max(elapsed, 1e-9):.0f} tokens/s | {self.eta.text(self.done)}",
+        file=sys.stderr,
+        flush=True,
+      )
 
 
 def score_batches(

@@ -96,7 +96,8 @@ class ModelValue:
         self.scorer,
         masks,
         token_budget=self.token_budget,
-        progress_every_s=-1,
+        label=f"{p.task.name}: {len(masks)} coalitions",
+        progress_every_s=60.0,
         fixed_shapes=True,
         reuse=True,
       )
