@@ -11,6 +11,7 @@ import logging
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 from jax.experimental import multihost_utils
 
 from ffnjax import model as model_lib
@@ -29,17 +30,25 @@ class CheckpointUnreadable(CheckpointError, RuntimeError):
 
 
 def manager(run_dir: str, train_cfg=None, read_only: bool = False) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(
-    max_to_keep=train_cfg.keep_last if train_cfg else None,
-    keep_period=(train_cfg.keep_every or None) if train_cfg else None,
-    enable_async_checkpointing=bool(train_cfg.async_checkpoints) if train_cfg else False,
-    create=not read_only,
-    read_only=read_only,
-  )
-  # An epath.Path (not a joined string): Orbax then writes gs:// through tensorstore like a local directory.
-  return ocp.CheckpointManager(
-    rundir.path(run_dir) / "checkpoints", options=options, item_names=("params", "opt_state", "meta")
-  )
+  # Orbax warns on every read-only open ("Given directory is read only", options it resets): expected here, so
+  # readers (evaluation, Shapley, conversion) stay quiet.
+  verbosity = absl_logging.get_verbosity()
+  if read_only:
+    absl_logging.set_verbosity(absl_logging.ERROR)
+  try:
+    options = ocp.CheckpointManagerOptions(
+      max_to_keep=train_cfg.keep_last if train_cfg else None,
+      keep_period=(train_cfg.keep_every or None) if train_cfg else None,
+      enable_async_checkpointing=bool(train_cfg.async_checkpoints) if train_cfg else False,
+      create=not read_only,
+      read_only=read_only,
+    )
+    # An epath.Path (not a joined string): Orbax then writes gs:// through tensorstore like a local directory.
+    return ocp.CheckpointManager(
+      rundir.path(run_dir) / "checkpoints", options=options, item_names=("params", "opt_state", "meta")
+    )
+  finally:
+    absl_logging.set_verbosity(verbosity)
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state, meta: dict, force: bool = False) -> bool:
