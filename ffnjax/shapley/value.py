@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from ffnjax.core.progress import format_duration
+from ffnjax.core.progress import Eta
 from ffnjax.eval import engine, evaluator
 from ffnjax.eval.tasks import parse_tasks
 from ffnjax.model import make_scorer
@@ -69,7 +68,7 @@ class ModelValue:
     max_length = max_length or config.data.seq_len
     self.prepared = [evaluator.prepare(t, tokenizer, data_dir, limit, max_length) for t in parse_tasks(tasks)]
     self.token_budget, self.mesh = token_budget, mesh
-    self.expected, self.done, self._t0 = expected, 0, time.perf_counter()
+    self.expected, self.done, self._eta = expected, 0, Eta()
     self._log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     chances = [p.task.chance(p.docs) for p in self.prepared]
     # The value's chance level: the mean of the tasks' chance levels, when every task is an accuracy task.
@@ -133,10 +132,9 @@ class ModelValue:
     return self.batch([coalition])[0]
 
   def _progress(self) -> None:
-    elapsed = time.perf_counter() - self._t0
-    rate = self.done / elapsed
+    rate = self._eta.rate(self.done)
     if self.expected:
-      eta = (self.expected - self.done) / rate if rate else float("nan")
-      self._log(f"coalitions {self.done}/{self.expected} | {rate:.2f}/s | ETA {format_duration(eta)}")
+      self._eta.total = self.expected  # run.py sets `expected` once it knows what the cache already holds
+      self._log(f"coalitions {self.done}/{self.expected} | {rate:.2f}/s | {self._eta.text(self.done)}")
     else:
       self._log(f"coalitions {self.done} | {rate:.2f}/s")
