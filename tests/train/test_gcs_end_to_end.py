@@ -10,20 +10,12 @@ import signal
 import subprocess
 import sys
 
+from smoke import SMOKE_FLAGS
+
 from ffnjax.core import rundir
 from ffnjax.train import checkpoint as ckpt
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SMOKE = [
-  "--config.model.d_model=32",
-  "--config.model.d_ff=64",
-  "--config.model.num_heads=2",
-  "--config.model.ffn_pad_multiple=32",
-  "--config.data.seq_len=32",
-  "--config.train.global_batch=8",
-  "--config.train.warmup_steps=2",
-  "--config.train.log_every=1",
-]
 TASKS = "wikitext,lambada_openai"
 
 
@@ -38,7 +30,7 @@ def _train(name, workdir, *flags):
     "ffnjax.train",
     f"--config=configs/tiny.py:{name}",
     f"--workdir={workdir}",
-    *SMOKE,
+    *SMOKE_FLAGS,
     *flags,
   ]
 

@@ -11,6 +11,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from smoke import SMOKE_FLAGS
 
 from ffnjax.train import checkpoint as ckpt
 from ffnjax.train.loop import train
@@ -43,14 +44,7 @@ def cli(workdir, *overrides):
     "ffnjax.train",
     "--config=configs/tiny.py:middle_50_tiny_4l",
     f"--workdir={workdir}",
-    "--config.model.d_model=32",
-    "--config.model.d_ff=64",
-    "--config.model.num_heads=2",
-    "--config.model.ffn_pad_multiple=32",
-    "--config.data.seq_len=32",
-    "--config.train.global_batch=8",
-    "--config.train.warmup_steps=2",
-    "--config.train.log_every=1",
+    *SMOKE_FLAGS,
     *overrides,
   ]
 
