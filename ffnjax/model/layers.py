@@ -14,6 +14,7 @@ from flax import linen as nn
 from jax.ad_checkpoint import checkpoint_name
 
 from ffnjax.kernels.flash_attention import MASK_VALUE
+from ffnjax.kernels.matmul import matmul
 from ffnjax.model import ops
 from ffnjax.parallel.constraints import constrain
 
@@ -70,14 +71,14 @@ class Attention(nn.Module):
     wk = self.param("wk", nn.with_logical_partitioning(init, ("embed", "kv_heads", "head_dim")), (d, kv, hd), pdt)
     wv = self.param("wv", nn.with_logical_partitioning(init, ("embed", "kv_heads", "head_dim")), (d, kv, hd), pdt)
     wo = self.param("wo", nn.with_logical_partitioning(init, ("heads", "head_dim", "embed")), (h, hd, d), pdt)
-    q, k, v = (dense(x, w.astype(dt), 1) for w in (wq, wk, wv))
+    q, k, v = (dense(x.astype(dt), w, 1) for w in (wq, wk, wv))  # computes in dt; w stays fp32 (its gradient too)
     q = constrain(apply_rope(q, cos, sin), ("batch", "length", "heads", "head_dim"))
     k = constrain(apply_rope(k, cos, sin), ("batch", "length", "kv_heads", "head_dim"))
     v = constrain(v, ("batch", "length", "kv_heads", "head_dim"))
     # mask: bool [B, T, T] (packed scoring rows, block-causal) -> masked reference attention; None = causal kernel
     out = ops.attention(q, k, v, cfg=cfg.kernels) if mask is None else masked_attention(q, k, v, mask)
     out = checkpoint_name(out, "attention")
-    return dense(out, wo.astype(dt), 2)
+    return dense(out.astype(dt), wo, 2)
 
 
 def dense(x, w, n_in: int):
@@ -85,7 +86,7 @@ def dense(x, w, n_in: int):
   reshapes): the equivalent [B, T, h, hd] einsums make XLA:CPU transpose operands and cotangents around every
   projection (benchmarks/train_step.py)."""
   lead, k = x.shape[: x.ndim - n_in], math.prod(w.shape[:n_in])
-  return (x.reshape(-1, k) @ w.reshape(k, -1)).reshape(*lead, *w.shape[n_in:])
+  return matmul(x.reshape(-1, k), w.reshape(k, -1)).reshape(*lead, *w.shape[n_in:])
 
 
 def masked_attention(q, k, v, mask):
