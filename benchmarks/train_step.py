@@ -1,16 +1,20 @@
 """Train-step throughput of ffnjax vs Hugging Face transformers + torch (CPU), and MFU-on-CPU, side by side.
 
-Both frameworks train the same LLaMA (same d_model, layers, heads, d_ff, vocabulary, untied head, fp32) with the
-same AdamW (betas, eps, weight decay on matrices only, global-norm clipping) on the same batch shape. The two are
-timed in alternating rounds in one process, so machine load (a shared host) affects both alike; the table shows
-medians over rounds and the median of the per-round ratios. torch comes from the `[hf]` extra; without it the
-torch columns are skipped with a message.
+Both frameworks train the same LLaMA (same d_model, layers, heads, d_ff, vocabulary, untied head) with the
+same AdamW (betas, eps, weight decay on matrices only, global-norm clipping) on the same batch shape, each in
+the precisions and layouts a user would pick (VARIANTS; master weights and optimizer state are fp32 in every
+row): ffnjax with its layers scanned (the config default) or unrolled (`model.scan_layers=False`), computing in
+fp32 or bf16 (`model.dtype`); torch in fp32 (HF's default) or under bf16 autocast. Every row is timed in
+alternating rounds in one process, so machine load (a shared host) affects all alike; the table shows medians
+over rounds and, per ffnjax row, the median of the per-round ratios to torch fp32 and to torch at the same
+compute precision. torch comes from the `[hf]` extra; without it the torch rows are skipped with a message.
 
-ffnjax's step is built as the trainer builds it (jit under the config's mesh, donated state).
+ffnjax's step is built as the trainer builds it (jit under the config's mesh, donated state). On a CPU with
+AMX/AVX512-BF16, bf16 compute runs the matmuls on XLA:CPU's bf16 library path (ffnjax.kernels.matmul).
 MFU-on-CPU = model FLOP/s (LayerPlan.flops_per_token x tokens/s) / FLOP/s of a large fp32 matmul measured in
 the same process.
 
-    nice -n 10 python benchmarks/train_step.py [--steps=2] [--rounds=5] [--models=tiny,27m] [--vocab_size=0]
+    python -P benchmarks/train_step.py [--steps=2] [--rounds=5] [--models=tiny,27m] [--vocab_size=0]
 """
 
 from __future__ import annotations
@@ -43,9 +47,19 @@ MODELS = {
 }
 
 
-def make_config(spec):
+# ffnjax rows: model-config overrides. torch rows: the autocast dtype (None = fp32).
+FFNJAX_VARIANTS = {
+  "fp32, scanned": {},
+  "fp32, unrolled": dict(scan_layers=False),
+  "bf16, unrolled": dict(scan_layers=False, dtype="bfloat16"),
+}
+TORCH_VARIANTS = {"fp32": None, "bf16 autocast": "bfloat16"}
+
+
+def make_config(spec, overrides=None):
   config = tiny.get_config("baseline_tiny_8l")
   config.model.update(spec["model"])
+  config.model.update(overrides or {})
   if _VOCAB.value:
     config.model.vocab_size = _VOCAB.value
   config.train.global_batch = spec["batch"]
@@ -76,8 +90,9 @@ def ffnjax_runner(config, spec):
   return run, plan.param_count()
 
 
-def torch_runner(config, spec):
-  """The same model and optimizer in HF transformers + torch (fp32, CPU): LlamaForCausalLM, torch.optim.AdamW."""
+def torch_runner(config, spec, autocast=None):
+  """The same model and optimizer in HF transformers + torch (CPU): LlamaForCausalLM (fp32 weights),
+  torch.optim.AdamW; `autocast` = "bfloat16" runs forward and loss under torch.autocast (torch's mixed precision)."""
   import torch
   import transformers
 
@@ -110,8 +125,9 @@ def torch_runner(config, spec):
 
   def run(n):
     for _ in range(n):
-      logits = model(input_ids=tokens[:, :-1]).logits
-      loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+      with torch.autocast("cpu", dtype=getattr(torch, autocast or "float32"), enabled=autocast is not None):
+        logits = model(input_ids=tokens[:, :-1]).logits
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
       loss.backward()
       torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
       opt.step()
@@ -132,10 +148,9 @@ def torch_available() -> str | None:
 
 
 def bench(spec, with_torch: bool):
-  config = make_config(spec)
-  runners = {"ffnjax": ffnjax_runner(config, spec)}
+  runners = {f"ffnjax {k}": ffnjax_runner(make_config(spec, v), spec) for k, v in FFNJAX_VARIANTS.items()}
   if with_torch:
-    runners["torch"] = torch_runner(config, spec)
+    runners |= {f"torch {k}": torch_runner(make_config(spec), spec, v) for k, v in TORCH_VARIANTS.items()}
   compile_s = {}
   for name, (run, _) in runners.items():
     t = time.perf_counter()
@@ -149,48 +164,49 @@ def bench(spec, with_torch: bool):
       t = time.perf_counter()
       runners[name][0](_STEPS.value)
       rates[name].append(tokens / (time.perf_counter() - t))
-  plan = LayerPlan.from_config(config)
   return dict(
     params={n: p for n, (_, p) in runners.items()},
     compile_s=compile_s,
     rates=rates,
-    flops_per_token=plan.flops_per_token(spec["seq_len"]),
+    flops_per_token=LayerPlan.from_config(make_config(spec)).flops_per_token(spec["seq_len"]),
   )
+
+
+def ratio(a, b):
+  return statistics.median(x / y for x, y in zip(a, b))
 
 
 def main(argv):
   del argv
   why_not = torch_available()
   if why_not:
-    print(f"torch columns skipped: {why_not}")
+    print(f"torch rows skipped: {why_not}")
   peak = measure_matmul_flops()
   print(
     f"backend {jax.default_backend()}, {jax.device_count()} device(s); fp32 matmul peak {peak / 1e9:.1f} GFLOP/s; "
-    f"{_ROUNDS.value} alternating rounds of {_STEPS.value} steps per framework, medians"
+    f"{_ROUNDS.value} alternating rounds of {_STEPS.value} steps per row, medians. MFU = model FLOP/s / fp32 peak."
   )
-  head = (
-    f"{'model':<28}{'params':>12}{'ffnjax tok/s':>14}{'torch tok/s':>13}{'ratio':>7}{'MFU ffnjax':>12}"
-    f"{'MFU torch':>11}{'compile s':>11}"
+  print(
+    f"{'model':<27}{'row':<24}{'params':>12}{'tok/s':>9}{'vs torch fp32':>15}{'vs torch same':>15}{'MFU':>8}"
+    f"{'compile s':>11}"
   )
-  print(head)
   for key in _MODELS.value:
     spec = MODELS[key]
     res = bench(spec, with_torch=why_not is None)
     rates = res["rates"]
-    ours = statistics.median(rates["ffnjax"])
-    mfu = lambda r: f"{100 * res['flops_per_token'] * r / peak:.1f}%"
-    line = f"{spec['label']:<28}{res['params']['ffnjax']:>12,}{ours:>14,.0f}"
-    if "torch" in rates:
-      theirs = statistics.median(rates["torch"])
-      ratio = statistics.median(a / b for a, b in zip(rates["ffnjax"], rates["torch"]))
-      line += f"{theirs:>13,.0f}{ratio:>7.2f}{mfu(ours):>12}{mfu(theirs):>11}"
-    else:
-      line += f"{'-':>13}{'-':>7}{mfu(ours):>12}{'-':>11}"
-    line += f"{res['compile_s']['ffnjax']:>11.1f}"
-    print(line, flush=True)
-    if "torch" in rates and res["params"]["torch"] != res["params"]["ffnjax"]:
-      print(f"  note: torch model has {res['params']['torch']:,} parameters")
-    print("  per round tok/s: " + "; ".join(f"{n} " + " ".join(f"{r:.0f}" for r in v) for n, v in rates.items()))
+    for name, r in rates.items():
+      line = f"{spec['label']:<27}{name:<24}{res['params'][name]:>12,}{statistics.median(r):>9,.0f}"
+      if name.startswith("ffnjax") and "torch fp32" in rates:
+        same = "torch bf16 autocast" if "bf16" in name else "torch fp32"
+        line += f"{ratio(r, rates['torch fp32']):>15.2f}{ratio(r, rates[same]):>15.2f}"
+      else:
+        line += f"{'':>15}{'':>15}"
+      mfu = 100 * res["flops_per_token"] * statistics.median(r) / peak
+      print(f"{line}{mfu:>7.1f}%{res['compile_s'][name]:>11.1f}", flush=True)
+    counts = set(res["params"].values())
+    if len(counts) > 1:
+      print(f"  note: parameter counts differ between rows: {sorted(counts)}")
+    print("  per round tok/s: " + "; ".join(f"{n} " + " ".join(f"{x:.0f}" for x in v) for n, v in rates.items()))
 
 
 if __name__ == "__main__":
