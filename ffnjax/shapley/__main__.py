@@ -74,6 +74,12 @@ _PLAYER_LAYERS = flags.DEFINE_string(
   "Play only these layers' sub-layers (1-based: '1-2', "
   "'1,3'); every other sub-layer stays kept (ours: a cheaper sub-game).",
 )
+_CHANCE = flags.DEFINE_string(
+  "chance",
+  None,
+  "Chance levels for open-vocabulary accuracy tasks, which have none: 'lambada_openai=0,zsre=0' (ours: a "
+  "guess over the vocabulary is right with probability ~1/vocab), so their cornerstones can be read.",
+)
 _TARGET_CI = flags.DEFINE_float(
   "target_ci",
   None,
@@ -122,6 +128,7 @@ def main(argv):
     pilot_limit=_PILOT_LIMIT.value,
     continue_after_pilot=_CONTINUE.value,
     player_layers=_PLAYER_LAYERS.value,
+    chance=_CHANCE.value,
   )
   if "pilot" in result:
     _print_pilot(result["pilot"])

@@ -15,6 +15,7 @@ from ffnjax.convert import load_hf
 from ffnjax.core import bootstrap, rundir
 from ffnjax.data.tokenizers import HFTokenizer
 from ffnjax.eval.tasks import parse_tasks
+from ffnjax.eval.tasks.base import MultipleChoiceTask, Task
 from ffnjax.shapley import block_coalitions, figures, grand_coalition, intervals, pertask, single_ablation, summary
 from ffnjax.shapley.players import players_of_layers
 from ffnjax.shapley.value import ModelValue, task_value
@@ -33,6 +34,31 @@ def load_model(checkpoint: str | None, hf_model: str | None, step: int | None):
     return params, config, plan, load_tokenizer(config, run_dir=checkpoint)
   params, config, plan = load_hf(hf_model)
   return params, config, plan, HFTokenizer(hf_model)
+
+
+def parse_chance(spec: str | None, tasks: list[Task]) -> dict[str, float]:
+  """--chance "lambada_openai=0,zsre=0" -> {task: level}, for tasks of the game that have no chance level of their
+  own (open-vocabulary accuracies: LAMBADA's last word, zsRE's answer tokens); a choice task keeps 1 / choices."""
+  out = {}
+  for item in filter(None, (spec or "").split(",")):
+    name, eq, level = item.partition("=")
+    name = name.strip()
+    try:
+      value = float(level)
+    except ValueError:
+      value = float("nan")
+    if not eq or not 0 <= value <= 1:
+      raise ValueError(f"--chance={spec!r}: each item must be TASK=LEVEL with LEVEL in [0, 1] (e.g. lambada_openai=0)")
+    by_name = {t.name: t for t in tasks}
+    if name not in by_name:
+      raise ValueError(f"--chance: {name!r} is not one of --tasks ({', '.join(by_name)})")
+    if by_name[name].primary_metric is None or isinstance(by_name[name], MultipleChoiceTask):
+      raise ValueError(
+        f"--chance: {name!r} has a chance level of its own (1 / choices) or no accuracy; only open-vocabulary "
+        "accuracy tasks (lambada_openai, zsre) take one"
+      )
+    out[name] = value
+  return out
 
 
 def needed_coalitions(method: str, n: int, level: int) -> int | None:
@@ -70,13 +96,15 @@ def run(
   pilot_limit: int = 50,
   continue_after_pilot: bool = False,
   player_layers: str | None = None,
+  chance: str | None = None,
 ) -> dict:
   """One game per task (the paper); `game="task_mean"` adds cornerstones read from the task-mean game,
   `perplexity_value` admits perplexity tasks with -log(perplexity) as their value and `value` plays the games on
   the gold continuation's log-likelihood (our extensions). Every value, drop and share gets a bootstrap interval
   (`resamples`, `bootstrap_seed`). With `target_ci`, a pilot first estimates the examples each task needs for
   that half-width, and the run stops there unless `continue_after_pilot`. `player_layers` ("1-2") plays the
-  sub-game of those layers' sub-layers, every other sub-layer kept (ours: a cheaper, different game)."""
+  sub-game of those layers' sub-layers, every other sub-layer kept (ours: a cheaper, different game). `chance`
+  ("lambada_openai=0,zsre=0") gives tasks without a chance level one, so their cornerstones can be read (ours)."""
   if method not in METHODS:
     raise ValueError(f"--method={method!r}: must be one of {METHODS}")
   if game not in pertask.GAMES:
@@ -92,6 +120,7 @@ def run(
   if target_ci is not None and pilot_limit < 2:
     raise ValueError(f"--pilot_limit={pilot_limit}: must be >= 2 examples")
   pertask.check_game_tasks(parse_tasks(tasks), perplexity_value)  # before loading any model
+  chance_given = parse_chance(chance, parse_tasks(tasks))
   params, config, plan, tokenizer = load_model(checkpoint, hf_model, step)
   players = shapley.players_from_layer_types(plan.layer_types)
   if player_layers:
@@ -199,7 +228,7 @@ def run(
       ablation,
       ci,
       metric=games.metric(name),
-      chance=prepared.task.chance(prepared.docs),
+      chance=chance_given.get(name, prepared.task.chance(prepared.docs)),
       tolerance=chance_tolerance,
       corner=corner,
       v_empty=v_empty,
@@ -227,6 +256,7 @@ def run(
       "tolerance": chance_tolerance,
       "game": "the accuracy game (acc_norm where defined, else acc), whatever the value",
       "defined": "only for tasks where v_t(N) > chance_t + tolerance and v_t(N)'s 95 % interval lies above chance_t",
+      "chance_given": chance_given,  # --chance: levels given to tasks that have none (ours)
     },
     "intervals": {
       "kind": "percentile bootstrap over each task's examples, the same resamples for every "

@@ -30,6 +30,7 @@ def test_smollm2_layer1_sub_game_and_its_notebook(smollm2_run, tmp_path):
       "--max_length=64",
       "--resamples=200",
       "--value=gold_ll",
+      "--chance=lambada_openai=0",
       f"--output={out}",
     ],
     cwd=REPO,
@@ -54,7 +55,10 @@ def test_smollm2_layer1_sub_game_and_its_notebook(smollm2_run, tmp_path):
     assert e["significant_drops"] == ["L1.attn", "L1.ffn"] and e["ablation_drop"][1] > e["ablation_drop"][0]
     # cornerstones come from the accuracy game, where 8 examples support no claim
     assert e["cornerstone_game"]["metric"] in ("acc", "acc_norm") and e["cornerstones"] == []
-  assert r["tasks"]["lambada_openai"]["cornerstones_undefined"] == "the metric has no chance level"
+  # --chance gives LAMBADA (open vocabulary) the level its cornerstones are read against
+  assert r["cornerstone_rule"]["chance_given"] == {"lambada_openai": 0.0}
+  assert r["tasks"]["lambada_openai"]["chance"] == 0.0
+  assert r["tasks"]["lambada_openai"]["cornerstones_undefined"] != "the metric has no chance level"
   assert "gold_ll game: median half-width" in res.stdout
 
   nb = nbformat.read(os.path.join(REPO, "notebooks", "shapley_smollm2.ipynb"), as_version=4)
