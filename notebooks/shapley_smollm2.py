@@ -29,8 +29,8 @@
 #
 # ```
 # RUN=$(python -c "from ffnjax.convert import smollm2; print(smollm2.run_dir())")
-# python -m ffnjax.shapley --checkpoint=$RUN --tasks=hellaswag,lambada_openai,zsre --data_dir=embedded \
-#   --method=block --level=3 --limit=100 --max_length=128 --output=shapley/smollm2
+# python -m ffnjax.shapley --checkpoint=$RUN --tasks=lambada_openai,zsre --chance=lambada_openai=0,zsre=0 \
+#   --data_dir=embedded --method=block --level=3 --limit=50 --max_length=128 --output=shapley/smollm2
 # ```
 #
 # Layers are numbered from 1 (layer 1 = closest to the input).
