@@ -127,6 +127,50 @@ RECORDS = {
       "answerKey": "C",
     }
   ],
+  "boolq/validation": [
+    {
+      "question": "is the sun a star",
+      "passage": "The Sun is the star at the center of the Solar System. It is a nearly perfect ball of hot plasma.",
+      "label": 1,
+      "idx": 0,
+    },
+    {
+      "question": "can penguins fly",
+      "passage": "Penguins are a group of aquatic flightless birds living almost exclusively in the south.",
+      "label": 0,
+      "idx": 1,
+    },
+  ],
+  "openbookqa/test": [
+    {
+      "id": "7-980",
+      "question_stem": "The sun is responsible for",
+      "choices": {
+        "text": [
+          "puppies learning new tricks",
+          "children growing up and getting old",
+          "flowers wilting in a vase",
+          "plants sprouting, blooming and wilting",
+        ],
+        "label": ["A", "B", "C", "D"],
+      },
+      "answerKey": "D",
+    },
+    {
+      "id": "7-584",
+      "question_stem": "When standing miles away from Mount Rushmore",
+      "choices": {
+        "text": [
+          "the mountains seem very close",
+          "the mountains are boring",
+          "the mountains look the same as from up close",
+          "the mountains seem smaller than in photographs",
+        ],
+        "label": ["A", "B", "C", "D"],
+      },
+      "answerKey": "D",
+    },
+  ],
 }
 
 

@@ -35,7 +35,17 @@ LMEVAL_HELP = (
 )
 
 # ffnjax task name -> the lm-eval task whose config we load and override (same name for every task we compare).
-SUPPORTED = ("lambada_openai", "wikitext", "hellaswag", "piqa", "arc_easy", "arc_challenge", "winogrande")
+SUPPORTED = (
+  "lambada_openai",
+  "wikitext",
+  "hellaswag",
+  "piqa",
+  "arc_easy",
+  "arc_challenge",
+  "winogrande",
+  "boolq",
+  "openbookqa",
+)
 
 
 def _offline_env() -> None:
