@@ -39,7 +39,7 @@ def load_model(checkpoint: str | None, hf_model: str | None, step: int | None):
 def parse_chance(spec: str | None, tasks: list[Task]) -> dict[str, float]:
   """--chance "lambada_openai=0,zsre=0" -> {task: level}, for tasks of the game that have no chance level of their
   own (open-vocabulary accuracies: LAMBADA's last word, zsRE's answer tokens); a choice task keeps 1 / choices."""
-  out = {}
+  out, by_name = {}, {t.name: t for t in tasks}
   for item in filter(None, (spec or "").split(",")):
     name, eq, level = item.partition("=")
     name = name.strip()
@@ -49,7 +49,6 @@ def parse_chance(spec: str | None, tasks: list[Task]) -> dict[str, float]:
       value = float("nan")
     if not eq or not 0 <= value <= 1:
       raise ValueError(f"--chance={spec!r}: each item must be TASK=LEVEL with LEVEL in [0, 1] (e.g. lambada_openai=0)")
-    by_name = {t.name: t for t in tasks}
     if name not in by_name:
       raise ValueError(f"--chance: {name!r} is not one of --tasks ({', '.join(by_name)})")
     if by_name[name].primary_metric is None or isinstance(by_name[name], MultipleChoiceTask):
@@ -119,8 +118,9 @@ def run(
     raise ValueError(f"--target_ci={target_ci}: must be > 0 (the wanted half-width of a 95 % interval)")
   if target_ci is not None and pilot_limit < 2:
     raise ValueError(f"--pilot_limit={pilot_limit}: must be >= 2 examples")
-  pertask.check_game_tasks(parse_tasks(tasks), perplexity_value)  # before loading any model
-  chance_given = parse_chance(chance, parse_tasks(tasks))
+  task_list = parse_tasks(tasks)
+  pertask.check_game_tasks(task_list, perplexity_value)  # before loading any model
+  chance_given = parse_chance(chance, task_list)
   params, config, plan, tokenizer = load_model(checkpoint, hf_model, step)
   players = shapley.players_from_layer_types(plan.layer_types)
   if player_layers:
